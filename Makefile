@@ -1,0 +1,66 @@
+# agentplane: every command a person runs. `make dev` and `make test` work on a fresh
+# clone with nothing but Python 3.11+: they create .venv and install on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install dev test unit integration e2e lint format typecheck cfn-lint bench build invoke clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "agentplane needs Python 3.11 or newer (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install agentplane with its dev tools
+
+dev: install ## embedded PostgreSQL + migrations + demo data + every route on http://127.0.0.1:8000
+	$(BIN)/agentplane dev
+
+test: install lint typecheck ## lint, type-check and run every test (starts its own PostgreSQL)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: install ## only the tests that need no database
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+integration: install ## only the tests against a real PostgreSQL
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+e2e: install ## only the end-to-end tests (real processes)
+	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+lint: install cfn-lint ## ruff lint and format check, cfn-lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: install ## mypy (strict) over the layer
+	$(BIN)/mypy
+
+cfn-lint: install ## lint the SAM template
+	$(BIN)/cfn-lint template.yaml
+
+bench: install ## benchmarks: prints a table, writes JSON to bench/results/
+	$(BIN)/python -m bench
+
+build: install ## sam build (no container; needs the SAM CLI and python3.12)
+	sam build --cached --parallel
+
+invoke: install ## run a handler in-process on an event: make invoke FN=api EVENT=events/api_get_health.json
+	$(BIN)/python -m agentplane.invoke $(FN) $(EVENT)
+
+clean: ## remove the venv, caches and the local database
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .agentplane

@@ -1,0 +1,10 @@
+"""The `heartbeat` function: an EventBridge schedule (rate 1 minute).
+
+Marks runner sessions whose heartbeat went silent as offline; returns what it reaped.
+"""
+
+from __future__ import annotations
+
+from agentplane.lambda_handlers import heartbeat_handler
+
+handler = heartbeat_handler

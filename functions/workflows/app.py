@@ -1,0 +1,12 @@
+"""The `workflows` function: API Gateway HTTP API (payload v2) events, served through Mangum.
+
+Returns the API Gateway proxy response (status, headers, problem+json or JSON body).
+"""
+
+from __future__ import annotations
+
+from agentplane.apps import build_workflows_app
+from agentplane.lambda_handlers import http_handler
+
+app = build_workflows_app()
+handler = http_handler(app, function="workflows")

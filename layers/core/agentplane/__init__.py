@@ -1,0 +1,3 @@
+"""agentplane: the serverless control plane for remote AI agents."""
+
+__version__ = "0.1.0"

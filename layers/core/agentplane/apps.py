@@ -1,0 +1,60 @@
+"""The apps each HTTP function serves, and the local app that serves them all.
+
+Every function's routes come from the same routers; `make dev` composes all of them in
+one process, so nothing is written twice for local use.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from agentplane.auth.routes import router as identity_router
+from agentplane.http.app import create_app
+from agentplane.http.health import router as health_router
+from agentplane.runtime import Runtime
+
+
+def api_routers() -> list[APIRouter]:
+    """Routes of the `api` function (CRUD)."""
+    return [health_router, identity_router]
+
+
+def actions_routers() -> list[APIRouter]:
+    """Routes of the `actions` function (approval and runner protocol)."""
+    return []
+
+
+def mirror_routers() -> list[APIRouter]:
+    """Routes of the `mirror` function (mirror reports)."""
+    return []
+
+
+def workflows_routers() -> list[APIRouter]:
+    """Routes of the `workflows` function (workflow definitions and runs)."""
+    return []
+
+
+def build_api_app(runtime: Runtime | None = None) -> FastAPI:
+    """The api function's app."""
+    return create_app(api_routers(), runtime=runtime, title="agentplane api")
+
+
+def build_actions_app(runtime: Runtime | None = None) -> FastAPI:
+    """The actions function's app."""
+    return create_app(actions_routers(), runtime=runtime, title="agentplane actions")
+
+
+def build_mirror_app(runtime: Runtime | None = None) -> FastAPI:
+    """The mirror function's app."""
+    return create_app(mirror_routers(), runtime=runtime, title="agentplane mirror")
+
+
+def build_workflows_app(runtime: Runtime | None = None) -> FastAPI:
+    """The workflows function's app."""
+    return create_app(workflows_routers(), runtime=runtime, title="agentplane workflows")
+
+
+def build_local_app(runtime: Runtime | None = None) -> FastAPI:
+    """Every function's routes in one app, for `agentplane dev`."""
+    routers = [*api_routers(), *actions_routers(), *mirror_routers(), *workflows_routers()]
+    return create_app(routers, runtime=runtime, title="agentplane")

@@ -1,0 +1,1 @@
+"""Who is calling: verified user tokens, runner identities and server-job contexts."""

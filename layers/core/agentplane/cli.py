@@ -1,0 +1,130 @@
+"""`agentplane`: the command line for local mode, migrations and development tokens."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from uuid import UUID
+
+from agentplane import __version__
+from agentplane.db.embedded import EmbeddedPostgres, as_role, start_embedded
+from agentplane.db.migrate import MigrationError, migrate, status
+from agentplane.db.urls import DatabaseUrls, urls_from_settings
+from agentplane.settings import Settings, get_settings
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+@contextmanager
+def database_urls(settings: Settings) -> Iterator[tuple[DatabaseUrls, EmbeddedPostgres | None]]:
+    """The configured database, or the embedded one under data_dir (started, then released)."""
+    urls = urls_from_settings(settings)
+    if urls is not None:
+        yield urls, None
+        return
+    pgdata = settings.data_dir / "pgdata"
+    first = not (pgdata / "PG_VERSION").exists()
+    _say(
+        f"starting embedded PostgreSQL in {pgdata}"
+        + (" (first start: initializing, a few seconds)" if first else "")
+    )
+    embedded = start_embedded(pgdata)
+    try:
+        admin = embedded.admin_url()
+        yield DatabaseUrls(app=as_role(admin), migrate=admin), embedded
+    finally:
+        embedded.stop()
+
+
+def cmd_db_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    with database_urls(settings) as (urls, _):
+        applied = migrate(urls.migrate, progress=_say)
+    if applied:
+        _say(f"applied {len(applied)} migration(s)")
+    return 0
+
+
+def cmd_db_status(settings: Settings, _args: argparse.Namespace) -> int:
+    with database_urls(settings) as (urls, _):
+        st = status(urls.migrate)
+    for name in st.applied:
+        _say(f"applied  {name}")
+    for name in st.pending:
+        _say(f"pending  {name}")
+    _say(f"{len(st.applied)} applied, {len(st.pending)} pending")
+    return 0
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    from agentplane.auth.tokens import mint_token
+
+    _say(mint_token(settings, args.sub, email=args.email, ttl_seconds=args.ttl))
+    return 0
+
+
+def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
+    from agentplane.devserver import serve
+
+    with database_urls(settings) as (urls, _):
+        migrate(urls.migrate, progress=_say)
+        serve(settings, urls, host=args.host, port=args.port, seed=not args.no_seed)
+    _say("stopped")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used by the docs and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="agentplane",
+        description="The control plane for remote AI agents: local mode, migrations, tokens.",
+    )
+    parser.add_argument("--version", action="version", version=f"agentplane {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = sub.add_parser("db", help="database migrations")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="SUBCOMMAND")
+    db_sub.add_parser(
+        "migrate",
+        help="apply pending migrations (DATABASE_URL or AGENTPLANE_MIGRATE_DATABASE_URL;"
+        " the embedded database when neither is set)",
+    ).set_defaults(func=cmd_db_migrate)
+    db_sub.add_parser("status", help="list applied and pending migrations").set_defaults(
+        func=cmd_db_status
+    )
+
+    tok = sub.add_parser("token", help="mint a user token from the local secret (development)")
+    tok.add_argument("--sub", type=UUID, required=True, help="the user id (UUID)")
+    tok.add_argument("--email", help="the email claim")
+    tok.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (3600)")
+    tok.set_defaults(func=cmd_token)
+
+    dev = sub.add_parser(
+        "dev", help="run everything locally: embedded database, migrations, demo data, server"
+    )
+    dev.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    dev.add_argument("--port", type=int, default=8000, help="port to bind (8000)")
+    dev.add_argument("--no-seed", action="store_true", help="do not create the demo data")
+    dev.set_defaults(func=cmd_dev)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `agentplane` command."""
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    try:
+        code: int = args.func(settings, args)
+    except MigrationError as exc:
+        print(f"agentplane: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

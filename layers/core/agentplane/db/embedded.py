@@ -1,0 +1,70 @@
+"""The embedded PostgreSQL of local mode (pgserver): data under `.agentplane/`."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+DEFAULT_DATABASE = "agentplane"
+APP_ROLE = "authenticator"
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A running embedded server and the URLs to reach it."""
+
+    pgdata: Path
+    server: Any  # pgserver.PostgresServer (untyped)
+
+    def admin_url(self, database: str = DEFAULT_DATABASE) -> str:
+        """A superuser URL (migrations, test set-up)."""
+        return str(self.server.get_uri(database))
+
+    def stop(self) -> None:
+        """Release this process's handle; the server stops when no process holds one."""
+        self.server.cleanup()
+
+
+def start_embedded(
+    pgdata: Path,
+    *,
+    cleanup: Literal["stop", "delete"] | None = "stop",
+    database: str = DEFAULT_DATABASE,
+) -> EmbeddedPostgres:
+    """Start (or attach to) the embedded server in `pgdata` and create `database`."""
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+        warnings.simplefilter("ignore")
+        from pgserver.postgres_server import get_server  # local mode only, not in the layer
+
+    pgdata = pgdata.expanduser().resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = get_server(pgdata, cleanup_mode=cleanup)
+    embedded = EmbeddedPostgres(pgdata=pgdata, server=server)
+    create_database_if_missing(embedded.admin_url("postgres"), database)
+    return embedded
+
+
+def create_database_if_missing(admin_url: str, database: str) -> None:
+    """CREATE DATABASE unless it exists (the name is quoted as an identifier)."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute(
+            "select 1 from pg_database where datname = %s", (database,)
+        ).fetchone()
+        if not exists:
+            conn.execute(
+                psycopg.sql.SQL("create database {}").format(psycopg.sql.Identifier(database))
+            )
+
+
+def as_role(url: str, role: str = APP_ROLE) -> str:
+    """The same URL, connecting as another role (the app connects as `authenticator`)."""
+    params = conninfo_to_dict(url)
+    params["user"] = role
+    params.pop("password", None)
+    return make_conninfo("", **params)

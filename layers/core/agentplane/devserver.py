@@ -1,0 +1,66 @@
+"""`agentplane dev`: every route of every function in one process, on the local database."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+
+from agentplane.auth.tokens import mint_token
+from agentplane.db.database import Database
+from agentplane.db.urls import DatabaseUrls
+from agentplane.runtime import Runtime
+from agentplane.seed import DEMO_EMAIL, DEMO_USER_ID, DemoSeed, seed_demo
+from agentplane.settings import Settings
+
+DEV_TOKEN_TTL_SECONDS = 12 * 3600
+
+
+async def _seed(app_url: str) -> DemoSeed:
+    db = Database(app_url, max_size=1)
+    try:
+        return await seed_demo(db)
+    finally:
+        await db.close()
+
+
+def _banner(settings: Settings, seed: DemoSeed | None, base_url: str) -> str:
+    lines = [
+        "",
+        f"agentplane is serving on {base_url}  (OpenAPI: {base_url}/docs, Ctrl-C stops)",
+    ]
+    if seed is not None:
+        token = mint_token(
+            settings, DEMO_USER_ID, email=DEMO_EMAIL, ttl_seconds=DEV_TOKEN_TTL_SECONDS
+        )
+        lines += [
+            f"demo user     {DEMO_USER_ID} ({DEMO_EMAIL})",
+            f"organization  {seed.organization_id}",
+            f"project       {seed.project_id}",
+            f"agent         {seed.agent_id}",
+            "token (12 h):",
+            f"  export AGENTPLANE_TOKEN={token}",
+            "try:",
+            f'  curl -s -H "Authorization: Bearer $AGENTPLANE_TOKEN" {base_url}/me',
+            f"  curl -s {shlex.quote(base_url + '/health')}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def serve(
+    settings: Settings, urls: DatabaseUrls, *, host: str, port: int, seed: bool = True
+) -> None:
+    """Seed the demo data, print a token and a curl line, serve until Ctrl-C."""
+    import uvicorn
+
+    from agentplane.apps import build_local_app
+
+    demo = asyncio.run(_seed(urls.app)) if seed else None
+    runtime = Runtime(
+        settings,
+        Database(urls.app, max_size=settings.db_pool_max_size),
+    )
+    app = build_local_app(runtime)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")
+    server = uvicorn.Server(config)
+    print(_banner(settings, demo, f"http://{host}:{port}"), flush=True)
+    server.run()

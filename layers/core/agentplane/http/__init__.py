@@ -1,0 +1,1 @@
+"""HTTP wiring shared by every router: problem+json errors, dependencies, app factory."""

@@ -1,0 +1,50 @@
+"""FastAPI dependencies: the runtime, the verified caller and the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from psycopg import AsyncConnection
+
+from agentplane.auth.caller import Caller
+from agentplane.http.problems import UnauthorizedError
+from agentplane.runtime import Runtime
+
+bearer = HTTPBearer(auto_error=False, description="A user JWT (Supabase-issued or local).")
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The process runtime the app was built with."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def current_user(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
+    """The verified user behind the bearer token; 401 otherwise."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise UnauthorizedError("an 'Authorization: Bearer <token>' header is required")
+    claims = runtime.verifier.verify(credentials.credentials)
+    return Caller.user(claims)
+
+
+UserDep = Annotated[Caller, Depends(current_user)]
+
+
+async def user_transaction(
+    runtime: RuntimeDep, caller: UserDep
+) -> AsyncIterator[AsyncConnection[Any]]:
+    """The request's one transaction, as the calling user (RLS decides what it sees)."""
+    async with runtime.database.transaction(caller) as conn:
+        yield conn
+
+
+UserTx = Annotated[AsyncConnection[Any], Depends(user_transaction)]

@@ -1,0 +1,67 @@
+"""Lambda entry points built from the layer: Mangum for HTTP, plain handlers for jobs.
+
+Each is wrapped in Powertools: the Lambda context and a correlation id (the API Gateway
+request id) on every log line, metrics flushed per invocation, a trace segment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, cast
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from fastapi import FastAPI
+from mangum import Mangum
+
+from agentplane.db.database import Database
+from agentplane.db.urls import urls_from_settings
+from agentplane.observability import logger, metrics, tracer
+from agentplane.sessions.reaper import reap_stale_sessions
+from agentplane.settings import get_settings
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+def http_handler(app: FastAPI, *, function: str) -> Handler:
+    """A Lambda handler serving `app` for API Gateway HTTP API events."""
+    mangum = Mangum(app, lifespan="off", api_gateway_base_path="/")
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        logger.append_keys(function=function)
+        result: dict[str, Any] = mangum(event, cast(Any, context))
+        return result
+
+    return cast(Handler, handler)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def heartbeat_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """EventBridge schedule: reap stale runner sessions; returns the counts."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    settings = get_settings()
+    urls = urls_from_settings(settings)
+    if urls is None:
+        raise RuntimeError("heartbeat needs DATABASE_URL or AGENTPLANE_DATABASE_SECRET_NAME")
+
+    async def run() -> dict[str, Any]:
+        db = Database(urls.app, max_size=1)
+        try:
+            result = await reap_stale_sessions(db)
+        finally:
+            await db.close()
+        return {"sessions_offline": result.sessions_offline}
+
+    counts = asyncio.run(run())
+    metrics.add_metric(
+        name="SessionsReaped", unit=MetricUnit.Count, value=counts["sessions_offline"]
+    )
+    logger.info("heartbeat reaped", extra=counts)
+    return counts

@@ -1,0 +1,50 @@
+"""What a process holds between requests: settings, the database pool, the token verifier.
+
+Built without touching the network; the database URL is resolved on first use (in AWS it
+comes from Secrets Manager), so importing a handler stays cheap.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from agentplane.auth.tokens import TokenVerifier
+from agentplane.db.database import Database
+from agentplane.db.urls import DatabaseNotConfiguredError, urls_from_settings
+from agentplane.settings import Settings
+
+
+class Runtime:
+    """Process-wide dependencies, injected into routes through `app.state.runtime`."""
+
+    def __init__(self, settings: Settings, database: Database | None = None) -> None:
+        self.settings = settings
+        self._database = database
+
+    @property
+    def database(self) -> Database:
+        """The pool, created on first use from the settings."""
+        if self._database is None:
+            urls = urls_from_settings(self.settings)
+            if urls is None:
+                raise DatabaseNotConfiguredError(
+                    "no database configured: set DATABASE_URL (or AGENTPLANE_DATABASE_SECRET_NAME"
+                    " in AWS), or run `agentplane dev` to start the embedded PostgreSQL"
+                )
+            self._database = Database(
+                urls.app,
+                min_size=self.settings.db_pool_min_size,
+                max_size=self.settings.db_pool_max_size,
+                connect_timeout=self.settings.db_connect_timeout_seconds,
+            )
+        return self._database
+
+    @cached_property
+    def verifier(self) -> TokenVerifier:
+        """Verifies user tokens."""
+        return TokenVerifier(self.settings)
+
+    async def close(self) -> None:
+        """Close the pool if it was opened."""
+        if self._database is not None:
+            await self._database.close()

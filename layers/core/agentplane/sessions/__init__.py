@@ -1,0 +1,1 @@
+"""Runner sessions: presence, heartbeats and the reaper."""

@@ -1,0 +1,52 @@
+"""One validated settings model, read once from the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything agentplane reads from its environment (prefix ``AGENTPLANE_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENTPLANE_", extra="ignore", frozen=True)
+
+    stage: Literal["local", "dev", "prod", "test"] = "local"
+
+    # Database. With neither a URL nor a secret name, local mode starts an embedded
+    # PostgreSQL under data_dir.
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "AGENTPLANE_DATABASE_URL")
+    )
+    # Where `agentplane db migrate` connects (a role that owns the schema); defaults to
+    # database_url.
+    migrate_database_url: str | None = None
+    # In AWS: a Secrets Manager secret whose value is the database URL.
+    database_secret_name: str | None = None
+    db_pool_min_size: int = Field(default=0, ge=0)
+    db_pool_max_size: int = Field(default=10, ge=1)
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    data_dir: Path = Path(".agentplane")
+
+    # Identity. HS256 with jwt_secret (Supabase's default), or a JWKS URL.
+    jwt_secret: SecretStr | None = None
+    jwks_url: str | None = None
+    jwt_audience: str = "authenticated"
+    jwt_issuer: str | None = None
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+
+    @property
+    def is_local(self) -> bool:
+        """True when running on one machine (dev server, tests, CLI)."""
+        return self.stage in ("local", "test")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, built on first use."""
+    return Settings()
