@@ -1,0 +1,174 @@
+"""Test session fixtures: a real PostgreSQL, a migrated template, a fresh database per test.
+
+The session starts its own embedded PostgreSQL (pgserver) in a temporary directory, or
+uses the server behind DATABASE_URL (a role that may create databases and roles).
+Migrations run once into a template database; each test that needs a database gets a
+copy (CREATE DATABASE ... TEMPLATE), which takes milliseconds and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from agentplane.apps import build_local_app
+from agentplane.auth.tokens import mint_token
+from agentplane.db.database import Database
+from agentplane.db.migrate import migrate
+from agentplane.runtime import Runtime
+from agentplane.settings import Settings
+
+TEMPLATE_DB = "agentplane_test_template"
+TEST_JWT_SECRET = "test-secret-" + "x" * 40
+
+
+def _with_database(url: str, dbname: str, **overrides: Any) -> str:
+    params = conninfo_to_dict(url)
+    params["dbname"] = dbname
+    params.update(overrides)
+    return make_conninfo("", **params)
+
+
+@dataclass(frozen=True)
+class ProvisionedDatabase:
+    """One database of the test server: its superuser URL and the app's (authenticator)."""
+
+    name: str
+    admin_url: str
+    app_url: str
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A superuser URL of the test session's PostgreSQL server."""
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        yield external
+        return
+    from agentplane.db.embedded import start_embedded
+
+    # A short path: the server's unix socket lives here and socket paths are limited.
+    pgdata = Path(tmp_path_factory.mktemp("pg", numbered=True)) / "data"
+    embedded = start_embedded(pgdata, cleanup="delete", database="postgres")
+    url = embedded.admin_url("postgres")
+    with psycopg.connect(url, autocommit=True) as conn:
+        # Durability buys nothing in a throw-away test cluster.
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            conn.execute(sql.SQL("alter system set {} = off").format(sql.Identifier(setting)))
+        conn.execute("select pg_reload_conf()")
+    yield url
+    embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def authenticator_password() -> str:
+    """The password the tests give the `authenticator` role (unused under trust auth)."""
+    return secrets.token_hex(16)
+
+
+@pytest.fixture(scope="session")
+def template_database(pg_server_url: str, authenticator_password: str) -> str:
+    """A database migrated once, that every per-test database is cloned from."""
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {}").format(sql.Identifier(TEMPLATE_DB)))
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(TEMPLATE_DB)))
+    migrate(_with_database(pg_server_url, TEMPLATE_DB))
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("alter role authenticator password {}").format(
+                sql.Literal(authenticator_password)
+            )
+        )
+    return TEMPLATE_DB
+
+
+@pytest.fixture(scope="session")
+def make_database(
+    pg_server_url: str, template_database: str, authenticator_password: str
+) -> Iterator[Callable[[], ProvisionedDatabase]]:
+    """A factory of fresh migrated databases, all dropped at the end of the session."""
+    created: list[str] = []
+
+    def make() -> ProvisionedDatabase:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("create database {} template {}").format(
+                    sql.Identifier(name), sql.Identifier(template_database)
+                )
+            )
+        created.append(name)
+        return ProvisionedDatabase(
+            name=name,
+            admin_url=_with_database(pg_server_url, name),
+            app_url=_with_database(
+                pg_server_url, name, user="authenticator", password=authenticator_password
+            ),
+        )
+
+    yield make
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        for name in created:
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def fresh_db(make_database: Callable[[], ProvisionedDatabase]) -> ProvisionedDatabase:
+    """A clean, migrated database for this test alone."""
+    return make_database()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings of a test: fixed JWT secret, data under the test's temporary directory."""
+    return Settings(stage="test", jwt_secret=TEST_JWT_SECRET, data_dir=tmp_path / ".agentplane")
+
+
+@pytest.fixture
+async def database(fresh_db: TestDatabase) -> AsyncIterator[Database]:
+    """The application's pool on this test's database (connects as authenticator)."""
+    db = Database(fresh_db.app_url, max_size=8)
+    yield db
+    await db.close()
+
+
+@pytest.fixture
+async def client(settings: Settings, database: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the local app (every router), in process."""
+    app = build_local_app(Runtime(settings, database))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+def token_for(settings: Settings) -> Callable[..., str]:
+    """Mint a valid user token: token_for(user_id, email=None)."""
+
+    def make(user_id: uuid.UUID, email: str | None = None) -> str:
+        return mint_token(settings, user_id, email=email)
+
+    return make
+
+
+@pytest.fixture
+def auth_headers(token_for: Callable[..., str]) -> Callable[[uuid.UUID], dict[str, str]]:
+    """`Authorization` headers for a user id."""
+
+    def make(user_id: uuid.UUID) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token_for(user_id)}"}
+
+    return make
