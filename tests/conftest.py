@@ -138,7 +138,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def database(fresh_db: TestDatabase) -> AsyncIterator[Database]:
+async def database(fresh_db: ProvisionedDatabase) -> AsyncIterator[Database]:
     """The application's pool on this test's database (connects as authenticator)."""
     db = Database(fresh_db.app_url, max_size=8)
     yield db

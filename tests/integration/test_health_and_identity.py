@@ -26,9 +26,7 @@ async def test_health_is_503_problem_when_database_is_down(settings: Settings) -
     # A port nothing listens on: the pool cannot connect within its timeout.
     db = Database("postgresql://authenticator@127.0.0.1:1/none", connect_timeout=1.0)
     app = build_local_app(Runtime(settings, db))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as c:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         resp = await c.get("/health")
     await db.close()
     assert resp.status_code == 503
@@ -66,5 +64,5 @@ def test_authenticator_alone_can_read_nothing(fresh_db: ProvisionedDatabase) -> 
     with psycopg.connect(fresh_db.app_url) as conn:
         for table in ("organizations", "user_keys", "agent_actions", "messages"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute(f"select 1 from public.{table}")  # noqa: S608 (fixed names)
+                conn.execute(f"select 1 from public.{table}")
             conn.rollback()

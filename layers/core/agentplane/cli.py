@@ -10,7 +10,7 @@ from uuid import UUID
 
 from agentplane import __version__
 from agentplane.db.embedded import EmbeddedPostgres, as_role, start_embedded
-from agentplane.db.migrate import MigrationError, migrate, status
+from agentplane.db.migrate import MigrationError, load_migrations, migrate, status
 from agentplane.db.urls import DatabaseUrls, urls_from_settings
 from agentplane.settings import Settings, get_settings
 
@@ -42,7 +42,7 @@ def database_urls(settings: Settings) -> Iterator[tuple[DatabaseUrls, EmbeddedPo
 
 def cmd_db_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     with database_urls(settings) as (urls, _):
-        applied = migrate(urls.migrate, progress=_say)
+        applied = migrate(urls.migrate, load_migrations(settings.migrations_dir), progress=_say)
     if applied:
         _say(f"applied {len(applied)} migration(s)")
     return 0
@@ -50,7 +50,7 @@ def cmd_db_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_db_status(settings: Settings, _args: argparse.Namespace) -> int:
     with database_urls(settings) as (urls, _):
-        st = status(urls.migrate)
+        st = status(urls.migrate, load_migrations(settings.migrations_dir))
     for name in st.applied:
         _say(f"applied  {name}")
     for name in st.pending:
@@ -70,7 +70,7 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     from agentplane.devserver import serve
 
     with database_urls(settings) as (urls, _):
-        migrate(urls.migrate, progress=_say)
+        migrate(urls.migrate, load_migrations(settings.migrations_dir), progress=_say)
         serve(settings, urls, host=args.host, port=args.port, seed=not args.no_seed)
     _say("stopped")
     return 0

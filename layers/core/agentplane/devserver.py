@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
 
 from agentplane.auth.tokens import mint_token
@@ -63,4 +64,7 @@ def serve(
     config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")
     server = uvicorn.Server(config)
     print(_banner(settings, demo, f"http://{host}:{port}"), flush=True)
-    server.run()
+    # uvicorn shuts down gracefully, then re-raises the Ctrl-C it captured: that is the
+    # normal way to stop a dev server, not an error.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from fastapi import FastAPI
 from mangum import Mangum
@@ -34,6 +35,14 @@ def http_handler(app: FastAPI, *, function: str) -> Handler:
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.append_keys(function=function)
         result: dict[str, Any] = mangum(event, cast(Any, context))
+        status = int(result.get("statusCode", 0))
+        metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+        if status >= 500:
+            metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "request served",
+            extra={"route": event.get("routeKey"), "status": status},
+        )
         return result
 
     return cast(Handler, handler)
@@ -44,8 +53,6 @@ def http_handler(app: FastAPI, *, function: str) -> Handler:
 @metrics.log_metrics
 def heartbeat_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """EventBridge schedule: reap stale runner sessions; returns the counts."""
-    from aws_lambda_powertools.metrics import MetricUnit
-
     settings = get_settings()
     urls = urls_from_settings(settings)
     if urls is None:
