@@ -1,0 +1,91 @@
+"""Database.transaction: the caller's identity, one transaction, nothing half-written."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import psycopg
+import pytest
+
+from agentplane.auth.caller import Caller
+from agentplane.db.database import Database
+from agentplane.seed import demo_caller, seed_demo
+from tests.conftest import ProvisionedDatabase
+
+
+async def test_transaction_carries_role_and_claims(database: Database) -> None:
+    user = uuid.uuid4()
+    async with database.transaction(Caller.user({"sub": str(user)})) as tx:
+        cur = await tx.execute("select current_user, auth.uid(), auth.role()")
+        assert await cur.fetchone() == ("authenticated", user, "authenticated")
+    async with database.transaction(Caller.anon()) as tx:
+        cur = await tx.execute("select current_user, auth.uid()")
+        assert await cur.fetchone() == ("anon", None)
+
+
+async def test_role_does_not_leak_to_the_next_transaction_on_the_connection(
+    fresh_db: ProvisionedDatabase,
+) -> None:
+    db = Database(fresh_db.app_url, max_size=1)
+    try:
+        async with db.service("test: a service transaction") as tx:
+            await tx.execute("select 1")
+        async with db._connection() as conn:
+            cur = await conn.execute(
+                "select current_user, current_setting('request.jwt.claims', true)"
+            )
+            assert await cur.fetchone() in (("authenticator", None), ("authenticator", ""))
+    finally:
+        await db.close()
+
+
+async def test_an_error_rolls_back_every_write_of_the_request(database: Database) -> None:
+    seed = await seed_demo(database)
+
+    class Boom(Exception):
+        pass
+
+    async def write_then_fail() -> None:
+        async with database.transaction(demo_caller()) as tx:
+            await tx.execute(
+                "insert into public.projects (organization_id, name) values (%s, 'half')",
+                (seed.organization_id,),
+            )
+            raise Boom
+
+    with pytest.raises(Boom):
+        await write_then_fail()
+
+    async with database.transaction(demo_caller()) as tx:
+        cur = await tx.execute("select count(*) from public.projects where name = 'half'")
+        assert await cur.fetchone() == (0,)
+
+
+async def test_seed_is_idempotent(database: Database) -> None:
+    first = await seed_demo(database)
+    second = await seed_demo(database)
+    assert first == second
+    async with database.transaction(demo_caller()) as tx:
+        cur = await tx.execute("select count(*) from public.organizations")
+        assert await cur.fetchone() == (1,)
+
+
+async def test_concurrent_first_requests_of_one_user_create_one_auth_row(
+    database: Database, fresh_db: ProvisionedDatabase
+) -> None:
+    user = uuid.uuid4()
+
+    async def request() -> None:
+        async with database.transaction(Caller.user({"sub": str(user)})) as tx:
+            await tx.execute("select 1")
+
+    await asyncio.gather(*(request() for _ in range(6)))
+    with psycopg.connect(fresh_db.admin_url) as conn:
+        row = conn.execute("select count(*) from auth.users where id = %s", (user,)).fetchone()
+    assert row == (1,)
+
+
+def test_a_service_context_must_say_why() -> None:
+    with pytest.raises(ValueError, match="why"):
+        Caller.service("")
