@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = None
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
 
+    # AWS resources the functions use (set by template.yaml).
+    kms_key_id: str | None = None
+    signing_key_secret_name: str | None = None
+    state_machine_arn: str | None = None
+    mirror_function_name: str | None = None
+
     @property
     def is_local(self) -> bool:
         """True when running on one machine (dev server, tests, CLI)."""
