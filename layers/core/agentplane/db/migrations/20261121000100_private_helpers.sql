@@ -60,8 +60,43 @@ begin
 end
 $$;
 
+-- Foreign keys are checked without RLS, so a reference to a row of another scope (an
+-- agent from a conversation, a connection from an agent config, a template from a skill)
+-- could point at a row the caller may not see. This trigger, with the caller's rights,
+-- requires the referenced row to be visible when the reference is set or changed.
+-- Arguments: the referencing column, the referenced table.
+create function private.require_visible_reference() returns trigger
+  language plpgsql
+  set search_path = ''
+  as $$
+declare
+  column_name text := tg_argv[0];
+  target regclass := tg_argv[1]::regclass;
+  new_ref uuid := (to_jsonb(new) ->> column_name)::uuid;
+  old_ref uuid;
+  visible boolean;
+begin
+  if tg_op = 'UPDATE' then
+    old_ref := (to_jsonb(old) ->> column_name)::uuid;
+  end if;
+  if new_ref is null or new_ref is not distinct from old_ref then
+    return new;
+  end if;
+  execute format('select exists (select 1 from %s where id = $1)', target)
+    into visible using new_ref;
+  if not visible then
+    raise exception '%.% refers to % %, which the caller may not see',
+      tg_table_name, column_name, target, new_ref
+      using errcode = '42501';
+  end if;
+  return new;
+end
+$$;
+
 revoke all on all functions in schema private from public;
 grant execute on function private.set_updated_at() to authenticated, service_role, agent_runner;
 grant execute on function private.role_rank(text) to authenticated, service_role, agent_runner;
 grant execute on function private.runner_agent_id() to agent_runner, service_role;
 grant execute on function private.ensure_user() to authenticated;
+grant execute on function private.require_visible_reference()
+  to authenticated, service_role, agent_runner;

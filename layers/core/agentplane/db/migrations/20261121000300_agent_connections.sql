@@ -10,6 +10,8 @@ create table public.agent_connections (
   status text not null default 'active' check (status in ('active', 'inactive', 'error')),
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
+  -- Referenced with user_id by the user's other rows, so they can only point at their own.
+  unique (id, user_id),
   -- A custom provider has no default endpoint.
   constraint agent_connections_custom_needs_base_url check (provider <> 'custom' or base_url is not null)
 );

@@ -61,6 +61,7 @@ create table public.agent_runner_tokens (
   expires_at timestamptz,
   last_used_at timestamptz,
   revoked_at timestamptz,
+  unique (id, agent_id),
   foreign key (agent_id, organization_id)
     references public.agents (id, organization_id) on delete cascade
 );
@@ -73,6 +74,10 @@ create trigger agents_set_updated_at before update on public.agents
   for each row execute function private.set_updated_at();
 create trigger agent_configs_set_updated_at before update on public.agent_configs
   for each row execute function private.set_updated_at();
+-- A member attaches one of their own connections, never another user's.
+create trigger agent_configs_connection_visible
+  before insert or update of connection_id on public.agent_configs
+  for each row execute function private.require_visible_reference('connection_id', 'public.agent_connections');
 
 alter table public.projects enable row level security;
 alter table public.projects force row level security;

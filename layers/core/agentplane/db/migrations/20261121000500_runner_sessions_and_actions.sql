@@ -6,7 +6,7 @@ create table public.agent_sessions (
   id uuid primary key default gen_random_uuid(),
   organization_id uuid not null,
   agent_id uuid not null,
-  runner_token_id uuid references public.agent_runner_tokens (id) on delete set null,
+  runner_token_id uuid,
   socket_id text not null default '' check (length(socket_id) <= 200),
   status text not null default 'online' check (status in ('online', 'offline', 'busy')),
   last_heartbeat timestamptz not null default now(),
@@ -14,8 +14,12 @@ create table public.agent_sessions (
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   ended_at timestamptz,
+  unique (id, agent_id),
   foreign key (agent_id, organization_id)
-    references public.agents (id, organization_id) on delete cascade
+    references public.agents (id, organization_id) on delete cascade,
+  -- A session runs on one of its own agent's tokens.
+  foreign key (runner_token_id, agent_id)
+    references public.agent_runner_tokens (id, agent_id) on delete set null (runner_token_id)
 );
 create index agent_sessions_organization_id_idx on public.agent_sessions (organization_id);
 create index agent_sessions_agent_id_idx on public.agent_sessions (agent_id, created_at, id);
@@ -46,7 +50,7 @@ create table public.agent_actions (
   decision_reason text check (length(decision_reason) <= 2000),
   approval_signature text,
   approval_expires_at timestamptz,
-  session_id uuid references public.agent_sessions (id) on delete set null,
+  session_id uuid,
   lease_expires_at timestamptz,
   fencing_token bigint not null default 0,
   attempt integer not null default 0 check (attempt >= 0),
@@ -60,6 +64,9 @@ create table public.agent_actions (
   unique (id, organization_id),
   foreign key (agent_id, organization_id)
     references public.agents (id, organization_id) on delete cascade,
+  -- Only a session of the action's own agent can hold its lease.
+  foreign key (session_id, agent_id)
+    references public.agent_sessions (id, agent_id) on delete set null (session_id),
   constraint agent_actions_claimed_has_lease check (
     status <> 'claimed' or (lease_expires_at is not null and session_id is not null)
   )
@@ -112,12 +119,19 @@ create table public.agent_action_events (
 create index agent_action_events_organization_id_idx on public.agent_action_events (organization_id);
 create index agent_action_events_action_id_idx on public.agent_action_events (action_id, id);
 
--- Append-only for every role, the service role and the owner included.
+-- Append-only for every role, the service role and the owner included (unless the
+-- action itself is being deleted, with its agent, project or organization, which
+-- cascades to its events).
 create function private.refuse_event_change() returns trigger
-  language plpgsql
+  language plpgsql security definer
   set search_path = ''
   as $$
 begin
+  if tg_op = 'DELETE'
+     and not exists (select 1 from public.agent_actions a where a.id = old.action_id)
+  then
+    return old;
+  end if;
   raise exception 'agent_action_events is append-only'
     using errcode = '42501';
 end

@@ -49,7 +49,8 @@ create index workflow_runs_workflow_id_idx on public.workflow_runs (workflow_id,
 -- An action written by a workflow node points back at its run.
 alter table public.agent_actions
   add constraint agent_actions_workflow_run_fk
-  foreign key (workflow_run_id) references public.workflow_runs (id) on delete set null;
+  foreign key (workflow_run_id, organization_id)
+  references public.workflow_runs (id, organization_id) on delete set null (workflow_run_id);
 create index agent_actions_workflow_run_id_idx on public.agent_actions (workflow_run_id)
   where workflow_run_id is not null;
 

@@ -4,14 +4,16 @@
 create table public.conversations (
   id uuid primary key default gen_random_uuid(),
   user_id uuid not null default auth.uid() references auth.users (id) on delete cascade,
-  connection_id uuid references public.agent_connections (id) on delete set null,
+  connection_id uuid,
   agent_id uuid references public.agents (id) on delete set null,
   title text not null default '' check (length(title) <= 500),
   archived boolean not null default false,
   last_message_at timestamptz,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
-  unique (id, user_id)
+  unique (id, user_id),
+  foreign key (connection_id, user_id)
+    references public.agent_connections (id, user_id) on delete set null (connection_id)
 );
 create index conversations_user_id_idx on public.conversations (user_id, created_at, id);
 create index conversations_connection_id_idx on public.conversations (connection_id)
@@ -36,6 +38,10 @@ create index messages_user_id_idx on public.messages (user_id, created_at);
 
 create trigger conversations_set_updated_at before update on public.conversations
   for each row execute function private.set_updated_at();
+-- A conversation with an agent needs the agent to be one the user can see (a member).
+create trigger conversations_agent_visible
+  before insert or update of agent_id on public.conversations
+  for each row execute function private.require_visible_reference('agent_id', 'public.agents');
 
 alter table public.conversations enable row level security;
 alter table public.conversations force row level security;

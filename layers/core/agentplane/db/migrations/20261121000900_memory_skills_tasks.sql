@@ -3,8 +3,8 @@
 create table public.memory_nodes (
   id uuid primary key default gen_random_uuid(),
   user_id uuid not null default auth.uid() references auth.users (id) on delete cascade,
-  connection_id uuid references public.agent_connections (id) on delete set null,
-  parent_id uuid references public.memory_nodes (id) on delete set null,
+  connection_id uuid,
+  parent_id uuid,
   kind text not null default 'note' check (kind in ('fact', 'preference', 'entity', 'event', 'note')),
   label text not null check (length(btrim(label)) between 1 and 500),
   content text not null default '' check (length(content) <= 100000),
@@ -12,7 +12,12 @@ create table public.memory_nodes (
   metadata jsonb not null default '{}' check (jsonb_typeof(metadata) = 'object'),
   last_used_at timestamptz,
   created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now()
+  updated_at timestamptz not null default now(),
+  unique (id, user_id),
+  foreign key (connection_id, user_id)
+    references public.agent_connections (id, user_id) on delete set null (connection_id),
+  foreign key (parent_id, user_id)
+    references public.memory_nodes (id, user_id) on delete set null (parent_id)
 );
 create index memory_nodes_user_id_idx on public.memory_nodes (user_id, created_at, id);
 create index memory_nodes_connection_id_idx on public.memory_nodes (connection_id)
@@ -39,8 +44,8 @@ create index skills_user_id_idx on public.skills (user_id, created_at, id);
 create table public.tasks (
   id uuid primary key default gen_random_uuid(),
   user_id uuid not null default auth.uid() references auth.users (id) on delete cascade,
-  connection_id uuid references public.agent_connections (id) on delete set null,
-  conversation_id uuid references public.conversations (id) on delete set null,
+  connection_id uuid,
+  conversation_id uuid,
   title text not null check (length(btrim(title)) between 1 and 500),
   description text not null default '' check (length(description) <= 20000),
   status text not null default 'todo' check (status in ('todo', 'in_progress', 'blocked', 'done', 'cancelled')),
@@ -48,7 +53,11 @@ create table public.tasks (
   due_at timestamptz,
   completed_at timestamptz,
   created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now()
+  updated_at timestamptz not null default now(),
+  foreign key (connection_id, user_id)
+    references public.agent_connections (id, user_id) on delete set null (connection_id),
+  foreign key (conversation_id, user_id)
+    references public.conversations (id, user_id) on delete set null (conversation_id)
 );
 create index tasks_user_id_idx on public.tasks (user_id, created_at, id);
 create index tasks_connection_id_idx on public.tasks (connection_id) where connection_id is not null;

@@ -4,7 +4,7 @@
 create table public.mirror_reports (
   id uuid primary key default gen_random_uuid(),
   user_id uuid not null default auth.uid() references auth.users (id) on delete cascade,
-  connection_id uuid not null references public.agent_connections (id) on delete cascade,
+  connection_id uuid not null,
   status text not null default 'queued' check (status in ('queued', 'running', 'succeeded', 'failed')),
   analyzer text check (analyzer in ('llm', 'heuristic')),
   strengths jsonb not null default '[]' check (jsonb_typeof(strengths) = 'array'),
@@ -16,7 +16,10 @@ create table public.mirror_reports (
   started_at timestamptz,
   finished_at timestamptz,
   created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now()
+  updated_at timestamptz not null default now(),
+  -- A report analyses one of its owner's own connections, never another user's.
+  foreign key (connection_id, user_id)
+    references public.agent_connections (id, user_id) on delete cascade
 );
 create index mirror_reports_user_id_idx on public.mirror_reports (user_id, created_at, id);
 create index mirror_reports_connection_id_idx on public.mirror_reports (connection_id, created_at);

@@ -21,6 +21,10 @@ alter table public.skills
   foreign key (source_template_id) references public.templates (id) on delete set null;
 create index skills_source_template_id_idx on public.skills (source_template_id)
   where source_template_id is not null;
+-- A skill can name as its source only a template the user can see (theirs, or public).
+create trigger skills_source_template_visible
+  before insert or update of source_template_id on public.skills
+  for each row execute function private.require_visible_reference('source_template_id', 'public.templates');
 
 create trigger templates_set_updated_at before update on public.templates
   for each row execute function private.set_updated_at();

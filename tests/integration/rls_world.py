@@ -1,0 +1,179 @@
+"""The data the RLS matrix runs against: two organizations and their users' rows.
+
+Organization A has an owner, an admin, a member, a viewer and one more member (`extra`,
+whose membership row is what the matrix updates and deletes). The `outsider` owns
+organization B and holds no role in A; `newcomer` exists in auth.users and belongs to
+nothing. Every organization-scoped table has a row in each organization; every
+user-scoped table has a row owned by A's owner and one owned by the outsider.
+
+Rows are written by the superuser (RLS does not apply to it); ids are generated here so
+the matrix can name its target rows.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+# The org A roles, in the order the matrix lists them.
+ORG_ROLES = ("owner", "admin", "member", "viewer")
+USERS = (*ORG_ROLES, "extra", "outsider", "newcomer")
+RUNNERS = ("runner_own", "runner_other")
+
+HEX64 = "ab" * 32
+PAYLOAD = json.dumps({"tool": "shell", "args": {}})
+
+
+@dataclass(frozen=True)
+class World:
+    """Ids of every row the matrix refers to, and how to connect."""
+
+    app_url: str
+    admin_url: str
+    ids: dict[str, Any] = field(default_factory=dict)
+
+    def user(self, name: str) -> uuid.UUID:
+        user_id: uuid.UUID = self.ids[f"user_{name}"]
+        return user_id
+
+    def claims(self, actor: str) -> tuple[str, dict[str, Any]]:
+        """The database role and JWT claims a transaction acting as `actor` sets."""
+        if actor == "anon":
+            return "anon", {"role": "anon"}
+        if actor == "service":
+            return "service_role", {"role": "service_role"}
+        if actor in RUNNERS:
+            agent = self.ids["agent_a"] if actor == "runner_own" else self.ids["agent_b"]
+            return "agent_runner", {"role": "agent_runner", "agent_id": str(agent)}
+        return "authenticated", {"sub": str(self.user(actor)), "role": "authenticated"}
+
+    def params(self, actor: str) -> dict[str, Any]:
+        """Query parameters of one case: every world id, plus `me` and a fresh `new_id`.
+
+        `me` is the actor's own user id; callers without one (anon, runners) get the
+        owner's, i.e. they try to write in the owner's name.
+        """
+        me = self.user(actor) if actor in USERS else self.user("owner")
+        return {**self.ids, "me": me, "new_id": uuid.uuid4()}
+
+
+def _insert(conn: psycopg.Connection[Any], table: str, **values: Any) -> uuid.UUID:
+    """Insert one row as the superuser, generating `id` unless given; return the id."""
+    row_id: uuid.UUID = values.setdefault("id", uuid.uuid4())
+    cols = ", ".join(values)
+    marks = ", ".join(f"%({c})s" for c in values)
+    qualified = table if "." in table else f"public.{table}"
+    conn.execute(f"insert into {qualified} ({cols}) values ({marks})", values)
+    return row_id
+
+
+def _org_rows(conn: psycopg.Connection[Any], org: uuid.UUID, suffix: str) -> dict[str, Any]:
+    """A project, agents, config, runner token, session, action, event, workflow and run."""
+    ids: dict[str, Any] = {}
+    ids[f"project_{suffix}"] = _insert(conn, "projects", organization_id=org, name="p")
+    common = {"organization_id": org}
+    for name in (f"agent_{suffix}", f"agent_{suffix}_spare"):
+        ids[name] = _insert(
+            conn, "agents", **common, project_id=ids[f"project_{suffix}"], name=name
+        )
+    agent = {**common, "agent_id": ids[f"agent_{suffix}"]}
+    conn.execute(
+        "insert into public.agent_configs (agent_id, organization_id) values (%s, %s)",
+        (agent["agent_id"], org),
+    )
+    ids[f"token_{suffix}"] = _insert(
+        conn,
+        "agent_runner_tokens",
+        **agent,
+        token_hash=uuid.uuid4().hex * 2,
+        token_prefix="aprt",
+    )
+    ids[f"session_{suffix}"] = _insert(
+        conn, "agent_sessions", **agent, runner_token_id=ids[f"token_{suffix}"]
+    )
+    ids[f"action_{suffix}"] = _insert(
+        conn,
+        "agent_actions",
+        **agent,
+        payload=PAYLOAD,
+        payload_sha256=HEX64,
+        expires_at="2999-01-01T00:00:00Z",
+        session_id=ids[f"session_{suffix}"],
+    )
+    event = conn.execute(
+        "insert into public.agent_action_events"
+        " (organization_id, action_id, actor_role, to_status, prev_hash, hash)"
+        " values (%s, %s, 'service_role', 'pending', null, %s) returning id",
+        (org, ids[f"action_{suffix}"], HEX64),
+    ).fetchone()
+    assert event is not None
+    ids[f"event_{suffix}"] = event[0]
+    ids[f"workflow_{suffix}"] = _insert(
+        conn, "workflows", **common, project_id=ids[f"project_{suffix}"], name="w"
+    )
+    ids[f"run_{suffix}"] = _insert(
+        conn, "workflow_runs", **common, workflow_id=ids[f"workflow_{suffix}"]
+    )
+    return ids
+
+
+def _user_rows(conn: psycopg.Connection[Any], user: uuid.UUID, who: str) -> dict[str, Any]:
+    """One row per user-scoped table, owned by `user`, named `<table>_<who>`."""
+    mine = {"user_id": user}
+    ids: dict[str, Any] = {}
+    ids[f"connection_{who}"] = _insert(
+        conn, "agent_connections", **mine, name="c", provider="openrouter", model="m"
+    )
+    ids[f"conversation_{who}"] = _insert(conn, "conversations", **mine, title="t")
+    ids[f"message_{who}"] = _insert(
+        conn, "messages", **mine, conversation_id=ids[f"conversation_{who}"], role="user"
+    )
+    ids[f"memory_{who}"] = _insert(conn, "memory_nodes", **mine, label="l")
+    ids[f"skill_{who}"] = _insert(conn, "skills", **mine, name="s")
+    ids[f"task_{who}"] = _insert(conn, "tasks", **mine, title="t")
+    ids[f"mirror_{who}"] = _insert(
+        conn, "mirror_reports", **mine, connection_id=ids[f"connection_{who}"]
+    )
+    ids[f"template_{who}"] = _insert(conn, "templates", **mine, name="private")
+    return ids
+
+
+def build_world(admin_url: str, app_url: str) -> World:
+    """Write the world into a fresh migrated database (committed) and return its ids."""
+    ids: dict[str, Any] = {}
+    with psycopg.connect(admin_url) as conn:
+        for name in USERS:
+            ids[f"user_{name}"] = _insert(conn, "auth.users", email=name)
+        # The creator becomes the owner (trigger); the other roles are added here.
+        ids["org_a"] = _insert(conn, "organizations", name="A", created_by=ids["user_owner"])
+        ids["org_b"] = _insert(conn, "organizations", name="B", created_by=ids["user_outsider"])
+        for role in ("admin", "member", "viewer", "extra"):
+            conn.execute(
+                "insert into public.organization_members (organization_id, user_id, role)"
+                " values (%s, %s, %s)",
+                (ids["org_a"], ids[f"user_{role}"], "member" if role == "extra" else role),
+            )
+        ids |= _org_rows(conn, ids["org_a"], "a")
+        ids |= _org_rows(conn, ids["org_b"], "b")
+        ids["key_a"] = _insert(
+            conn,
+            "user_keys",
+            organization_id=ids["org_a"],
+            user_id=ids["user_owner"],
+            provider="openrouter",
+            ciphertext=b"ciphertext",
+            nonce=bytes(12),
+            wrapped_data_key=b"wrapped",
+            kek_id="local",
+            last4="abcd",
+        )
+        ids |= _user_rows(conn, ids["user_owner"], "owner")
+        ids |= _user_rows(conn, ids["user_outsider"], "outsider")
+        ids["template_public"] = _insert(
+            conn, "templates", user_id=ids["user_outsider"], name="public", is_public=True
+        )
+    return World(app_url=app_url, admin_url=admin_url, ids=ids)
