@@ -11,12 +11,14 @@ from fastapi import APIRouter, FastAPI
 from agentplane.auth.routes import router as identity_router
 from agentplane.http.app import create_app
 from agentplane.http.health import router as health_router
+from agentplane.organizations.routes import router as organizations_router
+from agentplane.projects.routes import router as projects_router
 from agentplane.runtime import Runtime
 
 
 def api_routers() -> list[APIRouter]:
     """Routes of the `api` function (CRUD)."""
-    return [health_router, identity_router]
+    return [health_router, identity_router, organizations_router, projects_router]
 
 
 def actions_routers() -> list[APIRouter]:

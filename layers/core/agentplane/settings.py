@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
 
     data_dir: Path = Path(".agentplane")
+    # Largest request body any route accepts (413 problem+json beyond it).
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     # Identity. HS256 with jwt_secret (Supabase's default), or a JWKS URL.
     jwt_secret: SecretStr | None = None

@@ -23,6 +23,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from agentplane.auth.caller import Caller
+from agentplane.db.errors import translate
 from agentplane.http.problems import ServiceUnavailableError
 from agentplane.observability import logger
 
@@ -71,27 +72,38 @@ class Database:
         if not self._opened:
             await self.open()
         try:
-            async with self._pool.connection() as conn:
-                yield conn
+            conn = await self._pool.getconn()
         except PoolTimeout as exc:
             raise ServiceUnavailableError("the database is not reachable") from exc
         except psycopg.OperationalError as exc:
             raise ServiceUnavailableError("the database connection failed") from exc
+        try:
+            yield conn
+        finally:
+            await self._pool.putconn(conn)
 
     @asynccontextmanager
     async def transaction(self, caller: Caller) -> AsyncIterator[AsyncConnection[Any]]:
         """A transaction as `caller`: committed on success, rolled back on any error."""
         if caller.role == "service_role":
             logger.info("service-role transaction", extra={"reason": caller.reason})
-        async with self._connection() as conn, conn.transaction():
-            await conn.execute(
-                "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
-                (caller.role, json.dumps(caller.claims, separators=(",", ":"))),
-            )
-            user_id = caller.user_id
-            if user_id is not None and user_id not in self._known_users:
-                await conn.execute("select private.ensure_user()")
-            yield conn
+        user_id = caller.user_id
+        try:
+            async with self._connection() as conn, conn.transaction():
+                await conn.execute(
+                    "select set_config('role', %s, true),"
+                    " set_config('request.jwt.claims', %s, true)",
+                    (caller.role, json.dumps(caller.claims, separators=(",", ":"))),
+                )
+                if user_id is not None and user_id not in self._known_users:
+                    await conn.execute("select private.ensure_user()")
+                yield conn
+        except psycopg.Error as exc:
+            # The one place database errors become problems: by SQLSTATE, from exc.
+            problem = translate(exc)
+            if problem is None:
+                raise
+            raise problem from exc
         if user_id is not None and user_id not in self._known_users:
             if len(self._known_users) >= KNOWN_USERS_LIMIT:
                 self._known_users.clear()

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from agentplane import __version__
+from agentplane.http.middleware import BodyLimitMiddleware, CorrelationIdMiddleware
 from agentplane.http.problems import install_problem_handlers
 from agentplane.runtime import Runtime
 from agentplane.settings import get_settings
@@ -35,6 +36,8 @@ def create_app(
     )
     app.state.runtime = rt
     install_problem_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=rt.settings.max_body_bytes)
+    app.add_middleware(CorrelationIdMiddleware)
     for router in routers:
         app.include_router(router)
     return app

@@ -47,4 +47,6 @@ async def user_transaction(
         yield conn
 
 
-UserTx = Annotated[AsyncConnection[Any], Depends(user_transaction)]
+# scope="function": the transaction commits (or fails, as a problem) before the response
+# is sent, so a client never sees a 2xx for a write that did not commit.
+UserTx = Annotated[AsyncConnection[Any], Depends(user_transaction, scope="function")]

@@ -1,0 +1,124 @@
+"""The SQL every resource shares: insert, get, list a page, update, delete one row.
+
+Each call runs in the caller's transaction, so RLS decides what it touches. Column names
+come from pydantic models (never from a request) and are quoted as identifiers.
+
+A write that touches no row is explained the same way everywhere: if the caller can see
+the row, RLS refused the write (403); if not, the row does not exist for them (404).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import class_row
+from pydantic import BaseModel
+
+from agentplane.http.pagination import Page, PageRequest, fetch_page
+from agentplane.http.problems import ForbiddenError, NotFoundError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Table(Generic[T]):
+    """One table of `public`, read into `row` models."""
+
+    name: str
+    row: type[T]
+    noun: str
+    key: str = "id"
+
+    @property
+    def _ident(self) -> sql.Composed:
+        return sql.SQL("public.{}").format(sql.Identifier(self.name))
+
+    async def _one(self, tx: AsyncConnection[Any], query: sql.Composed, args: Any) -> T | None:
+        async with tx.cursor(row_factory=class_row(self.row)) as cur:
+            await cur.execute(query, args)
+            return await cur.fetchone()
+
+    async def insert(self, tx: AsyncConnection[Any], values: dict[str, Any]) -> T:
+        """Insert one row and return it."""
+        query = sql.SQL("insert into {} ({}) values ({}) returning *").format(
+            self._ident,
+            sql.SQL(", ").join(sql.Identifier(c) for c in values),
+            sql.SQL(", ").join(sql.Placeholder() for _ in values),
+        )
+        row = await self._one(tx, query, list(values.values()))
+        assert row is not None
+        return row
+
+    async def get(self, tx: AsyncConnection[Any], row_id: UUID) -> T | None:
+        """The row, if the caller can see it."""
+        query = sql.SQL("select * from {} where {} = %s").format(
+            self._ident, sql.Identifier(self.key)
+        )
+        return await self._one(tx, query, [row_id])
+
+    async def require(self, tx: AsyncConnection[Any], row_id: UUID) -> T:
+        """The row, or 404 if it does not exist for the caller."""
+        row = await self.get(tx, row_id)
+        if row is None:
+            raise NotFoundError(f"{self.noun} {row_id} not found")
+        return row
+
+    async def _explain_no_row(self, tx: AsyncConnection[Any], row_id: UUID) -> None:
+        if await self.get(tx, row_id) is not None:
+            raise ForbiddenError(f"your role does not allow changing {self.noun} {row_id}")
+        raise NotFoundError(f"{self.noun} {row_id} not found")
+
+    async def update(self, tx: AsyncConnection[Any], row_id: UUID, values: dict[str, Any]) -> T:
+        """Set `values` on the row and return it (no values: return it unchanged)."""
+        if not values:
+            return await self.require(tx, row_id)
+        query = sql.SQL("update {} set {} where {} = %s returning *").format(
+            self._ident,
+            sql.SQL(", ").join(
+                sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder()) for c in values
+            ),
+            sql.Identifier(self.key),
+        )
+        row = await self._one(tx, query, [*values.values(), row_id])
+        if row is None:
+            await self._explain_no_row(tx, row_id)
+        assert row is not None
+        return row
+
+    async def delete(self, tx: AsyncConnection[Any], row_id: UUID) -> None:
+        """Delete the row, or say why not (403/404)."""
+        query = sql.SQL("delete from {} where {} = %s").format(
+            self._ident, sql.Identifier(self.key)
+        )
+        cur = await tx.execute(query, [row_id])
+        if cur.rowcount == 0:
+            await self._explain_no_row(tx, row_id)
+
+    async def page(
+        self,
+        tx: AsyncConnection[Any],
+        page: PageRequest,
+        filters: dict[str, Any] | None = None,
+    ) -> Page[T]:
+        """A page of visible rows, with equality filters on the given columns."""
+        given = {c: v for c, v in (filters or {}).items() if v is not None}
+        conditions = [sql.SQL("{} = %s").format(sql.Identifier(c)).as_string(None) for c in given]
+        return await fetch_page(
+            tx,
+            self.row,
+            sql.SQL("select * from {}").format(self._ident).as_string(None),
+            page,
+            conditions,
+            list(given.values()),
+        )
+
+
+async def require_visible(tx: AsyncConnection[Any], table: str, row_id: UUID, noun: str) -> None:
+    """404 unless the caller can see row `row_id` of `public.<table>` (a parent row)."""
+    query = sql.SQL("select 1 from public.{} where id = %s").format(sql.Identifier(table))
+    cur = await tx.execute(query, [row_id])
+    if await cur.fetchone() is None:
+        raise NotFoundError(f"{noun} {row_id} not found")
