@@ -8,17 +8,36 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
+from agentplane.agents.routes import router as agents_router
 from agentplane.auth.routes import router as identity_router
+from agentplane.connections.routes import router as connections_router
+from agentplane.conversations.routes import router as conversations_router
 from agentplane.http.app import create_app
 from agentplane.http.health import router as health_router
+from agentplane.memory.routes import router as memory_router
 from agentplane.organizations.routes import router as organizations_router
 from agentplane.projects.routes import router as projects_router
 from agentplane.runtime import Runtime
+from agentplane.skills.routes import router as skills_router
+from agentplane.tasks.routes import router as tasks_router
+from agentplane.templates.routes import router as templates_router
 
 
 def api_routers() -> list[APIRouter]:
     """Routes of the `api` function (CRUD)."""
-    return [health_router, identity_router, organizations_router, projects_router]
+    return [
+        health_router,
+        identity_router,
+        organizations_router,
+        projects_router,
+        agents_router,
+        connections_router,
+        conversations_router,
+        memory_router,
+        skills_router,
+        tasks_router,
+        templates_router,
+    ]
 
 
 def actions_routers() -> list[APIRouter]:

@@ -1,0 +1,1 @@
+"""Agents (see routes.py)."""

@@ -1,0 +1,1 @@
+"""Connections (see routes.py)."""

@@ -1,0 +1,7 @@
+"""/connections routes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/connections", tags=["connections"])

@@ -1,0 +1,1 @@
+"""Conversations (see routes.py)."""

@@ -1,0 +1,1 @@
+"""Memory (see routes.py)."""

@@ -1,0 +1,1 @@
+"""Skills (see routes.py)."""

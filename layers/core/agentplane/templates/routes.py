@@ -1,0 +1,7 @@
+"""/templates routes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/templates", tags=["templates"])
