@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 
 from agentplane.agents.routes import router as agents_router
 from agentplane.auth.routes import router as identity_router
+from agentplane.brain.routes import router as brain_router
 from agentplane.connections.routes import router as connections_router
 from agentplane.conversations.routes import router as conversations_router
 from agentplane.http.app import create_app
@@ -21,6 +22,7 @@ from agentplane.runtime import Runtime
 from agentplane.skills.routes import router as skills_router
 from agentplane.tasks.routes import router as tasks_router
 from agentplane.templates.routes import router as templates_router
+from agentplane.vault.routes import router as vault_router
 
 
 def api_routers() -> list[APIRouter]:
@@ -37,6 +39,8 @@ def api_routers() -> list[APIRouter]:
         skills_router,
         tasks_router,
         templates_router,
+        vault_router,
+        brain_router,
     ]
 
 

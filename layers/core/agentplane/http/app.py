@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
 from agentplane import __version__
 from agentplane.http.middleware import BodyLimitMiddleware, CorrelationIdMiddleware
-from agentplane.http.problems import install_problem_handlers
+from agentplane.http.problems import PROBLEM_RESPONSES, Problem, install_problem_handlers
 from agentplane.runtime import Runtime
 from agentplane.settings import get_settings
 
@@ -39,5 +40,30 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=rt.settings.max_body_bytes)
     app.add_middleware(CorrelationIdMiddleware)
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, responses=PROBLEM_RESPONSES)
+    _add_problem_schema(app)
     return app
+
+
+def _add_problem_schema(app: FastAPI) -> None:
+    """Put the Problem schema into the OpenAPI components the responses refer to."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(
+                Problem.model_json_schema(
+                    ref_template="#/components/schemas/{model}", by_alias=True
+                ).get("$defs", {})
+            )
+            problem = Problem.model_json_schema(
+                ref_template="#/components/schemas/{model}", by_alias=True
+            )
+            problem.pop("$defs", None)
+            components["Problem"] = problem
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -7,12 +7,57 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from pydantic import Field as PydanticField
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agentplane.observability import logger
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://agentplane.dev/problems/"
+
+
+class FieldError(BaseModel):
+    """One bad field of a 422."""
+
+    field: str
+    # Where the field is: body, query, path or header.
+    location: str = PydanticField(alias="in")
+    rule: str
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+# Declared on every route, so the OpenAPI document says what errors look like.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem_response("Bad request"),
+    401: _problem_response("Missing or invalid bearer token"),
+    403: _problem_response("Your role does not allow this"),
+    404: _problem_response("Not found, or not yours to see"),
+    409: _problem_response("Conflict with the current state"),
+    413: _problem_response("Body too large"),
+    422: _problem_response("Invalid fields, each named with its rule"),
+    500: _problem_response("Unexpected error"),
+    501: _problem_response("Not implemented yet"),
+    503: _problem_response("The database is unavailable"),
+}
 
 
 class ProblemError(Exception):
@@ -84,6 +129,12 @@ class ValidationProblemError(ProblemError):
 
     def __init__(self, errors: list[dict[str, Any]], detail: str | None = None) -> None:
         super().__init__(detail or "the request has invalid fields", errors=errors)
+
+
+class NotImplementedYetError(ProblemError):
+    """The route is part of the contract but its feature has not landed."""
+
+    status, type_slug, title = 501, "not-implemented", "Not implemented"
 
 
 class ServiceUnavailableError(ProblemError):

@@ -1,0 +1,1 @@
+"""The brain: agent turns that call the model and propose actions."""

@@ -1,0 +1,1 @@
+"""The BYOK key vault (user_keys)."""
