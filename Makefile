@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev test unit integration e2e lint format typecheck cfn-lint bench build invoke clean
+.PHONY: help install dev test unit integration e2e lint format typecheck cfn-lint bench build invoke openapi clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ build: install ## sam build (no container; needs the SAM CLI and python3.12)
 
 invoke: install ## run a handler in-process on an event: make invoke FN=api EVENT=events/api_get_health.json
 	$(BIN)/python -m agentplane.invoke $(FN) $(EVENT)
+
+openapi: install ## regenerate docs/openapi.json from the app
+	$(BIN)/agentplane openapi --output docs/openapi.json
 
 clean: ## remove the venv, caches and the local database
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .agentplane

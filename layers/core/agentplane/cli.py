@@ -76,6 +76,26 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def openapi_document() -> str:
+    """The OpenAPI document of every route (what docs/openapi.json holds)."""
+    import json
+
+    from agentplane.apps import build_local_app
+
+    return json.dumps(build_local_app().openapi(), indent=2, sort_keys=True) + "\n"
+
+
+def cmd_openapi(_settings: Settings, args: argparse.Namespace) -> int:
+    document = openapi_document()
+    if args.output == "-":
+        sys.stdout.write(document)
+    else:
+        with open(args.output, "w") as f:
+            f.write(document)
+        _say(f"wrote {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used by the docs and tests)."""
     parser = argparse.ArgumentParser(
@@ -101,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--email", help="the email claim")
     tok.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (3600)")
     tok.set_defaults(func=cmd_token)
+
+    api = sub.add_parser("openapi", help="write the OpenAPI document of every route")
+    api.add_argument("--output", default="docs/openapi.json", help="file, or - for stdout")
+    api.set_defaults(func=cmd_openapi)
 
     dev = sub.add_parser(
         "dev", help="run everything locally: embedded database, migrations, demo data, server"

@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("function", choices=FUNCTIONS)
     parser.add_argument("event", type=Path)
+    parser.add_argument(
+        "--output", type=Path, help="write the handler's result here instead of stdout"
+    )
     args = parser.parse_args(argv)
     from agentplane.auth.tokens import mint_token
     from agentplane.cli import database_urls
@@ -88,8 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["DATABASE_URL"] = urls.app
         get_settings.cache_clear()
         result = invoke(args.function, load_event(args.event, token))
-    json.dump(result, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
+    text = json.dumps(result, indent=2, default=str) + "\n"
+    if args.output is not None:
+        args.output.write_text(text)
+    else:
+        sys.stdout.write(text)
     return 0
 
 

@@ -13,7 +13,7 @@ from agentplane.http.problems import PROBLEM_JSON, PayloadTooLargeError
 from agentplane.observability import logger
 
 REQUEST_ID_HEADER = b"x-request-id"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:=+/-]{1,128}$")
 
 
 class BodyLimitMiddleware:
