@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -183,3 +184,19 @@ async def test_oversized_body_is_413(client: httpx.AsyncClient, make_org: MakeOr
         headers=org.owner.headers,
     )
     assert_problem(resp, 413, "payload-too-large")
+
+
+async def test_text_that_postgres_cannot_store_is_422_naming_the_field(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    org = await make_org()
+    for bad in ("nul\u0000byte", "lone \ud800 surrogate"):
+        resp = await client.post(
+            "/projects",
+            content=json.dumps(
+                {"organization_id": str(org.id), "name": "p", "description": bad}
+            ).encode(),
+            headers={**org.owner.headers, "content-type": "application/json"},
+        )
+        body = assert_problem(resp, 422, "validation")
+        assert [e["field"] for e in body["errors"]] == ["description"]

@@ -41,6 +41,10 @@ def translate(exc: psycopg.Error) -> ProblemError | None:
         return ValidationProblemError(
             [{"field": column, "in": "body", "rule": "range", "message": "value out of range"}]
         )
+    if isinstance(exc, pg.UntranslatableCharacter | pg.CharacterNotInRepertoire):
+        return ValidationProblemError(
+            [{"field": column, "in": "body", "rule": "text", "message": "not storable text"}]
+        )
     if isinstance(exc, pg.InsufficientPrivilege):
         return ForbiddenError("you may not do this here")
     if isinstance(exc, pg.QueryCanceled | pg.OperationalError):

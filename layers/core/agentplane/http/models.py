@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
@@ -12,10 +12,41 @@ Description = Annotated[str, Field(max_length=4000)]
 LongText = Annotated[str, Field(max_length=100_000)]
 
 
+def _storable(value: Any) -> None:
+    # PostgreSQL text and jsonb hold neither NUL characters nor lone UTF-16 surrogates
+    # (valid in JSON, not in UTF-8); refuse them here, field by field, not as a 500.
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("must not contain NUL (\\u0000) characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("must be valid Unicode text (no lone surrogates)") from exc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key)
+            _storable(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _storable(item)
+    elif isinstance(value, BaseModel):
+        for item in value.__dict__.values():
+            _storable(item)
+
+
 class InputModel(BaseModel):
-    """A request body: unknown fields are refused (422), so nobody sets `id` or `user_id`."""
+    """A request body: unknown fields are refused (422), so nobody sets `id` or `user_id`.
+
+    Every string in it, however deeply nested, must be storable text.
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text_is_storable(cls, value: Any) -> Any:
+        _storable(value)
+        return value
 
 
 class OutputModel(BaseModel):
