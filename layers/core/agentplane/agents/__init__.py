@@ -1,1 +1,1 @@
-"""Agents (see routes.py)."""
+"""Agents, their configs and their runner tokens (see routes.py)."""

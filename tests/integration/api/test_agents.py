@@ -1,0 +1,632 @@
+"""/agents: agents, their config and runner tokens; what strangers and viewers get."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from agentplane.auth.caller import Caller
+from agentplane.db.database import Database
+from tests.integration.api.conftest import Org, User, assert_problem, collect_pages
+
+MakeOrg = Callable[..., Awaitable[Org]]
+
+CONFIG = {
+    "model": "anthropic/claude-sonnet",
+    "system_prompt": "Be brief.",
+    "temperature": 1.25,
+    "connection_id": None,
+    "allowed_tools": ["read_file", "http_get"],
+}
+
+
+async def create_project(client: httpx.AsyncClient, org: Org, name: str = "p") -> str:
+    """A project of `org`, created by its owner."""
+    resp = await client.post(
+        "/projects",
+        json={"organization_id": str(org.id), "name": name},
+        headers=org.owner.headers,
+    )
+    assert resp.status_code == 201, resp.text
+    project_id: str = resp.json()["id"]
+    return project_id
+
+
+async def create_agent(
+    client: httpx.AsyncClient, project_id: str, user: User, name: str = "scout"
+) -> dict[str, Any]:
+    """An agent of the project, created by `user`."""
+    resp = await client.post(
+        "/agents", json={"project_id": project_id, "name": name}, headers=user.headers
+    )
+    assert resp.status_code == 201, resp.text
+    agent: dict[str, Any] = resp.json()
+    return agent
+
+
+async def issue_token(client: httpx.AsyncClient, agent_id: str, user: User) -> dict[str, Any]:
+    """A runner token of the agent, issued by `user`."""
+    resp = await client.post(
+        f"/agents/{agent_id}/runner-tokens", json={"name": "laptop"}, headers=user.headers
+    )
+    assert resp.status_code == 201, resp.text
+    created: dict[str, Any] = resp.json()
+    return created
+
+
+async def create_connection(database: Database, user: User, name: str = "mine") -> uuid.UUID:
+    """A connection owned by `user`, written as that user (RLS applies; no API for it yet)."""
+    async with database.transaction(Caller.user({"sub": str(user.id)})) as tx:
+        cur = await tx.execute(
+            "insert into public.agent_connections (user_id, name, provider, model)"
+            " values (%s, %s, 'openrouter', 'some-model') returning id",
+            (user.id, name),
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    connection_id: uuid.UUID = row[0]
+    return connection_id
+
+
+def field_rules(problem: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (field, rule) pairs of a 422."""
+    return [(e["field"], e["rule"]) for e in problem["errors"]]
+
+
+# --- agents ---------------------------------------------------------------------------
+
+
+async def test_agent_create_read_update_delete(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    org = await make_org()
+    project_id = await create_project(client, org)
+    # Given a member creates an agent in a project
+    resp = await client.post(
+        "/agents",
+        json={"project_id": project_id, "name": "  Scout  ", "description": "looks around"},
+        headers=org.member.headers,
+    )
+    assert resp.status_code == 201, resp.text
+    agent = resp.json()
+    assert agent["name"] == "Scout"
+    assert agent["organization_id"] == str(org.id)
+    assert agent["project_id"] == project_id
+    assert agent["status"] == "active"
+    assert agent["created_by"] == str(org.member.id)
+    # Then it has a default config, made in the same transaction
+    config = await client.get(f"/agents/{agent['id']}/config", headers=org.viewer.headers)
+    assert config.status_code == 200, config.text
+    assert {k: v for k, v in config.json().items() if k not in ("created_at", "updated_at")} == {
+        "agent_id": agent["id"],
+        "model": "",
+        "system_prompt": "",
+        "temperature": 0.7,
+        "connection_id": None,
+        "allowed_tools": [],
+    }
+    # When anyone in the organization reads the agent, they get the same row
+    got = await client.get(f"/agents/{agent['id']}", headers=org.viewer.headers)
+    assert got.json() == agent
+    # When a member pauses and renames it, only those fields change and updated_at moves
+    patched = await client.patch(
+        f"/agents/{agent['id']}",
+        json={"name": "Ranger", "status": "paused"},
+        headers=org.member.headers,
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json() | {"updated_at": None} == agent | {
+        "name": "Ranger",
+        "status": "paused",
+        "updated_at": None,
+    }
+    assert patched.json()["updated_at"] > agent["updated_at"]
+    # Then members may not delete it, an admin may, and it is gone with its config
+    assert_problem(await client.delete(f"/agents/{agent['id']}", headers=org.member.headers), 403)
+    deleted = await client.delete(f"/agents/{agent['id']}", headers=org.admin.headers)
+    assert deleted.status_code == 204
+    assert_problem(await client.get(f"/agents/{agent['id']}", headers=org.owner.headers), 404)
+    body = assert_problem(
+        await client.get(f"/agents/{agent['id']}/config", headers=org.owner.headers), 404
+    )
+    assert body["detail"] == f"agent {agent['id']} not found"
+
+
+async def test_agent_list_paginates_and_filters_by_project_and_organization(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    # Given two projects in one organization and an agent in another organization
+    org = await make_org()
+    other = await make_org("Other")
+    first, second = await create_project(client, org, "first"), await create_project(client, org)
+    in_first = [(await create_agent(client, first, org.owner, f"a{i}"))["id"] for i in range(4)]
+    in_second = [(await create_agent(client, second, org.owner, f"b{i}"))["id"] for i in range(3)]
+    elsewhere = await create_agent(client, await create_project(client, other), other.owner)
+
+    # When the owner pages through each list
+    by_project, project_pages = await collect_pages(
+        client, "/agents", org.owner.headers, limit=3, project_id=first
+    )
+    by_org, org_pages = await collect_pages(
+        client, "/agents", org.owner.headers, limit=3, organization_id=str(org.id)
+    )
+    everything, _ = await collect_pages(client, "/agents", org.viewer.headers, limit=50)
+
+    # Then each is complete, in creation order, and holds only what the filter names
+    assert [a["id"] for a in by_project] == in_first
+    assert project_pages == 2
+    assert [a["id"] for a in by_org] == in_first + in_second
+    assert org_pages == 3
+    assert [a["id"] for a in everything] == in_first + in_second
+    # Another organization's agents never show up, even when asked for by project.
+    assert elsewhere["id"] not in [a["id"] for a in everything]
+    foreign = await client.get(
+        "/agents", params={"project_id": elsewhere["project_id"]}, headers=org.owner.headers
+    )
+    assert foreign.json() == {"items": [], "next_cursor": None}
+
+
+async def test_strangers_get_404_and_change_nothing(
+    client: httpx.AsyncClient,
+    make_org: MakeOrg,
+    new_user: Callable[[], User],
+    database: Database,
+) -> None:
+    # Given an agent with a config and a runner token, and a user outside the organization
+    org = await make_org()
+    project_id = await create_project(client, org)
+    agent = await create_agent(client, project_id, org.owner)
+    agent_id = agent["id"]
+    put = await client.put(f"/agents/{agent_id}/config", json=CONFIG, headers=org.owner.headers)
+    assert put.status_code == 200, put.text
+    token = await issue_token(client, agent_id, org.owner)
+    stranger = new_user()
+    own_connection = await create_connection(database, stranger)
+    h = stranger.headers
+
+    # When the stranger tries every agent route, each is a 404 that names the missing thing
+    body = assert_problem(
+        await client.post(
+            "/agents", json={"project_id": project_id, "name": "intruder"}, headers=h
+        ),
+        404,
+        "not-found",
+    )
+    assert body["detail"] == f"project {project_id} not found"
+    assert_problem(await client.get(f"/agents/{agent_id}", headers=h), 404)
+    assert_problem(await client.patch(f"/agents/{agent_id}", json={"name": "x"}, headers=h), 404)
+    assert_problem(await client.delete(f"/agents/{agent_id}", headers=h), 404)
+    assert_problem(await client.get(f"/agents/{agent_id}/config", headers=h), 404)
+    body = assert_problem(
+        await client.put(
+            f"/agents/{agent_id}/config",
+            json={**CONFIG, "system_prompt": "obey me", "connection_id": str(own_connection)},
+            headers=h,
+        ),
+        404,
+    )
+    assert body["detail"] == f"agent {agent_id} not found"
+    assert_problem(await client.post(f"/agents/{agent_id}/runner-tokens", json={}, headers=h), 404)
+    assert_problem(await client.get(f"/agents/{agent_id}/runner-tokens", headers=h), 404)
+    assert_problem(
+        await client.delete(f"/agents/{agent_id}/runner-tokens/{token['id']}", headers=h), 404
+    )
+    listed = await client.get("/agents", headers=h)
+    assert listed.json() == {"items": [], "next_cursor": None}
+
+    # Then the owner finds everything as it was
+    assert (await client.get(f"/agents/{agent_id}", headers=org.owner.headers)).json() == agent
+    assert (
+        await client.get(f"/agents/{agent_id}/config", headers=org.owner.headers)
+    ).json() == put.json()
+    tokens = await client.get(f"/agents/{agent_id}/runner-tokens", headers=org.owner.headers)
+    assert [(t["id"], t["revoked_at"]) for t in tokens.json()["items"]] == [(token["id"], None)]
+
+
+async def test_viewers_read_but_cannot_write(client: httpx.AsyncClient, make_org: MakeOrg) -> None:
+    # Given an agent with a config and a runner token
+    org = await make_org()
+    project_id = await create_project(client, org)
+    agent = await create_agent(client, project_id, org.owner)
+    agent_id = agent["id"]
+    token = await issue_token(client, agent_id, org.owner)
+    config = (await client.get(f"/agents/{agent_id}/config", headers=org.owner.headers)).json()
+    h = org.viewer.headers
+
+    # When a viewer writes, or reads runner tokens, the answer is 403
+    assert_problem(
+        await client.post("/agents", json={"project_id": project_id, "name": "v"}, headers=h),
+        403,
+        "forbidden",
+    )
+    assert_problem(await client.patch(f"/agents/{agent_id}", json={"name": "x"}, headers=h), 403)
+    assert_problem(await client.delete(f"/agents/{agent_id}", headers=h), 403)
+    assert_problem(await client.put(f"/agents/{agent_id}/config", json=CONFIG, headers=h), 403)
+    assert_problem(await client.post(f"/agents/{agent_id}/runner-tokens", json={}, headers=h), 403)
+    assert_problem(await client.get(f"/agents/{agent_id}/runner-tokens", headers=h), 403)
+    assert_problem(
+        await client.delete(f"/agents/{agent_id}/runner-tokens/{token['id']}", headers=h), 403
+    )
+
+    # Then they still read the agent and its config, and nothing changed
+    assert (await client.get(f"/agents/{agent_id}", headers=h)).json() == agent
+    assert (await client.get(f"/agents/{agent_id}/config", headers=h)).json() == config
+    agents, _ = await collect_pages(client, "/agents", org.owner.headers, limit=50)
+    assert [a["id"] for a in agents] == [agent_id]
+    tokens = await client.get(f"/agents/{agent_id}/runner-tokens", headers=org.owner.headers)
+    assert [(t["id"], t["revoked_at"]) for t in tokens.json()["items"]] == [(token["id"], None)]
+
+
+async def test_bad_agent_input_names_the_field_and_the_rule(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    org = await make_org()
+    project_id = await create_project(client, org)
+    h = org.owner.headers
+
+    body = assert_problem(
+        await client.post(
+            "/agents",
+            json={"project_id": project_id, "name": "a", "organization_id": str(uuid.uuid4())},
+            headers=h,
+        ),
+        422,
+        "validation",
+    )
+    assert field_rules(body) == [("organization_id", "extra_forbidden")]
+    body = assert_problem(
+        await client.post(
+            "/agents", json={"project_id": project_id, "name": " ", "status": "gone"}, headers=h
+        ),
+        422,
+    )
+    assert sorted(field_rules(body)) == [("name", "string_too_short"), ("status", "literal_error")]
+    body = assert_problem(await client.post("/agents", json={"name": "a"}, headers=h), 422)
+    assert field_rules(body) == [("project_id", "missing")]
+    body = assert_problem(
+        await client.post(
+            "/agents", json={"project_id": str(uuid.uuid4()), "name": "a"}, headers=h
+        ),
+        404,
+    )
+    assert body["detail"].startswith("project ")
+
+    agent_id = (await create_agent(client, project_id, org.owner))["id"]
+    for patch, expected in (
+        ({"status": "deleted"}, [("status", "literal_error")]),
+        ({"created_by": str(org.member.id)}, [("created_by", "extra_forbidden")]),
+        ({"description": "x" * 4001}, [("description", "string_too_long")]),
+    ):
+        body = assert_problem(await client.patch(f"/agents/{agent_id}", json=patch, headers=h), 422)
+        assert field_rules(body) == expected
+    assert_problem(await client.get("/agents/not-a-uuid", headers=h), 422)
+    body = assert_problem(await client.get("/agents?project_id=nope", headers=h), 422)
+    assert field_rules(body)[0][0] == "project_id"
+    assert (await client.get(f"/agents/{agent_id}", headers=h)).json()["status"] == "active"
+
+
+# --- config ---------------------------------------------------------------------------
+
+
+async def test_config_is_replaced_whole_and_read_back(
+    client: httpx.AsyncClient, make_org: MakeOrg, database: Database
+) -> None:
+    # Given an agent with its default config, and a connection of the member's own
+    org = await make_org()
+    agent_id = (await create_agent(client, await create_project(client, org), org.owner))["id"]
+    before = (await client.get(f"/agents/{agent_id}/config", headers=org.member.headers)).json()
+    connection_id = str(await create_connection(database, org.member))
+
+    # When a member replaces the config
+    resp = await client.put(
+        f"/agents/{agent_id}/config",
+        json={**CONFIG, "connection_id": connection_id},
+        headers=org.member.headers,
+    )
+
+    # Then every field is the new one, and a viewer reads the same
+    assert resp.status_code == 200, resp.text
+    config = resp.json()
+    assert config | {"updated_at": None} == {
+        **CONFIG,
+        "connection_id": connection_id,
+        "agent_id": agent_id,
+        "created_at": before["created_at"],
+        "updated_at": None,
+    }
+    assert config["updated_at"] > before["updated_at"]
+    assert (await client.get(f"/agents/{agent_id}/config", headers=org.viewer.headers)).json() == (
+        config
+    )
+    # A PUT is the whole document: a missing field is a 422, not a silent reset.
+    partial = {k: v for k, v in CONFIG.items() if k not in ("system_prompt", "connection_id")}
+    body = assert_problem(
+        await client.put(f"/agents/{agent_id}/config", json=partial, headers=org.member.headers),
+        422,
+    )
+    assert sorted(field_rules(body)) == [("connection_id", "missing"), ("system_prompt", "missing")]
+    # Temperature is stored with two decimals; the limits are inclusive.
+    for sent, stored in ((0, 0.0), (2, 2.0), (0.333, 0.33)):
+        resp = await client.put(
+            f"/agents/{agent_id}/config",
+            json={**CONFIG, "temperature": sent},
+            headers=org.member.headers,
+        )
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["temperature"] == stored
+    # An unknown agent has no config to read or replace.
+    unknown = uuid.uuid4()
+    for resp in (
+        await client.get(f"/agents/{unknown}/config", headers=org.owner.headers),
+        await client.put(f"/agents/{unknown}/config", json=CONFIG, headers=org.owner.headers),
+    ):
+        assert assert_problem(resp, 404)["detail"] == f"agent {unknown} not found"
+
+
+async def test_bad_config_names_the_field_and_changes_nothing(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    org = await make_org()
+    agent_id = (await create_agent(client, await create_project(client, org), org.owner))["id"]
+    path = f"/agents/{agent_id}/config"
+    before = (await client.get(path, headers=org.owner.headers)).json()
+
+    cases: list[tuple[dict[str, Any], list[tuple[str, str]]]] = [
+        ({"temperature": 3}, [("temperature", "less_than_equal")]),
+        ({"temperature": -0.1}, [("temperature", "greater_than_equal")]),
+        (
+            {"allowed_tools": ["read_file", "Bad-Tool"]},
+            [("allowed_tools.1", "string_pattern_mismatch")],
+        ),
+        ({"allowed_tools": ["9lives"]}, [("allowed_tools.0", "string_pattern_mismatch")]),
+        ({"allowed_tools": ["t" + "x" * 64]}, [("allowed_tools.0", "string_pattern_mismatch")]),
+        ({"allowed_tools": [f"tool_{i}" for i in range(65)]}, [("allowed_tools", "too_long")]),
+        ({"allowed_tools": ["a", "b", "a"]}, [("allowed_tools", "value_error")]),
+        ({"model": "m" * 201}, [("model", "string_too_long")]),
+        ({"connection_id": "not-a-uuid"}, [("connection_id", "uuid_parsing")]),
+        ({"agent_id": str(uuid.uuid4())}, [("agent_id", "extra_forbidden")]),
+    ]
+    for change, expected in cases:
+        body = assert_problem(
+            await client.put(path, json={**CONFIG, **change}, headers=org.owner.headers), 422
+        )
+        assert field_rules(body) == expected, change
+    # The limits themselves are fine: 64 tools, each up to 64 characters.
+    at_limit = [f"t{i:02d}" + "x" * 61 for i in range(64)]
+    ok = await client.put(
+        path, json={**CONFIG, "allowed_tools": at_limit}, headers=org.owner.headers
+    )
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["allowed_tools"] == at_limit
+    assert ok.json()["created_at"] == before["created_at"]
+
+
+async def test_config_connection_must_be_the_callers_own(
+    client: httpx.AsyncClient,
+    make_org: MakeOrg,
+    new_user: Callable[[], User],
+    database: Database,
+) -> None:
+    # Given two agents, the owner's own connection, and an outsider's connection
+    org = await make_org()
+    project_id = await create_project(client, org)
+    agent_id = (await create_agent(client, project_id, org.owner, "one"))["id"]
+    other_agent_id = (await create_agent(client, project_id, org.owner, "two"))["id"]
+    owners = str(await create_connection(database, org.owner, "owner's"))
+    outsiders = str(await create_connection(database, new_user(), "outsider's"))
+    path = f"/agents/{agent_id}/config"
+    before = (await client.get(path, headers=org.owner.headers)).json()
+
+    # When the owner attaches someone else's connection, it does not exist for them
+    resp = await client.put(
+        path, json={**CONFIG, "connection_id": outsiders}, headers=org.owner.headers
+    )
+    assert assert_problem(resp, 404, "not-found")["detail"] == f"connection {outsiders} not found"
+    assert (await client.get(path, headers=org.owner.headers)).json() == before
+    # When the owner attaches their own, it is set
+    resp = await client.put(
+        path, json={**CONFIG, "connection_id": owners}, headers=org.owner.headers
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["connection_id"] == owners
+
+    # Then a member may edit that config and keep the owner's connection on it...
+    resp = await client.put(
+        path,
+        json={**CONFIG, "system_prompt": "Be thorough.", "connection_id": owners},
+        headers=org.member.headers,
+    )
+    assert resp.status_code == 200, resp.text
+    assert (resp.json()["system_prompt"], resp.json()["connection_id"]) == ("Be thorough.", owners)
+    # ...but may not put the owner's connection on another agent
+    other_path = f"/agents/{other_agent_id}/config"
+    other_before = (await client.get(other_path, headers=org.member.headers)).json()
+    resp = await client.put(
+        other_path, json={**CONFIG, "connection_id": owners}, headers=org.member.headers
+    )
+    assert assert_problem(resp, 404)["detail"] == f"connection {owners} not found"
+    assert (await client.get(other_path, headers=org.owner.headers)).json() == other_before
+
+
+async def test_an_agent_without_a_config_row_gets_one_on_put(
+    client: httpx.AsyncClient, make_org: MakeOrg, database: Database
+) -> None:
+    # Given an agent whose config row is missing (as for an agent made outside the API)
+    org = await make_org()
+    agent_id = (await create_agent(client, await create_project(client, org), org.owner))["id"]
+    async with database.transaction(Caller.user({"sub": str(org.owner.id)})) as tx:
+        cur = await tx.execute("delete from public.agent_configs where agent_id = %s", (agent_id,))
+        assert cur.rowcount == 1
+    path = f"/agents/{agent_id}/config"
+
+    # When it is read, the 404 says the agent is there but its config is not
+    body = assert_problem(await client.get(path, headers=org.viewer.headers), 404)
+    assert body["detail"] == f"agent {agent_id} has no config yet"
+    # When a viewer PUTs one, RLS refuses; when a member does, the row is created
+    assert_problem(await client.put(path, json=CONFIG, headers=org.viewer.headers), 403)
+    resp = await client.put(path, json=CONFIG, headers=org.member.headers)
+
+    # Then it reads back
+    assert resp.status_code == 200, resp.text
+    assert (await client.get(path, headers=org.viewer.headers)).json() == resp.json()
+
+
+# --- runner tokens --------------------------------------------------------------------
+
+
+async def test_runner_token_is_shown_once_and_stored_as_a_hash(
+    client: httpx.AsyncClient, make_org: MakeOrg, database: Database
+) -> None:
+    org = await make_org()
+    agent_id = (await create_agent(client, await create_project(client, org), org.owner))["id"]
+
+    # When a member issues a token with a lifetime
+    resp = await client.post(
+        f"/agents/{agent_id}/runner-tokens",
+        json={"name": "laptop", "expires_in_seconds": 3600},
+        headers=org.member.headers,
+    )
+
+    # Then the response carries the token, once, and is not to be cached
+    assert resp.status_code == 201, resp.text
+    created = resp.json()
+    token = created["token"]
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    assert token.startswith("aprt_")
+    assert len(token) == len("aprt_") + 43
+    assert resp.text.count(token) == 1
+    assert digest not in resp.text
+    assert resp.headers["cache-control"] == "no-store"
+    assert created["token_prefix"] == token[:12]
+    assert created["name"] == "laptop"
+    assert created["agent_id"] == agent_id
+    lifetime = datetime.fromisoformat(created["expires_at"]) - datetime.fromisoformat(
+        created["created_at"]
+    )
+    assert lifetime.total_seconds() == 3600
+    # And the database holds its SHA-256, never the token
+    async with database.transaction(Caller.user({"sub": str(org.owner.id)})) as tx:
+        cur = await tx.execute(
+            "select token_hash, token_prefix from public.agent_runner_tokens where id = %s",
+            (created["id"],),
+        )
+        assert await cur.fetchone() == (digest, token[:12])
+
+    # And listing it shows neither the token nor its hash
+    listed = await client.get(f"/agents/{agent_id}/runner-tokens", headers=org.owner.headers)
+    assert listed.status_code == 200, listed.text
+    assert token not in listed.text
+    assert digest not in listed.text
+    assert listed.json()["items"] == [
+        {
+            "id": created["id"],
+            "agent_id": agent_id,
+            "name": "laptop",
+            "token_prefix": token[:12],
+            "created_by": str(org.member.id),
+            "created_at": created["created_at"],
+            "expires_at": created["expires_at"],
+            "last_used_at": None,
+            "revoked_at": None,
+        }
+    ]
+    # A token without a lifetime lasts until it is revoked.
+    forever = await client.post(
+        f"/agents/{agent_id}/runner-tokens", json={}, headers=org.member.headers
+    )
+    assert (forever.json()["name"], forever.json()["expires_at"]) == ("", None)
+    assert forever.json()["token"] != token
+
+
+async def test_runner_tokens_paginate_per_agent_without_secrets(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    # Given five tokens on one agent and one on another
+    org = await make_org()
+    project_id = await create_project(client, org)
+    agent_id = (await create_agent(client, project_id, org.owner, "one"))["id"]
+    other_id = (await create_agent(client, project_id, org.owner, "two"))["id"]
+    issued = [await issue_token(client, agent_id, org.member) for _ in range(5)]
+    await issue_token(client, other_id, org.member)
+
+    # When the agent's tokens are paged through two at a time
+    items, pages = await collect_pages(
+        client, f"/agents/{agent_id}/runner-tokens", org.admin.headers, limit=2
+    )
+
+    # Then they come in creation order, only this agent's, without token or hash
+    assert [t["id"] for t in items] == [t["id"] for t in issued]
+    assert pages == 3
+    for item in items:
+        assert "token" not in item
+        assert "token_hash" not in item
+    page = await client.get(
+        f"/agents/{agent_id}/runner-tokens", params={"limit": 200}, headers=org.admin.headers
+    )
+    for created in issued:
+        assert created["token"] not in page.text
+        assert hashlib.sha256(created["token"].encode()).hexdigest() not in page.text
+
+
+async def test_revoking_a_runner_token(client: httpx.AsyncClient, make_org: MakeOrg) -> None:
+    # Given a token on each of two agents
+    org = await make_org()
+    project_id = await create_project(client, org)
+    agent_id = (await create_agent(client, project_id, org.owner, "one"))["id"]
+    other_id = (await create_agent(client, project_id, org.owner, "two"))["id"]
+    token = await issue_token(client, agent_id, org.owner)
+    others = await issue_token(client, other_id, org.owner)
+    path = f"/agents/{agent_id}/runner-tokens"
+
+    async def listed(agent: str) -> list[dict[str, Any]]:
+        resp = await client.get(f"/agents/{agent}/runner-tokens", headers=org.owner.headers)
+        items: list[dict[str, Any]] = resp.json()["items"]
+        return items
+
+    # When a member revokes it
+    resp = await client.delete(f"{path}/{token['id']}", headers=org.member.headers)
+
+    # Then it is listed as revoked
+    assert resp.status_code == 204, resp.text
+    [revoked] = await listed(agent_id)
+    assert revoked["revoked_at"] is not None
+    # Revoking again is a 204 that keeps the first revocation time (a retry is safe).
+    again = await client.delete(f"{path}/{token['id']}", headers=org.owner.headers)
+    assert again.status_code == 204
+    assert await listed(agent_id) == [revoked]
+    # A token of another agent, or no token at all, is a 404 and changes nothing.
+    body = assert_problem(
+        await client.delete(f"{path}/{others['id']}", headers=org.owner.headers), 404
+    )
+    assert body["detail"] == f"runner token {others['id']} not found"
+    assert_problem(await client.delete(f"{path}/{uuid.uuid4()}", headers=org.owner.headers), 404)
+    assert [t["revoked_at"] for t in await listed(other_id)] == [None]
+    # Deleting the agent takes its tokens with it.
+    assert (
+        await client.delete(f"/agents/{agent_id}", headers=org.admin.headers)
+    ).status_code == 204
+    assert_problem(await client.get(path, headers=org.owner.headers), 404)
+
+
+async def test_bad_runner_token_input_names_the_field(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    org = await make_org()
+    agent_id = (await create_agent(client, await create_project(client, org), org.owner))["id"]
+    path = f"/agents/{agent_id}/runner-tokens"
+    for body, expected in (
+        ({"expires_in_seconds": 0}, [("expires_in_seconds", "greater_than_equal")]),
+        ({"expires_in_seconds": 10**9}, [("expires_in_seconds", "less_than_equal")]),
+        ({"name": "n" * 201}, [("name", "string_too_long")]),
+        ({"token": "aprt_mine"}, [("token", "extra_forbidden")]),
+        ({"token_hash": "0" * 64}, [("token_hash", "extra_forbidden")]),
+    ):
+        problem = assert_problem(await client.post(path, json=body, headers=org.owner.headers), 422)
+        assert field_rules(problem) == expected
+    assert_problem(await client.delete(f"{path}/nope", headers=org.owner.headers), 422)
+    assert (await client.get(path, headers=org.owner.headers)).json()["items"] == []
