@@ -1,1 +1,1 @@
-"""Templates (see routes.py)."""
+"""Template bundles: skills and seed memory that users publish and install."""

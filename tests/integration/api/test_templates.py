@@ -1,0 +1,413 @@
+"""/templates: CRUD, the public catalog, what strangers get, and installing a bundle."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import httpx
+import pytest
+from psycopg import AsyncConnection
+from psycopg.errors import InsufficientPrivilege
+
+from agentplane.auth.caller import Caller
+from agentplane.db.database import Database
+from agentplane.http.problems import ForbiddenError
+from tests.integration.api.conftest import User, assert_problem, collect_pages
+
+NewUser = Callable[[], User]
+
+BUNDLE: dict[str, Any] = {
+    "skills": [
+        {"name": "triage", "description": "sort the inbox", "instructions": "label, then file"},
+        {"name": "summarize"},
+    ],
+    "memory": [
+        {"kind": "preference", "label": "tone", "content": "brief", "importance": 0.9},
+        {"kind": "fact", "label": "timezone", "content": "UTC"},
+        {"kind": "note", "label": "empty"},
+    ],
+}
+
+
+def as_user(database: Database, user: User) -> AbstractAsyncContextManager[AsyncConnection[Any]]:
+    """A transaction as `user`, exactly as the API opens one (RLS applies)."""
+    return database.transaction(Caller.user({"sub": str(user.id)}))
+
+
+async def create(
+    client: httpx.AsyncClient, user: User, name: str = "t", **fields: Any
+) -> dict[str, Any]:
+    """Create a template through the API (the standard bundle unless one is given)."""
+    body = {"name": name, "bundle": BUNDLE, **fields}
+    resp = await client.post("/templates", json=body, headers=user.headers)
+    assert resp.status_code == 201, resp.text
+    created: dict[str, Any] = resp.json()
+    return created
+
+
+async def installs_of(client: httpx.AsyncClient, author: User, template_id: str) -> int:
+    """The install count, read by the template's author."""
+    resp = await client.get(f"/templates/{template_id}", headers=author.headers)
+    assert resp.status_code == 200, resp.text
+    count: int = resp.json()["installs"]
+    return count
+
+
+async def owned_rows(database: Database, user: User) -> tuple[list[tuple[Any, ...]], ...]:
+    """Every skill and memory node `user` can see, i.e. owns, in creation order."""
+    async with as_user(database, user) as tx:
+        skills = await (
+            await tx.execute(
+                "select id, user_id, name, description, instructions, status,"
+                " source_template_id from public.skills order by created_at, id"
+            )
+        ).fetchall()
+        memory = await (
+            await tx.execute(
+                "select id, user_id, kind, label, content, importance"
+                " from public.memory_nodes order by created_at, id"
+            )
+        ).fetchall()
+    return skills, memory
+
+
+async def test_create_read_update_delete(client: httpx.AsyncClient, new_user: NewUser) -> None:
+    author = new_user()
+    # Given an author creates a template with a partial bundle
+    resp = await client.post(
+        "/templates",
+        json={"name": "  Inbox zero  ", "bundle": {"skills": [{"name": "triage"}]}},
+        headers=author.headers,
+    )
+    assert resp.status_code == 201, resp.text
+    template = resp.json()
+    # Then the server fills in the author, the defaults and a zero install count
+    assert template["name"] == "Inbox zero"
+    assert template["user_id"] == str(author.id)
+    assert template["is_public"] is False
+    assert template["installs"] == 0
+    assert template["bundle"] == {
+        "skills": [{"name": "triage", "description": "", "instructions": ""}],
+        "memory": [],
+    }
+    # When the author reads it, they get the same row
+    got = await client.get(f"/templates/{template['id']}", headers=author.headers)
+    assert got.json() == template
+    # When the author publishes it with a new bundle, only those fields change
+    patched = await client.patch(
+        f"/templates/{template['id']}",
+        json={"is_public": True, "bundle": BUNDLE},
+        headers=author.headers,
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["is_public"] is True
+    assert patched.json()["name"] == "Inbox zero"
+    assert patched.json()["bundle"]["memory"][1] == {**BUNDLE["memory"][1], "importance": 0.5}
+    assert patched.json()["updated_at"] > template["updated_at"]
+    # Then the author deletes it, and it is gone
+    deleted = await client.delete(f"/templates/{template['id']}", headers=author.headers)
+    assert deleted.status_code == 204
+    assert_problem(
+        await client.get(f"/templates/{template['id']}", headers=author.headers), 404, "not-found"
+    )
+
+
+async def test_own_list_paginates_and_holds_only_the_callers_templates(
+    client: httpx.AsyncClient, new_user: NewUser
+) -> None:
+    author, other = new_user(), new_user()
+    mine = [(await create(client, author, f"t{i}", is_public=i % 2 == 0))["id"] for i in range(5)]
+    await create(client, other, "theirs, public", is_public=True)
+    await create(client, other, "theirs, private")
+
+    items, pages = await collect_pages(client, "/templates", author.headers, limit=2)
+
+    assert [i["id"] for i in items] == mine
+    assert pages == 3
+
+
+async def test_public_list_has_every_authors_public_templates_and_no_private_one(
+    client: httpx.AsyncClient, new_user: NewUser
+) -> None:
+    alice, bob, reader = new_user(), new_user(), new_user()
+    # Given two authors with public and private templates, interleaved in time
+    public = []
+    for i in range(3):
+        public.append((await create(client, alice, f"a{i}", is_public=True))["id"])
+        await create(client, alice, f"a{i} private")
+        public.append((await create(client, bob, f"b{i}", is_public=True))["id"])
+        await create(client, bob, f"b{i} private")
+
+    # When a third user pages through the public catalog
+    items, pages = await collect_pages(client, "/templates", reader.headers, limit=4, public="true")
+
+    # Then they see every public template, in creation order, and nothing else
+    assert [i["id"] for i in items] == public
+    assert pages == 2
+    assert {i["user_id"] for i in items} == {str(alice.id), str(bob.id)}
+    # ... while their own list is empty, and `public=false` is the own list
+    assert (await client.get("/templates", headers=reader.headers)).json() == {
+        "items": [],
+        "next_cursor": None,
+    }
+    own, _ = await collect_pages(client, "/templates", alice.headers, limit=50, public="false")
+    assert len(own) == 6
+    assert {i["user_id"] for i in own} == {str(alice.id)}
+
+
+async def test_strangers_get_404_on_private_and_403_on_writes_to_public(
+    client: httpx.AsyncClient, new_user: NewUser
+) -> None:
+    author, stranger = new_user(), new_user()
+    private = await create(client, author, "private")
+    public = await create(client, author, "public", is_public=True)
+
+    # A private template does not exist for a stranger.
+    for method, body in (("GET", None), ("PATCH", {"name": "hijacked"}), ("DELETE", None)):
+        resp = await client.request(
+            method, f"/templates/{private['id']}", json=body, headers=stranger.headers
+        )
+        assert_problem(resp, 404, "not-found")
+    # A public one they can read, but not change.
+    got = await client.get(f"/templates/{public['id']}", headers=stranger.headers)
+    assert got.status_code == 200
+    assert got.json() == public
+    assert_problem(
+        await client.patch(
+            f"/templates/{public['id']}", json={"name": "hijacked"}, headers=stranger.headers
+        ),
+        403,
+        "forbidden",
+    )
+    assert_problem(await client.delete(f"/templates/{public['id']}", headers=stranger.headers), 403)
+    # Nothing changed, as the author sees it.
+    for template in (private, public):
+        still = await client.get(f"/templates/{template['id']}", headers=author.headers)
+        assert still.json() == template
+
+
+async def test_install_copies_the_bundle_into_the_installers_rows(
+    client: httpx.AsyncClient, database: Database, new_user: NewUser
+) -> None:
+    author, installer = new_user(), new_user()
+    template = await create(client, author, "public", is_public=True)
+
+    # When another user installs the public template
+    resp = await client.post(f"/templates/{template['id']}/install", headers=installer.headers)
+
+    # Then they get the ids of exactly one copy of each skill and memory item
+    assert resp.status_code == 201, resp.text
+    installed = resp.json()
+    assert installed["template_id"] == template["id"]
+    assert len(installed["skills"]) == len(BUNDLE["skills"])
+    assert len(installed["memory_nodes"]) == len(BUNDLE["memory"])
+    # ... and those rows, read as the installer, are theirs and carry the bundle's values
+    skills, memory = await owned_rows(database, installer)
+    installer_id, template_id = installer.id, uuid.UUID(template["id"])
+    # (One transaction's rows share created_at: match them by id, in the order returned.)
+    skill_by_id = {str(s[0]): s[1:] for s in skills}
+    assert len(skill_by_id) == len(installed["skills"])
+    assert [skill_by_id[i] for i in installed["skills"]] == [
+        (installer_id, "triage", "sort the inbox", "label, then file", "draft", template_id),
+        (installer_id, "summarize", "", "", "draft", template_id),
+    ]
+    memory_by_id = {str(m[0]): m[1:] for m in memory}
+    assert len(memory_by_id) == len(installed["memory_nodes"])
+    assert [memory_by_id[i] for i in installed["memory_nodes"]] == [
+        (installer_id, "preference", "tone", "brief", pytest.approx(0.9)),
+        (installer_id, "fact", "timezone", "UTC", 0.5),
+        (installer_id, "note", "empty", "", 0.5),
+    ]
+    # ... the author got no rows, and the count went up by one
+    assert await owned_rows(database, author) == ([], [])
+    assert await installs_of(client, author, template["id"]) == 1
+
+    # When the installer installs it again, and the author installs their own
+    again = await client.post(f"/templates/{template['id']}/install", headers=installer.headers)
+    own = await client.post(f"/templates/{template['id']}/install", headers=author.headers)
+
+    # Then each install makes fresh copies and counts once
+    assert again.status_code == own.status_code == 201
+    assert set(again.json()["skills"]).isdisjoint(installed["skills"])
+    skills, memory = await owned_rows(database, installer)
+    assert (len(skills), len(memory)) == (4, 6)
+    assert await installs_of(client, author, template["id"]) == 3
+
+    # When the author deletes the template, the installed copies stay, without a source
+    await client.delete(f"/templates/{template['id']}", headers=author.headers)
+    skills, _ = await owned_rows(database, installer)
+    assert len(skills) == 4
+    assert {s[6] for s in skills} == {None}
+
+
+async def test_installing_an_empty_bundle_creates_nothing_but_counts(
+    client: httpx.AsyncClient, new_user: NewUser
+) -> None:
+    author = new_user()
+    template = await create(client, author, bundle={})
+
+    resp = await client.post(f"/templates/{template['id']}/install", headers=author.headers)
+
+    assert resp.status_code == 201, resp.text
+    assert resp.json() == {"template_id": template["id"], "skills": [], "memory_nodes": []}
+    assert await installs_of(client, author, template["id"]) == 1
+
+
+async def test_concurrent_installs_count_exactly_once_each(
+    client: httpx.AsyncClient, database: Database, new_user: NewUser
+) -> None:
+    author, installer = new_user(), new_user()
+    template = await create(client, author, "popular", is_public=True)
+    await installs_of(client, installer, template["id"])  # the installer's first request
+    n = 12
+
+    # When N installs of the same template run at once (more than the pool's connections)
+    responses = await asyncio.gather(
+        *(
+            client.post(f"/templates/{template['id']}/install", headers=installer.headers)
+            for _ in range(n)
+        )
+    )
+
+    # Then every one succeeded, made its own copies, and was counted exactly once
+    assert [r.status_code for r in responses] == [201] * n, [r.text for r in responses]
+    skills, memory = await owned_rows(database, installer)
+    assert len(skills) == n * len(BUNDLE["skills"])
+    assert len(memory) == n * len(BUNDLE["memory"])
+    assert await installs_of(client, author, template["id"]) == n
+
+
+async def test_installing_another_users_private_template_is_404_and_writes_nothing(
+    client: httpx.AsyncClient, database: Database, new_user: NewUser
+) -> None:
+    author, intruder = new_user(), new_user()
+    template = await create(client, author, "private")
+
+    resp = await client.post(f"/templates/{template['id']}/install", headers=intruder.headers)
+    missing = await client.post(f"/templates/{uuid.uuid4()}/install", headers=intruder.headers)
+
+    assert_problem(resp, 404, "not-found")
+    assert_problem(missing, 404, "not-found")
+    assert await owned_rows(database, intruder) == ([], [])
+    assert await owned_rows(database, author) == ([], [])
+    assert await installs_of(client, author, template["id"]) == 0
+    # Called directly, the counting function refuses too (null) and changes nothing.
+    async with as_user(database, intruder) as tx:
+        cur = await tx.execute(
+            "select private.record_template_install(%s)", [uuid.UUID(template["id"])]
+        )
+        assert await cur.fetchone() == (None,)
+    assert await installs_of(client, author, template["id"]) == 0
+
+
+async def test_nobody_sets_installs_and_installers_cannot_change_the_authors_row(
+    client: httpx.AsyncClient, database: Database, new_user: NewUser
+) -> None:
+    author, installer = new_user(), new_user()
+    template = await create(client, author, "public", is_public=True)
+    resp = await client.post(f"/templates/{template['id']}/install", headers=installer.headers)
+    assert resp.status_code == 201, resp.text
+    path = f"/templates/{template['id']}"
+
+    # Through the API, installs is an unknown field, for the installer and the author alike
+    for user in (installer, author):
+        body = assert_problem(
+            await client.patch(path, json={"installs": 1000}, headers=user.headers), 422
+        )
+        assert [(e["field"], e["rule"]) for e in body["errors"]] == [
+            ("installs", "extra_forbidden")
+        ]
+    body = assert_problem(
+        await client.post(
+            "/templates", json={"name": "t", "bundle": {}, "installs": 5}, headers=author.headers
+        ),
+        422,
+    )
+    assert [e["field"] for e in body["errors"]] == ["installs"]
+    # ... and the installer may not change anything else of the author's row
+    assert_problem(await client.patch(path, json={"name": "mine"}, headers=installer.headers), 403)
+    # In the database, RLS hides the author's row from the installer's updates
+    async with as_user(database, installer) as tx:
+        cur = await tx.execute(
+            "update public.templates set name = 'mine' where id = %s",
+            [uuid.UUID(template["id"])],
+        )
+        assert cur.rowcount == 0
+    # ... and nobody, not even the author, has the privilege to write the count
+    for user in (installer, author):
+        with pytest.raises(ForbiddenError) as refused:
+            async with as_user(database, user) as tx:
+                await tx.execute(
+                    "update public.templates set installs = 1000 where id = %s",
+                    [uuid.UUID(template["id"])],
+                )
+        assert isinstance(refused.value.__cause__, InsufficientPrivilege)
+    with pytest.raises(ForbiddenError) as refused:
+        async with as_user(database, author) as tx:
+            await tx.execute("insert into public.templates (name, installs) values ('t', 1000)")
+    assert isinstance(refused.value.__cause__, InsufficientPrivilege)
+    after = (await client.get(path, headers=author.headers)).json()
+    assert (after["name"], after["installs"]) == ("public", 1)
+
+
+@pytest.mark.parametrize(
+    ("bundle", "field", "rule"),
+    [
+        ({"skills": [{"name": "s"}, {"name": ""}]}, "bundle.skills.1.name", "string_too_short"),
+        ({"skills": [{"description": "no name"}]}, "bundle.skills.0.name", "missing"),
+        (
+            {"skills": [{"name": "s", "status": "active"}]},
+            "bundle.skills.0.status",
+            "extra_forbidden",
+        ),
+        ({"memory": [{"kind": "rumor", "label": "x"}]}, "bundle.memory.0.kind", "literal_error"),
+        ({"memory": [{"kind": "fact", "label": " "}]}, "bundle.memory.0.label", "string_too_short"),
+        (
+            {"memory": [{"kind": "fact", "label": "x", "importance": 1.5}]},
+            "bundle.memory.0.importance",
+            "less_than_equal",
+        ),
+        ({"skills": [{"name": f"s{i}"} for i in range(101)]}, "bundle.skills", "too_long"),
+        ({"memory": [], "tools": []}, "bundle.tools", "extra_forbidden"),
+        ([], "bundle", "model_attributes_type"),
+    ],
+)
+async def test_bad_bundle_is_422_naming_the_field_path(
+    client: httpx.AsyncClient, new_user: NewUser, bundle: Any, field: str, rule: str
+) -> None:
+    author = new_user()
+    template = await create(client, author)
+
+    for resp in (
+        await client.post(
+            "/templates", json={"name": "t", "bundle": bundle}, headers=author.headers
+        ),
+        await client.patch(
+            f"/templates/{template['id']}", json={"bundle": bundle}, headers=author.headers
+        ),
+    ):
+        body = assert_problem(resp, 422, "validation")
+        assert [(e["field"], e["in"], e["rule"]) for e in body["errors"]] == [(field, "body", rule)]
+    assert (await client.get("/templates", headers=author.headers)).json()["items"] == [template]
+
+
+async def test_bad_input_outside_the_bundle(client: httpx.AsyncClient, new_user: NewUser) -> None:
+    author = new_user()
+    h = author.headers
+    body = assert_problem(await client.post("/templates", json={"name": "t"}, headers=h), 422)
+    assert [(e["field"], e["rule"]) for e in body["errors"]] == [("bundle", "missing")]
+    body = assert_problem(
+        await client.post(
+            "/templates", json={"name": "t", "bundle": {}, "user_id": str(uuid.uuid4())}, headers=h
+        ),
+        422,
+    )
+    assert [(e["field"], e["rule"]) for e in body["errors"]] == [("user_id", "extra_forbidden")]
+    body = assert_problem(await client.get("/templates?public=maybe", headers=h), 422)
+    assert body["errors"][0]["field"] == "public"
+    assert_problem(await client.post("/templates/not-a-uuid/install", headers=h), 422)
+    assert_problem(await client.post("/templates", json={"name": "t", "bundle": {}}), 401)
