@@ -1,0 +1,73 @@
+"""Conversation and message input and output models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import ConfigDict, Field, JsonValue
+
+from agentplane.http.models import InputModel, OutputModel, Title
+
+Role = Literal["user", "assistant", "system", "tool"]
+MessageContent = Annotated[str, Field(max_length=200_000)]
+# Input JSON: finite numbers only (Python's json accepts NaN and 1e400, jsonb does not).
+JsonInput = dict[str, JsonValue]
+JsonObject = dict[str, Any]
+
+
+class ConversationCreate(InputModel):
+    """A new conversation, optionally with one of the caller's connections and an agent."""
+
+    title: Title = ""
+    connection_id: UUID | None = None
+    agent_id: UUID | None = None
+    archived: bool = False
+
+
+class ConversationUpdate(InputModel):
+    """Fields of a conversation that can change (null detaches a connection or agent)."""
+
+    title: Title | None = None
+    connection_id: UUID | None = None
+    agent_id: UUID | None = None
+    archived: bool | None = None
+
+
+class Conversation(OutputModel):
+    """A conversation."""
+
+    id: UUID
+    user_id: UUID
+    title: str
+    connection_id: UUID | None
+    agent_id: UUID | None
+    archived: bool
+    last_message_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class MessageCreate(InputModel):
+    """A message appended to a conversation."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    role: Role
+    content: MessageContent
+    tool_calls: list[JsonInput] | None = None
+    metadata: JsonInput = Field(default_factory=dict)
+
+
+class Message(OutputModel):
+    """A message of a conversation."""
+
+    id: UUID
+    user_id: UUID
+    conversation_id: UUID
+    role: Role
+    content: str
+    tool_calls: list[JsonObject] | None
+    metadata: JsonObject
+    created_at: datetime

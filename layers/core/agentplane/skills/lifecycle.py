@@ -1,0 +1,51 @@
+"""The skill lifecycle: which status may follow which, and the error for any other move.
+
+    draft -> active -> deprecated -> archived
+    deprecated -> active   (reinstate)
+    draft -> archived      (abandon a draft)
+
+Setting the status a skill already has is not a change and is always allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from agentplane.http.problems import ConflictError
+
+SkillStatus = Literal["draft", "active", "deprecated", "archived"]
+
+TRANSITIONS: frozenset[tuple[SkillStatus, SkillStatus]] = frozenset(
+    {
+        ("draft", "active"),
+        ("active", "deprecated"),
+        ("deprecated", "archived"),
+        ("deprecated", "active"),
+        ("draft", "archived"),
+    }
+)
+
+
+def allowed_from(requested: SkillStatus) -> list[SkillStatus]:
+    """The statuses a skill may be in for `requested` to be set (itself included)."""
+    return [requested, *sorted(src for src, dst in TRANSITIONS if dst == requested)]
+
+
+def allowed_to(current: SkillStatus) -> list[SkillStatus]:
+    """The statuses a skill in `current` may move to."""
+    return sorted(dst for src, dst in TRANSITIONS if src == current)
+
+
+class SkillTransitionError(ConflictError):
+    """The skill's current status does not lead to the requested one."""
+
+    type_slug = "skill-transition"
+    title = "Status change not allowed"
+
+    def __init__(self, current: SkillStatus, requested: SkillStatus) -> None:
+        super().__init__(
+            f"a {current} skill cannot become {requested}",
+            current_status=current,
+            requested_status=requested,
+            allowed_statuses=allowed_to(current),
+        )

@@ -1,0 +1,188 @@
+"""/connections: CRUD, pagination, the provider filter, base_url rules, other users."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from tests.integration.api.conftest import User, assert_problem, collect_pages
+
+OPENROUTER = {"name": "Router", "provider": "openrouter", "model": "gpt-4o"}
+CUSTOM = {
+    "name": "Local",
+    "provider": "custom",
+    "base_url": "http://localhost:8080/v1",
+    "model": "llama",
+}
+
+
+def ts(value: str) -> datetime:
+    """A timestamp of a response, for comparing instants rather than strings."""
+    return datetime.fromisoformat(value)
+
+
+async def create_connection(client: httpx.AsyncClient, user: User, **fields: Any) -> Any:
+    """Create a connection through the API and return its JSON."""
+    resp = await client.post("/connections", json={**OPENROUTER, **fields}, headers=user.headers)
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+def field_rules(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (field, rule) pairs of a 422 problem."""
+    return [(e["field"], e["rule"]) for e in body["errors"]]
+
+
+async def test_create_read_update_delete(
+    client: httpx.AsyncClient, new_user: Callable[[], User]
+) -> None:
+    user = new_user()
+    # Given a user creates a connection (user_id comes from the token, status defaults)
+    connection = await create_connection(client, user, name="  Router  ")
+    assert connection["name"] == "Router"
+    assert connection["user_id"] == str(user.id)
+    assert connection["status"] == "active"
+    assert connection["base_url"] is None
+    # When they read it, they get the same row
+    got = await client.get(f"/connections/{connection['id']}", headers=user.headers)
+    assert got.json() == connection
+    # When they change the model and status, only those change and updated_at moves
+    patched = await client.patch(
+        f"/connections/{connection['id']}",
+        json={"model": "claude", "status": "inactive"},
+        headers=user.headers,
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["model"] == "claude"
+    assert patched.json()["status"] == "inactive"
+    assert patched.json()["name"] == "Router"
+    assert ts(patched.json()["updated_at"]) > ts(connection["updated_at"])
+    # Then they delete it, and it is gone
+    deleted = await client.delete(f"/connections/{connection['id']}", headers=user.headers)
+    assert deleted.status_code == 204
+    gone = await client.get(f"/connections/{connection['id']}", headers=user.headers)
+    assert_problem(gone, 404, "not-found")
+
+
+async def test_list_paginates_and_filters_by_provider(
+    client: httpx.AsyncClient, new_user: Callable[[], User]
+) -> None:
+    # Given seven connections of one user, two of them custom, and one of another user
+    user, other = new_user(), new_user()
+    created = []
+    for i in range(7):
+        fields = CUSTOM if i % 3 == 0 else OPENROUTER
+        created.append(await create_connection(client, user, **{**fields, "name": f"c{i}"}))
+    await create_connection(client, other, name="elsewhere")
+
+    # When the user lists them three at a time
+    items, pages = await collect_pages(client, "/connections", user.headers, limit=3)
+
+    # Then they get exactly their own, in creation order, over three pages
+    assert [i["id"] for i in items] == [c["id"] for c in created]
+    assert pages == 3
+    customs, _ = await collect_pages(
+        client, "/connections", user.headers, limit=2, provider="custom"
+    )
+    assert [i["id"] for i in customs] == [c["id"] for c in created if c["provider"] == "custom"]
+
+
+async def test_other_users_get_404_and_change_nothing(
+    client: httpx.AsyncClient, new_user: Callable[[], User]
+) -> None:
+    owner, stranger = new_user(), new_user()
+    connection = await create_connection(client, owner)
+    path = f"/connections/{connection['id']}"
+
+    assert_problem(await client.get(path, headers=stranger.headers), 404, "not-found")
+    assert_problem(
+        await client.patch(path, json={"name": "hijacked"}, headers=stranger.headers), 404
+    )
+    assert_problem(await client.delete(path, headers=stranger.headers), 404)
+    listed = await client.get("/connections", headers=stranger.headers)
+    assert listed.json() == {"items": [], "next_cursor": None}
+    still = await client.get(path, headers=owner.headers)
+    assert still.json() == connection
+
+
+async def test_custom_provider_needs_a_base_url(
+    client: httpx.AsyncClient, new_user: Callable[[], User]
+) -> None:
+    user = new_user()
+    # A custom connection without a URL is refused before the database, with a clear message
+    body = assert_problem(
+        await client.post(
+            "/connections",
+            json={"name": "n", "provider": "custom", "model": "m"},
+            headers=user.headers,
+        ),
+        422,
+        "validation",
+    )
+    assert field_rules(body) == [("base_url", "required_for_custom")]
+    assert "required when provider is 'custom'" in body["errors"][0]["message"]
+
+    custom = await create_connection(client, user, **CUSTOM)
+    assert custom["base_url"] == CUSTOM["base_url"]
+    other = await create_connection(client, user)
+    # Removing the URL of a custom connection: only the row knows it is custom
+    body = assert_problem(
+        await client.patch(
+            f"/connections/{custom['id']}", json={"base_url": None}, headers=user.headers
+        ),
+        422,
+    )
+    assert field_rules(body) == [("base_url", "required_for_custom")]
+    # Turning a URL-less connection custom, with or without an explicit null URL
+    for patch in ({"provider": "custom"}, {"provider": "custom", "base_url": None}):
+        body = assert_problem(
+            await client.patch(f"/connections/{other['id']}", json=patch, headers=user.headers),
+            422,
+        )
+        assert field_rules(body) == [("base_url", "required_for_custom")]
+    # Nothing changed, and a URL-less provider may still drop a URL
+    assert (await client.get(f"/connections/{other['id']}", headers=user.headers)).json() == other
+    moved = await client.patch(
+        f"/connections/{custom['id']}",
+        json={"provider": "nous", "base_url": None},
+        headers=user.headers,
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["base_url"] is None
+
+
+async def test_bad_input_names_the_field_and_the_rule(
+    client: httpx.AsyncClient, new_user: Callable[[], User]
+) -> None:
+    user = new_user()
+    cases: list[tuple[dict[str, Any], list[tuple[str, str]]]] = [
+        ({**OPENROUTER, "provider": "x"}, [("provider", "literal_error")]),
+        ({**OPENROUTER, "base_url": "ftp://files"}, [("base_url", "http_url")]),
+        ({**OPENROUTER, "base_url": "http://a b"}, [("base_url", "http_url")]),
+        ({**OPENROUTER, "status": "broken"}, [("status", "literal_error")]),
+        ({**OPENROUTER, "name": " "}, [("name", "string_too_short")]),
+        ({**OPENROUTER, "user_id": str(uuid.uuid4())}, [("user_id", "extra_forbidden")]),
+        ({"name": "n", "provider": "nous"}, [("model", "missing")]),
+    ]
+    for payload, expected in cases:
+        resp = await client.post("/connections", json=payload, headers=user.headers)
+        assert field_rules(assert_problem(resp, 422, "validation")) == expected, payload
+
+    body = assert_problem(await client.get("/connections?provider=x", headers=user.headers), 422)
+    assert body["errors"][0]["field"] == "provider"
+    assert body["errors"][0]["in"] == "query"
+    # A null for a required column is refused by the table, still naming the field
+    connection = await create_connection(client, user)
+    body = assert_problem(
+        await client.patch(
+            f"/connections/{connection['id']}", json={"name": None}, headers=user.headers
+        ),
+        422,
+    )
+    assert field_rules(body) == [("name", "required")]
+    listed = await client.get("/connections", headers=user.headers)
+    assert listed.json()["items"] == [connection]
