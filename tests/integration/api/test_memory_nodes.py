@@ -79,6 +79,8 @@ async def test_reading_a_node_recalls_it(
     # And each later read moves it forward
     second = (await client.get(path, headers=user.headers)).json()
     assert ts(second["last_used_at"]) > ts(first["last_used_at"])
+    # A recall is not an edit: updated_at stays where the last change left it
+    assert second["updated_at"] == node["updated_at"]
     assert {k: v for k, v in second.items() if not k.endswith("_at")} == {
         k: v for k, v in node.items() if not k.endswith("_at")
     }

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import ConfigDict, Field, JsonValue
+from pydantic import Field
 
-from agentplane.http.models import InputModel, OutputModel, Title
+from agentplane.http.models import InputModel, JsonObject, JsonObjectIn, OutputModel, Title
 
 Role = Literal["user", "assistant", "system", "tool"]
 MessageContent = Annotated[str, Field(max_length=200_000)]
-# Input JSON: finite numbers only (Python's json accepts NaN and 1e400, jsonb does not).
-JsonInput = dict[str, JsonValue]
-JsonObject = dict[str, Any]
 
 
 class ConversationCreate(InputModel):
@@ -52,12 +49,10 @@ class Conversation(OutputModel):
 class MessageCreate(InputModel):
     """A message appended to a conversation."""
 
-    model_config = ConfigDict(allow_inf_nan=False)
-
     role: Role
     content: MessageContent
-    tool_calls: list[JsonInput] | None = None
-    metadata: JsonInput = Field(default_factory=dict)
+    tool_calls: list[JsonObjectIn] | None = None
+    metadata: JsonObjectIn = Field(default_factory=dict)
 
 
 class Message(OutputModel):

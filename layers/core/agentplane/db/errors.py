@@ -41,6 +41,17 @@ def translate(exc: psycopg.Error) -> ProblemError | None:
         return ValidationProblemError(
             [{"field": column, "in": "body", "rule": "range", "message": "value out of range"}]
         )
+    if isinstance(exc, pg.InvalidTextRepresentation | pg.InvalidParameterValue):
+        return ValidationProblemError(
+            [
+                {
+                    "field": column,
+                    "in": "body",
+                    "rule": "format",
+                    "message": str(diag.message_primary),
+                }
+            ]
+        )
     if isinstance(exc, pg.UntranslatableCharacter | pg.CharacterNotInRepertoire):
         return ValidationProblemError(
             [{"field": column, "in": "body", "rule": "text", "message": "not storable text"}]

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    field_validator,
+)
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 Description = Annotated[str, Field(max_length=4000)]
 LongText = Annotated[str, Field(max_length=100_000)]
+# A JSON object in a request (every value JSON; strings and numbers checked by InputModel)
+# and the same object read back from a jsonb column.
+JsonObjectIn = dict[str, JsonValue]
+JsonObject = dict[str, Any]
 
 
 def _storable(value: Any) -> None:
@@ -22,6 +34,9 @@ def _storable(value: Any) -> None:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise ValueError("must be valid Unicode text (no lone surrogates)") from exc
+    elif isinstance(value, float) and not math.isfinite(value):
+        # Python's JSON accepts NaN, Infinity and 1e400; jsonb does not.
+        raise ValueError("numbers must be finite")
     elif isinstance(value, dict):
         for key, item in value.items():
             _storable(key)
@@ -40,7 +55,7 @@ class InputModel(BaseModel):
     Every string in it, however deeply nested, must be storable text.
     """
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, allow_inf_nan=False)
 
     @field_validator("*", mode="after")
     @classmethod

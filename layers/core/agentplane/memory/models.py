@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import ConfigDict, Field, JsonValue, StringConstraints
+from pydantic import Field, StringConstraints
 
-from agentplane.http.models import InputModel, LongText, OutputModel
+from agentplane.http.models import InputModel, JsonObject, JsonObjectIn, LongText, OutputModel
 
 Kind = Literal["fact", "preference", "entity", "event", "note"]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 Importance = Annotated[float, Field(ge=0, le=1)]
-# Input JSON: finite numbers only (Python's json accepts NaN and 1e400, jsonb does not).
-JsonInput = dict[str, JsonValue]
-JsonObject = dict[str, Any]
 
 
 class MemoryNodeCreate(InputModel):
     """A new memory node, optionally under a parent node and tied to a connection."""
 
-    model_config = ConfigDict(allow_inf_nan=False)
-
     kind: Kind = "note"
     label: Label
     content: LongText = ""
     importance: Importance = 0.5
-    metadata: JsonInput = Field(default_factory=dict)
+    metadata: JsonObjectIn = Field(default_factory=dict)
     parent_id: UUID | None = None
     connection_id: UUID | None = None
 
@@ -35,13 +30,11 @@ class MemoryNodeCreate(InputModel):
 class MemoryNodeUpdate(InputModel):
     """Fields of a memory node that can change (null detaches a parent or connection)."""
 
-    model_config = ConfigDict(allow_inf_nan=False)
-
     kind: Kind | None = None
     label: Label | None = None
     content: LongText | None = None
     importance: Importance | None = None
-    metadata: JsonInput | None = None
+    metadata: JsonObjectIn | None = None
     parent_id: UUID | None = None
     connection_id: UUID | None = None
 

@@ -3,40 +3,40 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
-from pydantic import ConfigDict, Field, JsonValue
+from pydantic import Field
 
-from agentplane.http.models import Description, InputModel, LongText, Name, OutputModel
+from agentplane.http.models import (
+    Description,
+    InputModel,
+    JsonObject,
+    JsonObjectIn,
+    LongText,
+    Name,
+    OutputModel,
+)
 from agentplane.skills.lifecycle import SkillStatus
-
-# Input JSON: finite numbers only (Python's json accepts NaN and 1e400, jsonb does not).
-JsonInput = dict[str, JsonValue]
-JsonObject = dict[str, Any]
 
 
 class SkillCreate(InputModel):
     """A new skill: a draft unless it is created active."""
 
-    model_config = ConfigDict(allow_inf_nan=False)
-
     name: Name
     description: Description = ""
     instructions: LongText = ""
-    metadata: JsonInput = Field(default_factory=dict)
+    metadata: JsonObjectIn = Field(default_factory=dict)
     status: Literal["draft", "active"] = "draft"
 
 
 class SkillUpdate(InputModel):
     """Fields of a skill that can change; status moves along the lifecycle only."""
 
-    model_config = ConfigDict(allow_inf_nan=False)
-
     name: Name | None = None
     description: Description | None = None
     instructions: LongText | None = None
-    metadata: JsonInput | None = None
+    metadata: JsonObjectIn | None = None
     status: SkillStatus | None = None
 
 

@@ -63,7 +63,10 @@ create index tasks_user_id_idx on public.tasks (user_id, created_at, id);
 create index tasks_connection_id_idx on public.tasks (connection_id) where connection_id is not null;
 create index tasks_conversation_id_idx on public.tasks (conversation_id) where conversation_id is not null;
 
-create trigger memory_nodes_set_updated_at before update on public.memory_nodes
+-- A recall (last_used_at) is not an edit: only content changes move updated_at.
+create trigger memory_nodes_set_updated_at
+  before update of kind, label, content, importance, metadata, parent_id, connection_id
+  on public.memory_nodes
   for each row execute function private.set_updated_at();
 create trigger skills_set_updated_at before update on public.skills
   for each row execute function private.set_updated_at();
