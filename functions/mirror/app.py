@@ -1,12 +1,13 @@
-"""The `mirror` function: API Gateway HTTP API (payload v2) events, served through Mangum.
+"""The `mirror` function: HTTP API events for the mirror-report routes (through Mangum),
+the nightly EventBridge schedule (queues reports), and async `{"report_id"}` invocations.
 
-Returns the API Gateway proxy response (status, headers, problem+json or JSON body).
+Returns the API Gateway proxy response, or a summary of the job it ran.
 """
 
 from __future__ import annotations
 
 from agentplane.apps import build_mirror_app
-from agentplane.lambda_handlers import http_handler
+from agentplane.lambda_handlers import mirror_handler
 
 app = build_mirror_app()
-handler = http_handler(app, function="mirror")
+handler = mirror_handler(app)

@@ -27,6 +27,8 @@ EXPECTED: dict[str, tuple[str, dict[str, Any]]] = {
     "api_post_organizations.json": ("api", {"statusCode": 201}),
     "api_get_projects.json": ("api", {"statusCode": 200}),
     "heartbeat_schedule.json": ("heartbeat", {"sessions_offline": 0}),
+    "mirror_nightly.json": ("mirror", {"queued": []}),
+    "mirror_async.json": ("mirror", {"status": "not_found"}),
 }
 
 

@@ -62,8 +62,13 @@ def invoke(function: str, event: dict[str, Any]) -> Any:
     finally:
         app = getattr(module, "app", None)
         if app is not None:
-            # Lambda freezes the process with its pool open; a local run closes it.
-            asyncio.get_event_loop().run_until_complete(app.state.runtime.close())
+            # Lambda freezes the process with its pool open; a local run closes it, on
+            # the loop Mangum used (a job's asyncio.run leaves none behind).
+            try:
+                loop = asyncio.get_event_loop()
+            except RuntimeError:
+                loop = asyncio.new_event_loop()
+            loop.run_until_complete(app.state.runtime.close())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import Any, cast
+from uuid import UUID
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -18,6 +19,7 @@ from mangum import Mangum
 
 from agentplane.db.database import Database
 from agentplane.db.urls import urls_from_settings
+from agentplane.mirror.jobs import enqueue_nightly_reports, run_report
 from agentplane.observability import logger, metrics, tracer
 from agentplane.sessions.reaper import reap_stale_sessions
 from agentplane.settings import get_settings
@@ -48,18 +50,58 @@ def http_handler(app: FastAPI, *, function: str) -> Handler:
     return cast(Handler, handler)
 
 
+def _job_database() -> Database:
+    settings = get_settings()
+    urls = urls_from_settings(settings)
+    if urls is None:
+        raise RuntimeError("jobs need DATABASE_URL or AGENTPLANE_DATABASE_SECRET_NAME")
+    return Database(urls.app, max_size=1)
+
+
+def mirror_handler(app: FastAPI) -> Handler:
+    """The mirror function: HTTP routes, the nightly schedule, and async report runs."""
+    http = http_handler(app, function="mirror")
+
+    @logger.inject_lambda_context
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics
+    def jobs(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        async def run() -> dict[str, Any]:
+            db = _job_database()
+            try:
+                if event.get("source") == "aws.events":
+                    queued = await enqueue_nightly_reports(db)
+                    metrics.add_metric(
+                        name="MirrorReportsQueued",
+                        unit=MetricUnit.Count,
+                        value=len(queued.report_ids),
+                    )
+                    return {"queued": [str(i) for i in queued.report_ids]}
+                if "report_id" in event:
+                    report_id = UUID(str(event["report_id"]))
+                    return {"report_id": str(report_id), "status": await run_report(db, report_id)}
+                raise ValueError(f"the mirror function does not handle this event: {sorted(event)}")
+            finally:
+                await db.close()
+
+        return asyncio.run(run())
+
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        if "requestContext" in event:
+            return http(event, context)
+        return cast(dict[str, Any], jobs(event, context))
+
+    return handler
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def heartbeat_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """EventBridge schedule: reap stale runner sessions; returns the counts."""
-    settings = get_settings()
-    urls = urls_from_settings(settings)
-    if urls is None:
-        raise RuntimeError("heartbeat needs DATABASE_URL or AGENTPLANE_DATABASE_SECRET_NAME")
 
     async def run() -> dict[str, Any]:
-        db = Database(urls.app, max_size=1)
+        db = _job_database()
         try:
             result = await reap_stale_sessions(db)
         finally:

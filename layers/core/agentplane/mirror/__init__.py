@@ -1,0 +1,1 @@
+"""Mirror reports: analyses of a connection's conversations."""

@@ -1,0 +1,71 @@
+"""The mirror function's jobs: the nightly enqueue and the per-report run.
+
+The analyzers (LLM and heuristic) arrive with the mirror-report issue; until then a
+report run finds its report and leaves it queued, saying so in the log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from agentplane.db.database import Database
+from agentplane.observability import logger
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    """Reports queued by one nightly run."""
+
+    report_ids: list[UUID]
+
+
+async def enqueue_nightly_reports(db: Database) -> EnqueueResult:
+    """Queue a report for every connection with messages newer than its latest report.
+
+    A connection that already has a queued or running report gets no second one, so two
+    runs at once, or a run after a slow night, queue each connection at most once.
+    """
+    # Server job: the nightly schedule acts for every user's connections.
+    async with db.service("mirror: queue nightly reports") as tx:
+        cur = await tx.execute(
+            """
+            insert into public.mirror_reports (user_id, connection_id, status)
+            select c.user_id, c.id, 'queued'
+              from public.agent_connections c
+             where not exists (
+                     select 1 from public.mirror_reports r
+                      where r.connection_id = c.id and r.status in ('queued', 'running'))
+               and exists (
+                     select 1
+                       from public.conversations v
+                       join public.messages m on m.conversation_id = v.id
+                      where v.connection_id = c.id
+                        and m.created_at > coalesce(
+                              (select max(r.created_at) from public.mirror_reports r
+                                where r.connection_id = c.id),
+                              '-infinity'))
+            returning id
+            """
+        )
+        ids = [row[0] for row in await cur.fetchall()]
+    logger.info("mirror reports queued", extra={"count": len(ids)})
+    return EnqueueResult(report_ids=ids)
+
+
+async def run_report(db: Database, report_id: UUID) -> str:
+    """Run one report; returns its status (`not_found` if there is no such report)."""
+    async with db.service("mirror: run a report") as tx:
+        cur = await tx.execute(
+            "select status from public.mirror_reports where id = %s", (report_id,)
+        )
+        row = await cur.fetchone()
+    if row is None:
+        logger.warning("mirror report not found", extra={"report_id": str(report_id)})
+        return "not_found"
+    status: str = row[0]
+    logger.warning(
+        "no mirror analyzer is available yet; the report stays as it is",
+        extra={"report_id": str(report_id), "status": status},
+    )
+    return status

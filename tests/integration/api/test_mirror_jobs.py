@@ -1,0 +1,61 @@
+"""The mirror function's nightly enqueue, against a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+
+import httpx
+
+from agentplane.db.database import Database
+from agentplane.mirror.jobs import enqueue_nightly_reports, run_report
+from tests.integration.api.conftest import User
+
+
+async def _connection_with_message(client: httpx.AsyncClient, user: User) -> str:
+    conn = await client.post(
+        "/connections",
+        json={"name": "c", "provider": "openrouter", "model": "m"},
+        headers=user.headers,
+    )
+    assert conn.status_code == 201, conn.text
+    conv = await client.post(
+        "/conversations", json={"connection_id": conn.json()["id"]}, headers=user.headers
+    )
+    msg = await client.post(
+        f"/conversations/{conv.json()['id']}/messages",
+        json={"role": "user", "content": "hello"},
+        headers=user.headers,
+    )
+    assert msg.status_code == 201, msg.text
+    connection_id: str = conn.json()["id"]
+    return connection_id
+
+
+async def test_connections_with_new_messages_get_one_queued_report(
+    client: httpx.AsyncClient, database: Database, new_user: Callable[[], User]
+) -> None:
+    alice, bob = new_user(), new_user()
+    busy = await _connection_with_message(client, alice)
+    quiet = await client.post(
+        "/connections",
+        json={"name": "quiet", "provider": "nous", "model": "m"},
+        headers=bob.headers,
+    )
+    assert quiet.status_code == 201
+
+    # Two nightly runs at once queue the busy connection once, the quiet one never.
+    first, second = await asyncio.gather(
+        enqueue_nightly_reports(database), enqueue_nightly_reports(database)
+    )
+    queued = first.report_ids + second.report_ids
+    assert len(queued) == 1
+    # The report belongs to the connection's owner, and only they can see it.
+    async with database.service("test: read reports") as tx:
+        cur = await tx.execute("select user_id, connection_id, status from public.mirror_reports")
+        assert await cur.fetchall() == [(alice.id, uuid.UUID(busy), "queued")]
+    # While it is queued, a later night queues nothing more for it.
+    assert (await enqueue_nightly_reports(database)).report_ids == []
+    assert await run_report(database, queued[0]) == "queued"
+    assert await run_report(database, uuid.uuid4()) == "not_found"
