@@ -56,8 +56,19 @@ cfn-lint: install ## lint the SAM template
 bench: install ## benchmarks: prints a table, writes JSON to bench/results/
 	$(BIN)/python -m bench
 
-build: install ## sam build (no container; needs the SAM CLI and python3.12)
-	sam build --cached --parallel
+# The SAM CLI lives in its own venv: its pinned dependencies are not ours.
+SAM_VENV ?= .venv-sam
+
+$(SAM_VENV)/bin/sam:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli
+
+build: $(SAM_VENV)/bin/sam ## sam build of every function and the layer (no container; needs a python3.12)
+	@py312="$$(python3.12 -c 'import sys; print(sys.executable)' 2>/dev/null \
+	  || ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1)"; \
+	test -n "$$py312" || { echo "make build: no python3.12 found (the Lambda runtime); install one" >&2; exit 2; }; \
+	echo "building with $$py312"; \
+	PATH="$$(dirname "$$py312"):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --cached --parallel
 
 invoke: install ## run a handler in-process on an event: make invoke FN=api EVENT=events/api_get_health.json
 	$(BIN)/python -m agentplane.invoke $(FN) $(EVENT)
@@ -66,4 +77,4 @@ openapi: install ## regenerate docs/openapi.json from the app
 	$(BIN)/agentplane openapi --output docs/openapi.json
 
 clean: ## remove the venv, caches and the local database
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .agentplane
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .agentplane
