@@ -32,6 +32,19 @@ EXPECTED: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+def _env(db: ProvisionedDatabase, data_dir: Path) -> dict[str, str]:
+    """What SAM would set: where the database is, the token secret; nothing else."""
+    return {
+        **os.environ,
+        "DATABASE_URL": db.app_url,
+        "AGENTPLANE_MIGRATE_DATABASE_URL": db.admin_url,
+        "AGENTPLANE_JWT_SECRET": TEST_JWT_SECRET,
+        "AGENTPLANE_STAGE": "test",
+        "AGENTPLANE_DATA_DIR": str(data_dir),
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+
+
 def test_every_event_file_has_an_expectation() -> None:
     assert {p.name for p in EVENTS.glob("*.json")} == set(EXPECTED)
 
@@ -39,15 +52,7 @@ def test_every_event_file_has_an_expectation() -> None:
 @pytest.mark.parametrize("event_file", sorted(EXPECTED))
 def test_handler_on_event(event_file: str, fresh_db: ProvisionedDatabase, tmp_path: Path) -> None:
     function, expected = EXPECTED[event_file]
-    env = {
-        **os.environ,
-        "DATABASE_URL": fresh_db.app_url,
-        "AGENTPLANE_MIGRATE_DATABASE_URL": fresh_db.admin_url,
-        "AGENTPLANE_JWT_SECRET": TEST_JWT_SECRET,
-        "AGENTPLANE_STAGE": "test",
-        "AGENTPLANE_DATA_DIR": str(tmp_path),
-        "POWERTOOLS_TRACE_DISABLED": "true",
-    }
+    env = _env(fresh_db, tmp_path)
     out = tmp_path / "result.json"
     proc = subprocess.run(
         [
@@ -76,3 +81,31 @@ def test_handler_on_event(event_file: str, fresh_db: ProvisionedDatabase, tmp_pa
         assert headers["x-request-id"] == event["requestContext"]["requestId"]
         if result["statusCode"] >= 400:
             assert headers["content-type"] == "application/problem+json"
+
+
+def test_a_warm_handler_reuses_its_pool_across_invocations(
+    fresh_db: ProvisionedDatabase, tmp_path: Path
+) -> None:
+    # Lambda keeps the process (and Mangum's event loop) between invocations; the pool
+    # opened on the first must serve the next ones.
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agentplane.invoke",
+            "api",
+            str(EVENTS / "api_get_me.json"),
+            "--repeat",
+            "3",
+            "--output",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=_env(fresh_db, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [r["statusCode"] for r in json.loads(out.read_text())] == [200, 200, 200]

@@ -54,11 +54,15 @@ def load_event(path: Path, token: str | None) -> dict[str, Any]:
     return event
 
 
-def invoke(function: str, event: dict[str, Any]) -> Any:
-    """Import `functions.<function>.app` as Lambda would and call its handler."""
+def invoke(function: str, event: dict[str, Any], repeat: int = 1) -> list[Any]:
+    """Import `functions.<function>.app` as Lambda would and call its handler `repeat`
+    times in the same process: the first call is the cold start, the rest are warm."""
     module = importlib.import_module(f"functions.{function}.app")
     try:
-        return module.handler(event, LocalContext(function_name=f"agentplane-{function}"))
+        return [
+            module.handler(event, LocalContext(function_name=f"agentplane-{function}"))
+            for _ in range(repeat)
+        ]
     finally:
         app = getattr(module, "app", None)
         if app is not None:
@@ -81,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--output", type=Path, help="write the handler's result here instead of stdout"
     )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="invoke N times in one (warm) process; prints a list"
+    )
     args = parser.parse_args(argv)
     from agentplane.auth.tokens import mint_token
     from agentplane.cli import database_urls
@@ -95,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         # What SAM would put in the function's environment: where its database is.
         os.environ["DATABASE_URL"] = urls.app
         get_settings.cache_clear()
-        result = invoke(args.function, load_event(args.event, token))
+        results = invoke(args.function, load_event(args.event, token), repeat=args.repeat)
+    result = results[0] if args.repeat == 1 else results
     text = json.dumps(result, indent=2, default=str) + "\n"
     if args.output is not None:
         args.output.write_text(text)
