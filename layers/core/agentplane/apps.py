@@ -48,7 +48,10 @@ def api_routers() -> list[APIRouter]:
 
 def actions_routers() -> list[APIRouter]:
     """Routes of the `actions` function (approval and runner protocol)."""
-    return []
+    from agentplane.actions.routes import router as actions_router
+    from agentplane.sessions.routes import router as runner_router
+
+    return [actions_router, runner_router]
 
 
 def mirror_routers() -> list[APIRouter]:

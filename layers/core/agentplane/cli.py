@@ -76,6 +76,20 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(settings: Settings, _args: argparse.Namespace) -> int:
+    from agentplane.actions.audit import verify_database
+
+    with database_urls(settings) as (urls, _):
+        report = verify_database(urls.app, progress=lambda n: _say(f"  {n} events checked"))
+    for broken in report.broken:
+        _say(f"BROKEN event {broken.event_id} of action {broken.action_id}: {broken.reason}")
+    _say(
+        f"{report.chains} chains, {report.events} events: "
+        + ("every chain verifies" if report.ok else f"{len(report.broken)} broken rows")
+    )
+    return 0 if report.ok else 1
+
+
 def openapi_document() -> str:
     """The OpenAPI document of every route (what docs/openapi.json holds)."""
     import json
@@ -121,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--email", help="the email claim")
     tok.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (3600)")
     tok.set_defaults(func=cmd_token)
+
+    audit = sub.add_parser("audit", help="the action audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
+    audit_sub.add_parser(
+        "verify", help="recompute every action's hash chain; exit 1 naming broken rows"
+    ).set_defaults(func=cmd_audit_verify)
 
     api = sub.add_parser("openapi", help="write the OpenAPI document of every route")
     api.add_argument("--output", default="docs/openapi.json", help="file, or - for stdout")

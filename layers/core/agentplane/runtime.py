@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from agentplane.actions.signing import ApprovalSigner
 from agentplane.auth.tokens import TokenVerifier
 from agentplane.db.database import Database
 from agentplane.db.urls import DatabaseNotConfiguredError, urls_from_settings
 from agentplane.settings import Settings
+
+
+class SigningKeyNotConfiguredError(RuntimeError):
+    """No approval signing key outside local mode."""
 
 
 class Runtime:
@@ -38,6 +43,21 @@ class Runtime:
                 connect_timeout=self.settings.db_connect_timeout_seconds,
             )
         return self._database
+
+    @cached_property
+    def signer(self) -> ApprovalSigner:
+        """The Ed25519 key approvals are signed with (Secrets Manager in AWS, local file)."""
+        s = self.settings
+        if s.signing_key_secret_name:
+            from aws_lambda_powertools.utilities import parameters
+
+            pem = parameters.get_secret(s.signing_key_secret_name, max_age=3600)
+            return ApprovalSigner.from_pem(str(pem))
+        if s.is_local:
+            return ApprovalSigner.local(s.data_dir)
+        raise SigningKeyNotConfiguredError(
+            "set AGENTPLANE_SIGNING_KEY_SECRET_NAME to sign approvals outside local mode"
+        )
 
     @cached_property
     def verifier(self) -> TokenVerifier:

@@ -35,12 +35,28 @@ class Caller:
         return cls(role="anon", claims={"role": "anon"})
 
     @classmethod
-    def runner(cls, agent_id: UUID, session_id: UUID | None = None) -> Caller:
+    def runner(
+        cls, agent_id: UUID, session_id: UUID | None = None, token_id: UUID | None = None
+    ) -> Caller:
         """A runner acting for one agent, authenticated by its runner token."""
         claims: dict[str, Any] = {"role": "agent_runner", "agent_id": str(agent_id)}
         if session_id is not None:
             claims["session_id"] = str(session_id)
+        if token_id is not None:
+            claims["token_id"] = str(token_id)
         return cls(role="agent_runner", claims=claims)
+
+    @property
+    def agent_id(self) -> UUID | None:
+        """The runner's agent, when the caller is a runner."""
+        agent = self.claims.get("agent_id")
+        return UUID(agent) if isinstance(agent, str) and self.role == "agent_runner" else None
+
+    @property
+    def token_id(self) -> UUID | None:
+        """The runner token the caller presented, when the caller is a runner."""
+        token = self.claims.get("token_id")
+        return UUID(token) if isinstance(token, str) and self.role == "agent_runner" else None
 
     @classmethod
     def service(cls, reason: str) -> Caller:

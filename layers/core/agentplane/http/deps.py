@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg import AsyncConnection
 
+from agentplane.agents.tokens import RUNNER_TOKEN_PREFIX, hash_runner_token
 from agentplane.auth.caller import Caller
 from agentplane.http.problems import UnauthorizedError
 from agentplane.runtime import Runtime
@@ -50,3 +51,37 @@ async def user_transaction(
 # scope="function": the transaction commits (or fails, as a problem) before the response
 # is sent, so a client never sees a 2xx for a write that did not commit.
 UserTx = Annotated[AsyncConnection[Any], Depends(user_transaction, scope="function")]
+
+
+async def current_runner(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
+    """The runner behind a runner token (`aprt_...`); 401 unless it is live."""
+    if credentials is None or not credentials.credentials.startswith(RUNNER_TOKEN_PREFIX):
+        raise UnauthorizedError("a runner token ('Authorization: Bearer aprt_...') is required")
+    # Before the runner has an identity it is nobody: the lookup runs as anon and can only
+    # call private.authenticate_runner, which answers for a live token and nothing else.
+    async with runtime.database.transaction(Caller.anon()) as tx:
+        cur = await tx.execute(
+            "select token_id, agent_id from private.authenticate_runner(%s)",
+            (hash_runner_token(credentials.credentials),),
+        )
+        row = await cur.fetchone()
+    if row is None:
+        raise UnauthorizedError("the runner token is unknown, revoked or expired")
+    return Caller.runner(agent_id=row[1], token_id=row[0])
+
+
+RunnerDep = Annotated[Caller, Depends(current_runner)]
+
+
+async def runner_transaction(
+    runtime: RuntimeDep, caller: RunnerDep
+) -> AsyncIterator[AsyncConnection[Any]]:
+    """The request's one transaction, as the runner (RLS: its own agent only)."""
+    async with runtime.database.transaction(caller) as conn:
+        yield conn
+
+
+RunnerTx = Annotated[AsyncConnection[Any], Depends(runner_transaction, scope="function")]

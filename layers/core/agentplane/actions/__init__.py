@@ -1,0 +1,1 @@
+"""The agent-action queue: proposals, human decisions, signed approvals, the audit log."""

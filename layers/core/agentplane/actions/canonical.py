@@ -1,0 +1,52 @@
+"""Canonical JSON and the hashes and approval messages built on it.
+
+Canonical form: keys sorted, no insignificant whitespace, UTF-8, non-ASCII kept as is
+(`json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`). The server
+and the runner compute it the same way, so a payload's SHA-256 is reproducible on both
+sides. Payloads are JSON objects of strings, numbers, booleans, nulls, arrays and
+objects; floats must be finite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+
+def canonical_json(value: Any) -> bytes:
+    """The canonical UTF-8 encoding of a JSON value."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def payload_sha256(payload: dict[str, Any]) -> str:
+    """Hex SHA-256 of the canonical JSON of an action payload `{tool, args}`."""
+    return hashlib.sha256(canonical_json(payload)).hexdigest()
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC, microseconds, `Z`: the one timestamp spelling inside signed messages."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def approval_message(
+    action_id: UUID,
+    agent_id: UUID,
+    payload_hash: str,
+    approved_at: datetime,
+    expires_at: datetime,
+) -> bytes:
+    """The bytes an approval signature covers."""
+    return canonical_json(
+        {
+            "action_id": str(action_id),
+            "agent_id": str(agent_id),
+            "payload_sha256": payload_hash,
+            "approved_at": rfc3339(approved_at),
+            "expires_at": rfc3339(expires_at),
+        }
+    )

@@ -1,0 +1,94 @@
+"""Action input and output models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import Field, StringConstraints
+
+from agentplane.http.models import InputModel, JsonObject, JsonObjectIn, OutputModel
+
+ActionStatus = Literal[
+    "pending", "approved", "rejected", "expired", "cancelled", "claimed", "succeeded", "failed"
+]
+ToolName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+DEFAULT_TTL_SECONDS = 3600
+MAX_TTL_SECONDS = 7 * 24 * 3600
+
+
+class ActionPayload(InputModel):
+    """What the agent wants done: a tool and its arguments. Immutable once proposed."""
+
+    tool: ToolName
+    args: JsonObjectIn = Field(default_factory=dict)
+
+
+class ActionProposal(InputModel):
+    """A proposal; a retried proposal with the same `idempotency` returns the first one."""
+
+    payload: ActionPayload
+    ttl_seconds: Annotated[int, Field(ge=10, le=MAX_TTL_SECONDS)] = DEFAULT_TTL_SECONDS
+    idempotency: IdempotencyKey | None = None
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+
+
+class Decision(InputModel):
+    """Why a person approved, rejected or cancelled an action."""
+
+    reason: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class Action(OutputModel):
+    """An action in the queue."""
+
+    id: UUID
+    organization_id: UUID
+    agent_id: UUID
+    status: ActionStatus
+    payload: JsonObject
+    payload_sha256: str
+    idempotency_key: str | None
+    source: Literal["user", "brain", "workflow"]
+    proposed_by: UUID | None
+    expires_at: datetime
+    decided_by: UUID | None
+    decided_at: datetime | None
+    decision_reason: str | None
+    approval_signature: str | None
+    approval_expires_at: datetime | None
+    session_id: UUID | None
+    lease_expires_at: datetime | None
+    fencing_token: int
+    attempt: int
+    max_attempts: int
+    output: Any | None
+    finished_at: datetime | None
+    workflow_run_id: UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ActionEvent(OutputModel):
+    """One transition in an action's hash-chained audit log."""
+
+    id: int
+    action_id: UUID
+    actor_id: UUID | None
+    actor_role: str
+    from_status: ActionStatus | None
+    to_status: ActionStatus
+    detail: JsonObject
+    created_at: datetime
+    prev_hash: str | None
+    hash: str
+
+
+class ActionEvents(OutputModel):
+    """The whole log of one action, oldest first (a handful of rows, never paged)."""
+
+    items: list[ActionEvent]
+    next_cursor: None = None

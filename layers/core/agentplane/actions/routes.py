@@ -1,0 +1,132 @@
+"""The approval gate for people: propose, list, read, decide, audit; the signing key."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Response
+from psycopg.rows import class_row
+
+from agentplane.actions import service
+from agentplane.actions.models import (
+    Action,
+    ActionEvent,
+    ActionEvents,
+    ActionProposal,
+    ActionStatus,
+    Decision,
+)
+from agentplane.db.crud import Table
+from agentplane.http.deps import RuntimeDep, UserTx
+from agentplane.http.pagination import Page, PageDep
+from agentplane.http.problems import ValidationProblemError
+
+router = APIRouter(tags=["actions"])
+actions = Table("agent_actions", Action, "action")
+
+
+@router.post("/agents/{agent_id}/actions", status_code=201, response_model=Action)
+async def propose_action(
+    agent_id: UUID,
+    body: ActionProposal,
+    tx: UserTx,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Action:
+    """Propose an action for an agent (201); a retry with the same key returns it (200)."""
+    key = body.idempotency or idempotency_key
+    if body.idempotency and idempotency_key and body.idempotency != idempotency_key:
+        raise ValidationProblemError(
+            [
+                {
+                    "field": "idempotency",
+                    "in": "body",
+                    "rule": "matches_header",
+                    "message": "differs from the Idempotency-Key header",
+                }
+            ]
+        )
+    action, created = await service.propose(
+        tx,
+        agent_id,
+        body.payload,
+        ttl_seconds=body.ttl_seconds,
+        idempotency_key=key,
+        max_attempts=body.max_attempts,
+    )
+    if not created:
+        response.status_code = 200
+    return action
+
+
+@router.get("/actions", response_model=Page[Action])
+async def list_actions(
+    tx: UserTx,
+    page: PageDep,
+    agent_id: UUID | None = None,
+    status: ActionStatus | None = None,
+) -> Page[Action]:
+    """The queue and its history, oldest first (`?agent_id=&status=`)."""
+    return await actions.page(tx, page, {"agent_id": agent_id, "status": status})
+
+
+@router.get("/actions/{action_id}", response_model=Action)
+async def get_action(action_id: UUID, tx: UserTx) -> Action:
+    """One action."""
+    return await service.get_action(tx, action_id)
+
+
+@router.get("/actions/{action_id}/events", response_model=ActionEvents)
+async def action_events(action_id: UUID, tx: UserTx) -> ActionEvents:
+    """Every transition of the action, oldest first, with its hash chain."""
+    await service.get_action(tx, action_id)
+    async with tx.cursor(row_factory=class_row(ActionEvent)) as cur:
+        await cur.execute(
+            "select * from public.agent_action_events where action_id = %s order by id",
+            (action_id,),
+        )
+        return ActionEvents(items=await cur.fetchall())
+
+
+async def _decide(
+    decision: str, action_id: UUID, body: Decision | None, tx: UserTx, runtime: RuntimeDep
+) -> Action:
+    return await service.decide(
+        tx,
+        action_id,
+        decision,
+        body.reason if body else None,
+        signer=runtime.signer,
+        approval_ttl_seconds=runtime.settings.approval_ttl_seconds,
+    )
+
+
+@router.post("/actions/{action_id}/approve", response_model=Action)
+async def approve_action(
+    action_id: UUID, tx: UserTx, runtime: RuntimeDep, body: Decision | None = None
+) -> Action:
+    """Approve a pending action and sign the approval (members and up; 409 if decided)."""
+    return await _decide("approve", action_id, body, tx, runtime)
+
+
+@router.post("/actions/{action_id}/reject", response_model=Action)
+async def reject_action(
+    action_id: UUID, tx: UserTx, runtime: RuntimeDep, body: Decision | None = None
+) -> Action:
+    """Reject a pending action (members and up; 409 if already decided)."""
+    return await _decide("reject", action_id, body, tx, runtime)
+
+
+@router.post("/actions/{action_id}/cancel", response_model=Action)
+async def cancel_action(
+    action_id: UUID, tx: UserTx, runtime: RuntimeDep, body: Decision | None = None
+) -> Action:
+    """Cancel a pending or approved action before a runner claims it."""
+    return await _decide("cancel", action_id, body, tx, runtime)
+
+
+@router.get("/.well-known/agentplane/signing-key", tags=["runner"])
+async def signing_key(runtime: RuntimeDep) -> dict[str, Any]:
+    """The JWK Set runners verify approval signatures with (no authentication)."""
+    return {"keys": [runtime.signer.jwk]}

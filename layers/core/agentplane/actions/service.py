@@ -1,0 +1,155 @@
+"""The action queue's rules in SQL: propose, decide, read. Each runs in the caller's
+transaction (a member through RLS, or a server job through the service context)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from agentplane.actions.canonical import approval_message, payload_sha256
+from agentplane.actions.models import Action, ActionPayload
+from agentplane.actions.signing import ApprovalSigner
+from agentplane.http.problems import ConflictError, ForbiddenError, NotFoundError
+
+Tx = AsyncConnection[Any]
+Source = Literal["user", "brain", "workflow"]
+
+# Which states each decision may start from.
+DECISIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "approve": ("approved", ("pending",)),
+    "reject": ("rejected", ("pending",)),
+    "cancel": ("cancelled", ("pending", "approved")),
+}
+
+
+async def _one(tx: Tx, query: str, args: Any) -> Action | None:
+    async with tx.cursor(row_factory=class_row(Action)) as cur:
+        await cur.execute(query.encode(), args)
+        return await cur.fetchone()
+
+
+async def get_action(tx: Tx, action_id: UUID) -> Action:
+    """The action, or 404 if the caller cannot see it."""
+    action = await _one(tx, "select * from public.agent_actions where id = %s", (action_id,))
+    if action is None:
+        raise NotFoundError(f"action {action_id} not found")
+    return action
+
+
+async def propose(
+    tx: Tx,
+    agent_id: UUID,
+    payload: ActionPayload,
+    *,
+    ttl_seconds: int,
+    idempotency_key: str | None = None,
+    max_attempts: int = 3,
+    source: Source = "user",
+    workflow_run_id: UUID | None = None,
+) -> tuple[Action, bool]:
+    """Write a pending action; returns (action, created). A retry with the same key
+    returns the first action (created False); the same key with another payload is 409."""
+    cur = await tx.execute("select organization_id from public.agents where id = %s", (agent_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"agent {agent_id} not found")
+    body = payload.model_dump(mode="json")
+    digest = payload_sha256(body)
+    created = await _one(
+        tx,
+        """
+        insert into public.agent_actions
+          (organization_id, agent_id, payload, payload_sha256, idempotency_key, source,
+           expires_at, max_attempts, workflow_run_id)
+        values (%s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s), %s, %s)
+        on conflict (agent_id, idempotency_key) where idempotency_key is not null
+        do nothing
+        returning *
+        """,
+        (
+            row[0],
+            agent_id,
+            Jsonb(body),
+            digest,
+            idempotency_key,
+            source,
+            ttl_seconds,
+            max_attempts,
+            workflow_run_id,
+        ),
+    )
+    if created is not None:
+        return created, True
+    first = await _one(
+        tx,
+        "select * from public.agent_actions where agent_id = %s and idempotency_key = %s",
+        (agent_id, idempotency_key),
+    )
+    if first is None:  # the conflicting row is not visible to this caller
+        raise NotFoundError(f"agent {agent_id} not found")
+    if first.payload_sha256 != digest:
+        raise ConflictError(
+            f"idempotency key {idempotency_key!r} was used for a different payload",
+            action_id=str(first.id),
+        )
+    return first, False
+
+
+async def decide(
+    tx: Tx,
+    action_id: UUID,
+    decision: str,
+    reason: str | None,
+    *,
+    signer: ApprovalSigner,
+    approval_ttl_seconds: int,
+) -> Action:
+    """Approve, reject or cancel as one conditional UPDATE: of concurrent decisions
+    exactly one wins; the others get 409 with the current state."""
+    to_status, from_states = DECISIONS[decision]
+    now = datetime.now(UTC)
+    approval_expires = now + timedelta(seconds=approval_ttl_seconds)
+    # The WHERE clause is the whole race: the row lock makes the second decision
+    # re-check `status` after the first commits, and find it no longer pending.
+    action = await _one(
+        tx,
+        """
+        update public.agent_actions
+           set status = %s,
+               decided_by = auth.uid(),
+               decided_at = %s,
+               decision_reason = %s,
+               approval_expires_at = case when %s = 'approved' then %s end
+         where id = %s
+           and status = any(%s)
+           and (status <> 'pending' or expires_at > now())
+        returning *
+        """,
+        (to_status, now, reason, to_status, approval_expires, action_id, list(from_states)),
+    )
+    if action is None:
+        current = await get_action(tx, action_id)
+        if current.status in from_states and current.expires_at > now:
+            raise ForbiddenError(f"your role does not allow deciding action {action_id}")
+        raise ConflictError(
+            f"action {action_id} is {current.status}; it cannot be {to_status}",
+            current_status=current.status,
+        )
+    if to_status != "approved":
+        return action
+    signature = signer.sign(
+        approval_message(action.id, action.agent_id, action.payload_sha256, now, approval_expires)
+    )
+    # Same transaction, row already locked by the UPDATE above.
+    signed = await _one(
+        tx,
+        "update public.agent_actions set approval_signature = %s where id = %s returning *",
+        (signature, action_id),
+    )
+    assert signed is not None
+    return signed

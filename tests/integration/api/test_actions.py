@@ -1,0 +1,259 @@
+"""Proposals, human decisions, signed approvals and the hash-chained audit log."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from agentplane.actions.audit import verify_database
+from agentplane.actions.canonical import approval_message, payload_sha256
+from agentplane.actions.signing import public_key_from_jwk, verify_signature
+from agentplane.db.database import Database
+from agentplane.http.problems import ForbiddenError
+from tests.conftest import ProvisionedDatabase
+from tests.integration.api.conftest import Org, User, assert_problem
+
+MakeOrg = Callable[..., Awaitable[Org]]
+PAYLOAD = {"tool": "write_file", "args": {"path": "notes/hello.txt", "content": "hi ✓"}}
+
+
+async def _agent(client: httpx.AsyncClient, org: Org) -> str:
+    project = await client.post(
+        "/projects", json={"organization_id": str(org.id), "name": "p"}, headers=org.owner.headers
+    )
+    agent = await client.post(
+        "/agents", json={"project_id": project.json()["id"], "name": "a"}, headers=org.owner.headers
+    )
+    assert agent.status_code == 201, agent.text
+    agent_id: str = agent.json()["id"]
+    return agent_id
+
+
+async def _propose(
+    client: httpx.AsyncClient, agent_id: str, user: User, **extra: Any
+) -> httpx.Response:
+    return await client.post(
+        f"/agents/{agent_id}/actions", json={"payload": PAYLOAD, **extra}, headers=user.headers
+    )
+
+
+async def test_propose_hashes_the_canonical_payload_and_retries_are_idempotent(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    org = await make_org()
+    agent_id = await _agent(client, org)
+    first = await _propose(client, agent_id, org.member, idempotency="turn-1/call-1")
+    assert first.status_code == 201, first.text
+    action = first.json()
+    assert action["status"] == "pending"
+    assert action["payload"] == PAYLOAD
+    assert action["payload_sha256"] == payload_sha256(PAYLOAD)
+    # A retry returns the first action, never a second one (body key or header alike)
+    again = await _propose(client, agent_id, org.member, idempotency="turn-1/call-1")
+    assert (again.status_code, again.json()["id"]) == (200, action["id"])
+    by_header = await client.post(
+        f"/agents/{agent_id}/actions",
+        json={"payload": PAYLOAD},
+        headers={**org.member.headers, "Idempotency-Key": "turn-1/call-1"},
+    )
+    assert (by_header.status_code, by_header.json()["id"]) == (200, action["id"])
+    # The same key with another payload is a conflict
+    other = await client.post(
+        f"/agents/{agent_id}/actions",
+        json={"payload": {"tool": "read_file", "args": {}}, "idempotency": "turn-1/call-1"},
+        headers=org.member.headers,
+    )
+    assert_problem(other, 409)
+    listed = await client.get(f"/actions?agent_id={agent_id}", headers=org.viewer.headers)
+    assert [a["id"] for a in listed.json()["items"]] == [action["id"]]
+
+
+async def test_approval_is_signed_over_the_payload_hash(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    org = await make_org()
+    agent_id = await _agent(client, org)
+    action = (await _propose(client, agent_id, org.member)).json()
+
+    resp = await client.post(
+        f"/actions/{action['id']}/approve", json={"reason": "looks fine"}, headers=org.admin.headers
+    )
+
+    assert resp.status_code == 200, resp.text
+    approved = resp.json()
+    assert approved["status"] == "approved"
+    assert approved["decided_by"] == str(org.admin.id)
+    assert approved["decision_reason"] == "looks fine"
+    jwks = (await client.get("/.well-known/agentplane/signing-key")).json()
+    key = public_key_from_jwk(jwks["keys"][0])
+    message = approval_message(
+        uuid.UUID(approved["id"]),
+        uuid.UUID(agent_id),
+        approved["payload_sha256"],
+        datetime.fromisoformat(approved["decided_at"]),
+        datetime.fromisoformat(approved["approval_expires_at"]),
+    )
+    assert verify_signature(key, message, approved["approval_signature"])
+    # A signature over a different payload hash does not verify
+    forged = approval_message(
+        uuid.UUID(approved["id"]),
+        uuid.UUID(agent_id),
+        payload_sha256({"tool": "shell", "args": {"command": "rm -rf /"}}),
+        datetime.fromisoformat(approved["decided_at"]),
+        datetime.fromisoformat(approved["approval_expires_at"]),
+    )
+    assert not verify_signature(key, forged, approved["approval_signature"])
+
+
+async def test_of_many_concurrent_decisions_exactly_one_wins(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    org = await make_org()
+    agent_id = await _agent(client, org)
+    action_id = (await _propose(client, agent_id, org.member)).json()["id"]
+
+    # When 20 people decide at once, half approving and half rejecting
+    calls = [
+        client.post(
+            f"/actions/{action_id}/{'approve' if i % 2 else 'reject'}",
+            headers=(org.owner, org.admin, org.member)[i % 3].headers,
+        )
+        for i in range(20)
+    ]
+    results = await asyncio.gather(*calls)
+
+    # Then exactly one decision wins and every other gets 409 with the winner's state
+    winners = [r for r in results if r.status_code == 200]
+    losers = [r for r in results if r.status_code == 409]
+    assert len(winners) == 1
+    assert len(losers) == 19
+    final = winners[0].json()["status"]
+    assert {r.json()["current_status"] for r in losers} == {final}
+    events = (await client.get(f"/actions/{action_id}/events", headers=org.viewer.headers)).json()
+    assert [(e["from_status"], e["to_status"]) for e in events["items"]] == [
+        (None, "pending"),
+        ("pending", final),
+    ]
+
+
+async def test_who_may_decide(
+    client: httpx.AsyncClient, make_org: MakeOrg, new_user: Callable[[], User]
+) -> None:
+    org = await make_org()
+    agent_id = await _agent(client, org)
+    action_id = (await _propose(client, agent_id, org.member)).json()["id"]
+    assert_problem(
+        await client.post(f"/actions/{action_id}/approve", headers=org.viewer.headers), 403
+    )
+    stranger = new_user()
+    assert_problem(
+        await client.post(f"/actions/{action_id}/approve", headers=stranger.headers), 404
+    )
+    assert_problem(await client.get(f"/actions/{action_id}", headers=stranger.headers), 404)
+    assert_problem(await _propose(client, agent_id, stranger), 404)
+    assert_problem(await _propose(client, agent_id, org.viewer), 403)
+    # After a rejection nothing else applies; an approved action can still be cancelled
+    assert (
+        await client.post(f"/actions/{action_id}/reject", headers=org.member.headers)
+    ).status_code == 200
+    body = assert_problem(
+        await client.post(f"/actions/{action_id}/approve", headers=org.member.headers), 409
+    )
+    assert body["current_status"] == "rejected"
+    other = (await _propose(client, agent_id, org.member)).json()["id"]
+    await client.post(f"/actions/{other}/approve", headers=org.member.headers)
+    cancelled = await client.post(f"/actions/{other}/cancel", headers=org.member.headers)
+    assert cancelled.json()["status"] == "cancelled"
+
+
+async def test_an_expired_proposal_cannot_be_approved(
+    client: httpx.AsyncClient, make_org: MakeOrg, database: Database
+) -> None:
+    org = await make_org()
+    agent_id = await _agent(client, org)
+    action_id = (await _propose(client, agent_id, org.member, ttl_seconds=10)).json()["id"]
+    async with database.service("test: let the proposal's TTL pass") as tx:
+        await tx.execute(
+            "update public.agent_actions set expires_at = now() - interval '1 second'"
+            " where id = %s",
+            (action_id,),
+        )
+    body = assert_problem(
+        await client.post(f"/actions/{action_id}/approve", headers=org.member.headers), 409
+    )
+    assert body["current_status"] == "pending"
+
+
+async def test_the_payload_cannot_change_even_for_the_service_role(
+    client: httpx.AsyncClient, make_org: MakeOrg, database: Database
+) -> None:
+    org = await make_org()
+    agent_id = await _agent(client, org)
+    action_id = (await _propose(client, agent_id, org.member)).json()["id"]
+
+    async def rewrite() -> None:
+        async with database.service("test: try to rewrite a payload") as tx:
+            await tx.execute(
+                "update public.agent_actions set payload = '{}'::jsonb where id = %s",
+                (action_id,),
+            )
+
+    with pytest.raises(ForbiddenError) as refused:
+        await rewrite()
+    # The refusal comes from the database's trigger, translated at the edge.
+    assert isinstance(refused.value.__cause__, psycopg.errors.InsufficientPrivilege)
+    assert "immutable" in str(refused.value.__cause__)
+    current = await client.get(f"/actions/{action_id}", headers=org.member.headers)
+    assert current.json()["payload"] == PAYLOAD
+
+
+async def test_audit_chain_verifies_and_names_a_tampered_row(
+    client: httpx.AsyncClient,
+    make_org: MakeOrg,
+    fresh_db: ProvisionedDatabase,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    org = await make_org()
+    agent_id = await _agent(client, org)
+    ids = [(await _propose(client, agent_id, org.member)).json()["id"] for _ in range(3)]
+    await client.post(f"/actions/{ids[0]}/approve", headers=org.member.headers)
+    await client.post(f"/actions/{ids[1]}/reject", headers=org.member.headers)
+    await client.post(f"/actions/{ids[0]}/cancel", headers=org.member.headers)
+
+    report = verify_database(fresh_db.app_url)
+    assert (report.chains, report.events, report.broken) == (3, 6, [])
+
+    # When someone with the database's keys rewrites history behind the triggers' back
+    with psycopg.connect(fresh_db.admin_url) as conn:
+        conn.execute("set session_replication_role = replica")
+        row = conn.execute(
+            'update public.agent_action_events set detail = \'{"reason": "nothing to see"}\''
+            " where action_id = %s and to_status = 'approved' returning id",
+            (ids[0],),
+        ).fetchone()
+    assert row is not None
+
+    # Then verification names exactly that row
+    report = verify_database(fresh_db.app_url)
+    assert [(b.event_id, str(b.action_id), b.reason) for b in report.broken] == [
+        (row[0], ids[0], "hash does not match the row")
+    ]
+    # And `agentplane audit verify` says so and exits 1
+    from agentplane import cli
+    from agentplane.settings import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", fresh_db.app_url)
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["audit", "verify"]) == 1
+    finally:
+        get_settings.cache_clear()
+    assert f"BROKEN event {row[0]} of action {ids[0]}" in capsys.readouterr().out
