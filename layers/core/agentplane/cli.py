@@ -146,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--output", default="docs/openapi.json", help="file, or - for stdout")
     api.set_defaults(func=cmd_openapi)
 
+    from agentplane.runner.cli import add_runner_parser
+
+    add_runner_parser(sub)
+
     dev = sub.add_parser(
         "dev", help="run everything locally: embedded database, migrations, demo data, server"
     )

@@ -257,3 +257,19 @@ async def test_audit_chain_verifies_and_names_a_tampered_row(
     finally:
         get_settings.cache_clear()
     assert f"BROKEN event {row[0]} of action {ids[0]}" in capsys.readouterr().out
+
+
+async def test_the_hash_covers_the_payload_as_runners_will_receive_it(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    # jsonb spells some numbers differently from Python's json (1e16 -> 10000000000000000);
+    # the stored hash must match what a runner recomputes from the payload it is served.
+    org = await make_org()
+    agent_id = await _agent(client, org)
+    payload = {"tool": "http_get", "args": {"n": 1e16, "x": 1.5, "big": 12345678901234567890}}
+    resp = await client.post(
+        f"/agents/{agent_id}/actions", json={"payload": payload}, headers=org.member.headers
+    )
+    assert resp.status_code == 201, resp.text
+    served = (await client.get(f"/actions/{resp.json()['id']}", headers=org.member.headers)).json()
+    assert served["payload_sha256"] == payload_sha256(served["payload"])

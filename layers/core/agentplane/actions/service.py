@@ -58,7 +58,12 @@ async def propose(
     row = await cur.fetchone()
     if row is None:
         raise NotFoundError(f"agent {agent_id} not found")
-    body = payload.model_dump(mode="json")
+    # Hash the payload as jsonb will hand it back (jsonb rewrites some numbers, e.g.
+    # 1e16 becomes 10000000000000000), since that is what runners receive and re-hash.
+    cur = await tx.execute("select %s::jsonb", (Jsonb(payload.model_dump(mode="json")),))
+    normalized = await cur.fetchone()
+    assert normalized is not None
+    body: dict[str, Any] = normalized[0]
     digest = payload_sha256(body)
     created = await _one(
         tx,
