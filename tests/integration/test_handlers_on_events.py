@@ -28,6 +28,11 @@ EXPECTED: dict[str, tuple[str, dict[str, Any]]] = {
     "api_get_projects.json": ("api", {"statusCode": 200}),
     "heartbeat_schedule.json": ("heartbeat", {"sessions_offline": 0}),
     "mirror_nightly.json": ("mirror", {"queued": []}),
+    # An action that does not exist for the demo user.
+    "actions_post_approve.json": ("actions", {"statusCode": 404}),
+    # The sample carries a placeholder, not a live runner token.
+    "actions_post_runner_claim.json": ("actions", {"statusCode": 401}),
+    "actions_get_signing_key.json": ("actions", {"statusCode": 200}),
     "mirror_async.json": ("mirror", {"status": "not_found"}),
 }
 

@@ -21,7 +21,7 @@ from agentplane.db.database import Database
 from agentplane.db.urls import urls_from_settings
 from agentplane.mirror.jobs import enqueue_nightly_reports, run_report
 from agentplane.observability import logger, metrics, tracer
-from agentplane.sessions.reaper import reap_stale_sessions
+from agentplane.sessions.reaper import reap
 from agentplane.settings import get_settings
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -98,19 +98,27 @@ def mirror_handler(app: FastAPI) -> Handler:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def heartbeat_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """EventBridge schedule: reap stale runner sessions; returns the counts."""
+    """EventBridge schedule: take silent sessions offline, requeue (or fail) lost leases,
+    expire undecided proposals and unclaimed approvals; returns the counts."""
 
-    async def run() -> dict[str, Any]:
+    async def run() -> dict[str, int]:
         db = _job_database()
         try:
-            result = await reap_stale_sessions(db)
+            result = await reap(db)
         finally:
             await db.close()
-        return {"sessions_offline": result.sessions_offline}
+        return result.as_counts()
 
     counts = asyncio.run(run())
-    metrics.add_metric(
-        name="SessionsReaped", unit=MetricUnit.Count, value=counts["sessions_offline"]
-    )
+    # Metric name -> the count it reports.
+    reported = {
+        "SessionsReaped": "sessions_offline",
+        "LeasesRequeued": "leases_requeued",
+        "LeasesFailed": "leases_failed",
+        "ActionsExpired": "actions_expired",
+        "ApprovalsExpired": "approvals_expired",
+    }
+    for name, key in reported.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts[key])
     logger.info("heartbeat reaped", extra=counts)
-    return counts
+    return dict(counts)

@@ -1,25 +1,93 @@
-"""The heartbeat cron's session reaper: silent sessions go offline.
+"""The heartbeat cron's reaper: silent sessions, lost leases, expired proposals and approvals.
 
-Reads only the partial index of live sessions (`status <> 'offline'`) in heartbeat
-order, so its work follows what is stale, not the table; `SKIP LOCKED` lets two
-reapers run at once without waiting on or double-counting each other's rows.
+One `reap` runs four steps, each in batches of its own service-role transactions:
+
+(a) sessions silent past the threshold go offline, and what they held is requeued;
+(b) claimed actions past their lease are requeued (`approved`), or `failed` after the
+    last attempt;
+(c) pending actions past their TTL expire;
+(d) approved actions past their approval expiry expire.
+
+Each batch reads one partial index (live sessions by heartbeat, claimed actions by lease
+or by session, pending by TTL, approved by approval expiry), so the work follows what is
+stale, not the size of the tables. Each batch picks its rows `FOR UPDATE SKIP LOCKED`:
+two reapers at once never wait on each other and never both take a row, and a row a
+runner is changing right now is left for a later run. A step stops when a batch comes
+back short.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from psycopg import AsyncConnection
 
 from agentplane.db.database import Database
+from agentplane.sessions.service import requeue_expired_leases, requeue_session_actions
 
 DEFAULT_STALE_AFTER_SECONDS = 90
 DEFAULT_BATCH = 1000
+
+Tx = AsyncConnection[Any]
 
 
 @dataclass(frozen=True)
 class ReapResult:
     """What one reaper run changed."""
 
-    sessions_offline: int
+    sessions_offline: int = 0
+    # Actions whose lease was lost (expired, or their session went offline): back to
+    # 'approved', or 'failed' after their last attempt.
+    leases_requeued: int = 0
+    leases_failed: int = 0
+    # Pending actions past their TTL, and approved ones past their approval's expiry.
+    actions_expired: int = 0
+    approvals_expired: int = 0
+
+    def __add__(self, other: ReapResult) -> ReapResult:
+        return ReapResult(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        )
+
+    def as_counts(self) -> dict[str, int]:
+        """The counts by name, as the heartbeat function returns them."""
+        return asdict(self)
+
+
+# Locks a batch of live sessions, oldest heartbeat first, reading
+# agent_sessions_live_heartbeat_idx; the lock re-checks last_heartbeat, so a heartbeat
+# that committed meanwhile spares its session. Parameters: (stale_after_seconds, limit).
+OFFLINE_STALE_SESSIONS = """
+update public.agent_sessions s
+   set status = 'offline', ended_at = now()
+  from (
+    select id from public.agent_sessions
+     where status <> 'offline'
+       and last_heartbeat < now() - make_interval(secs => %s)
+     order by last_heartbeat
+     limit %s
+       for update skip locked
+  ) stale
+ where s.id = stale.id
+returning s.id
+"""
+
+# One batch: (how many rows it picked, what it changed).
+Batch = Callable[[Tx], Awaitable[tuple[int, ReapResult]]]
+
+
+async def _drain(db: Database, reason: str, batch: int, step: Batch) -> ReapResult:
+    """Run `step` in fresh transactions until a batch picks fewer than `batch` rows."""
+    total = ReapResult()
+    while True:
+        # Server job: the reaper acts for no user, across every organization.
+        async with db.service(reason) as tx:
+            picked, changed = await step(tx)
+        total += changed
+        if picked < batch:
+            return total
 
 
 async def reap_stale_sessions(
@@ -28,28 +96,92 @@ async def reap_stale_sessions(
     stale_after_seconds: int = DEFAULT_STALE_AFTER_SECONDS,
     batch: int = DEFAULT_BATCH,
 ) -> ReapResult:
-    """Mark sessions silent for longer than `stale_after_seconds` offline, in batches."""
-    total = 0
-    while True:
-        # Server job: the reaper acts for no user, across every organization.
-        async with db.service("heartbeat: reap stale runner sessions") as tx:
-            cur = await tx.execute(
-                """
-                update public.agent_sessions s
-                   set status = 'offline', ended_at = now()
-                  from (
-                    select id from public.agent_sessions
-                     where status <> 'offline'
-                       and last_heartbeat < now() - make_interval(secs => %s)
-                     order by last_heartbeat
-                     limit %s
-                     for update skip locked
-                  ) stale
-                 where s.id = stale.id
-                """,
-                (stale_after_seconds, batch),
-            )
-            reaped = cur.rowcount
-        total += reaped
-        if reaped < batch:
-            return ReapResult(sessions_offline=total)
+    """(a) Sessions silent for longer than `stale_after_seconds` go offline, and the
+    actions they still hold go through the requeue rule, in the same transaction."""
+
+    async def step(tx: Tx) -> tuple[int, ReapResult]:
+        cur = await tx.execute(OFFLINE_STALE_SESSIONS.encode(), (stale_after_seconds, batch))
+        offline = [r[0] for r in await cur.fetchall()]
+        requeued, failed = await requeue_session_actions(tx, offline, skip_locked=True)
+        return len(offline), ReapResult(
+            sessions_offline=len(offline), leases_requeued=requeued, leases_failed=failed
+        )
+
+    return await _drain(db, "heartbeat: reap stale runner sessions", batch, step)
+
+
+async def reap_expired_leases(db: Database, *, batch: int = DEFAULT_BATCH) -> ReapResult:
+    """(b) Claimed actions past `lease_expires_at` go back to 'approved', or 'failed'
+    after their last attempt."""
+
+    async def step(tx: Tx) -> tuple[int, ReapResult]:
+        requeued, failed = await requeue_expired_leases(tx, limit=batch)
+        return requeued + failed, ReapResult(leases_requeued=requeued, leases_failed=failed)
+
+    return await _drain(db, "heartbeat: requeue expired leases", batch, step)
+
+
+# Each locks a batch of rows of one status past one deadline, in the order of the
+# partial index on that deadline (agent_actions_pending_ttl_idx,
+# agent_actions_approved_expiry_idx); the lock re-checks status, so a decision or claim
+# that committed meanwhile wins and the row is left alone. Parameters: (limit,).
+EXPIRE_PENDING = """
+update public.agent_actions a
+   set status = 'expired'
+  from (
+    select id from public.agent_actions
+     where status = 'pending' and expires_at <= now()
+     order by expires_at
+     limit %s
+       for update skip locked
+  ) due
+ where a.id = due.id
+"""
+EXPIRE_APPROVALS = """
+update public.agent_actions a
+   set status = 'expired'
+  from (
+    select id from public.agent_actions
+     where status = 'approved' and approval_expires_at <= now()
+     order by approval_expires_at
+     limit %s
+       for update skip locked
+  ) due
+ where a.id = due.id
+"""
+
+
+async def expire_pending(db: Database, *, batch: int = DEFAULT_BATCH) -> ReapResult:
+    """(c) Pending actions past their TTL (`expires_at`) expire undecided."""
+
+    async def step(tx: Tx) -> tuple[int, ReapResult]:
+        cur = await tx.execute(EXPIRE_PENDING.encode(), (batch,))
+        return cur.rowcount, ReapResult(actions_expired=cur.rowcount)
+
+    return await _drain(db, "heartbeat: expire undecided actions", batch, step)
+
+
+async def expire_approvals(db: Database, *, batch: int = DEFAULT_BATCH) -> ReapResult:
+    """(d) Approved actions nobody claimed before `approval_expires_at` expire."""
+
+    async def step(tx: Tx) -> tuple[int, ReapResult]:
+        cur = await tx.execute(EXPIRE_APPROVALS.encode(), (batch,))
+        return cur.rowcount, ReapResult(approvals_expired=cur.rowcount)
+
+    return await _drain(db, "heartbeat: expire unclaimed approvals", batch, step)
+
+
+async def reap(
+    db: Database,
+    *,
+    stale_after_seconds: int = DEFAULT_STALE_AFTER_SECONDS,
+    batch: int = DEFAULT_BATCH,
+) -> ReapResult:
+    """One cron run: (a) to (d) in order, so an action requeued in (a) or (b) past its
+    approval's expiry is expired by (d) in the same run."""
+    return (
+        await reap_stale_sessions(db, stale_after_seconds=stale_after_seconds, batch=batch)
+        + await reap_expired_leases(db, batch=batch)
+        + await expire_pending(db, batch=batch)
+        + await expire_approvals(db, batch=batch)
+    )

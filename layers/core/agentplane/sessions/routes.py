@@ -1,7 +1,94 @@
-"""The runner protocol: sessions, heartbeats, claims under lease, results."""
+"""The runner protocol: sessions, heartbeats, claims under lease, results.
+
+`/runner/*` is for runners only (an `aprt_` token; its transaction sees its own agent's
+rows and nothing else). People list an agent's sessions under `/agents/{id}/sessions`.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from uuid import UUID
+
+from fastapi import APIRouter, Response
+
+from agentplane.actions.models import Action
+from agentplane.db.crud import Table, require_visible
+from agentplane.http.deps import RunnerDep, RunnerTx, UserTx
+from agentplane.http.pagination import Page, PageDep
+from agentplane.http.problems import UnauthorizedError
+from agentplane.sessions import service
+from agentplane.sessions.models import (
+    ActionRelease,
+    ActionResult,
+    ClaimedActions,
+    ClaimRequest,
+    Session,
+    SessionCreate,
+    SessionStatus,
+)
 
 router = APIRouter(tags=["runner"])
+sessions = Table("agent_sessions", Session, "session")
+
+
+def _agent_of(runner: RunnerDep) -> UUID:
+    agent_id = runner.agent_id
+    if agent_id is None:  # RunnerDep only builds runner callers; this is a guard
+        raise UnauthorizedError("a runner token is required")
+    return agent_id
+
+
+@router.post("/runner/sessions", status_code=201, response_model=Session)
+async def register_session(body: SessionCreate, runner: RunnerDep, tx: RunnerTx) -> Session:
+    """Register a runner session for the token's agent; it starts online."""
+    return await service.register(tx, _agent_of(runner), runner.token_id, body)
+
+
+@router.post("/runner/sessions/{session_id}/heartbeat", response_model=Session)
+async def heartbeat(session_id: UUID, tx: RunnerTx) -> Session:
+    """Say the session is alive (409 once the reaper took it offline: register anew)."""
+    return await service.heartbeat(tx, session_id)
+
+
+@router.delete("/runner/sessions/{session_id}", status_code=204, response_class=Response)
+async def end_session(session_id: UUID, tx: RunnerTx) -> Response:
+    """End the session; actions it still holds are requeued (or failed after the last
+    attempt), like an expired lease."""
+    await service.end_session(tx, session_id)
+    return Response(status_code=204)
+
+
+@router.post("/runner/claim", response_model=ClaimedActions)
+async def claim(body: ClaimRequest, runner: RunnerDep, tx: RunnerTx) -> ClaimedActions:
+    """Lease up to `max` approved actions to an online session of this runner, oldest
+    first; each comes with its signed approval and a fencing token."""
+    items = await service.claim(
+        tx,
+        _agent_of(runner),
+        body.session_id,
+        max_items=body.max,
+        lease_seconds=body.lease_seconds,
+    )
+    return ClaimedActions(items=items)
+
+
+@router.post("/runner/actions/{action_id}/result", response_model=Action)
+async def report_result(action_id: UUID, body: ActionResult, tx: RunnerTx) -> Action:
+    """Report how a claimed action ended (409 with `current_status` if the fencing
+    token is no longer current)."""
+    return await service.report_result(tx, action_id, body.fencing_token, body.status, body.output)
+
+
+@router.post("/runner/actions/{action_id}/release", response_model=Action)
+async def release_action(action_id: UUID, body: ActionRelease, tx: RunnerTx) -> Action:
+    """Give a claimed action back to the queue without counting the attempt."""
+    return await service.release(tx, action_id, body.fencing_token)
+
+
+@router.get("/agents/{agent_id}/sessions", response_model=Page[Session])
+async def list_sessions(
+    agent_id: UUID, tx: UserTx, page: PageDep, status: SessionStatus | None = None
+) -> Page[Session]:
+    """The agent's runner sessions, oldest first (`?status=`); 404 if the agent is not
+    visible."""
+    await require_visible(tx, "agents", agent_id, "agent")
+    return await sessions.page(tx, page, {"agent_id": agent_id, "status": status})

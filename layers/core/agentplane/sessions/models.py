@@ -1,0 +1,108 @@
+"""Runner protocol models: sessions, claims under lease, results and releases."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from agentplane.actions.models import Action
+from agentplane.http.models import InputModel, JsonObject, JsonObjectIn, OutputModel
+
+SessionStatus = Literal["online", "offline", "busy"]
+ResultStatus = Literal["succeeded", "failed"]
+# A fencing token is a bigint column; anything outside it can never be current.
+FencingToken = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+MAX_CLAIM = 50
+MIN_LEASE_SECONDS = 10
+MAX_LEASE_SECONDS = 3600
+
+
+class SessionCreate(InputModel):
+    """A runner registering itself: where it listens, and anything it wants to say."""
+
+    socket_id: Annotated[str, Field(max_length=200)] = ""
+    metadata: JsonObjectIn = Field(default_factory=dict)
+
+
+class Session(OutputModel):
+    """A runner session and its presence."""
+
+    id: UUID
+    agent_id: UUID
+    organization_id: UUID
+    runner_token_id: UUID | None
+    socket_id: str
+    status: SessionStatus
+    last_heartbeat: datetime
+    metadata: JsonObject
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+
+
+class ClaimRequest(InputModel):
+    """Up to `max` approved actions for this session, each leased for `lease_seconds`."""
+
+    session_id: UUID
+    max: Annotated[int, Field(ge=1, le=MAX_CLAIM)] = 1
+    lease_seconds: Annotated[int, Field(ge=MIN_LEASE_SECONDS, le=MAX_LEASE_SECONDS)] = 60
+
+
+class ClaimedAction(OutputModel):
+    """An action handed to a runner: exactly what the approval signature covers, plus
+    the lease. The runner verifies hash and signature before it runs anything."""
+
+    id: UUID
+    agent_id: UUID
+    payload: JsonObject
+    payload_sha256: str
+    approved_at: datetime
+    approval_expires_at: datetime
+    signature: str
+    fencing_token: int
+    lease_expires_at: datetime
+    attempt: int
+
+
+class ClaimedActions(OutputModel):
+    """What one claim handed out, oldest first (empty when the queue is)."""
+
+    items: list[ClaimedAction]
+
+
+class ActionResult(InputModel):
+    """How a claimed action ended, reported with the claim's fencing token."""
+
+    fencing_token: FencingToken
+    status: ResultStatus
+    output: JsonObjectIn
+
+
+class ActionRelease(InputModel):
+    """Hand a claimed action back to the queue without counting the attempt."""
+
+    fencing_token: FencingToken
+
+
+def claimed_action(row: Action) -> ClaimedAction:
+    """The runner's view of a freshly claimed action (approved_at is the decision time)."""
+    # Validated, not cast: an approval is signed in the transaction that approves, and
+    # a claimed row has a lease (check constraint), so none of these is null here.
+    return ClaimedAction.model_validate(
+        {
+            "id": row.id,
+            "agent_id": row.agent_id,
+            "payload": row.payload,
+            "payload_sha256": row.payload_sha256,
+            "approved_at": row.decided_at,
+            "approval_expires_at": row.approval_expires_at,
+            "signature": row.approval_signature,
+            "fencing_token": row.fencing_token,
+            "lease_expires_at": row.lease_expires_at,
+            "attempt": row.attempt,
+        }
+    )

@@ -1,0 +1,283 @@
+"""The runner protocol's rules in SQL: sessions, heartbeats, claims, results, releases.
+
+Each function runs in the caller's transaction: a runner's (role agent_runner, whose RLS
+sees only its own agent's sessions and actions), or the heartbeat cron's service-role
+one for the requeue rule. Every status change of an action is written to its audit log
+by a trigger on `agent_actions`, never here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from agentplane.actions.models import Action
+from agentplane.actions.service import get_action
+from agentplane.http.models import JsonObjectIn
+from agentplane.http.problems import ConflictError, NotFoundError
+from agentplane.sessions.models import (
+    ClaimedAction,
+    ResultStatus,
+    Session,
+    SessionCreate,
+    claimed_action,
+)
+
+Tx = AsyncConnection[Any]
+
+OFFLINE_DETAIL = "session is offline; register a new session"
+
+
+class SessionNotFoundError(NotFoundError):
+    """No such session, or one of another agent's."""
+
+
+class SessionOfflineError(ConflictError):
+    """The reaper (or the runner itself) ended this session; the runner must register anew."""
+
+
+class StaleFencingTokenError(ConflictError):
+    """The claim this token belongs to is over: its lease was lost and the action
+    re-queued, claimed again or finished. 409 with the action's `current_status`."""
+
+
+async def _session(tx: Tx, query: str, args: Any) -> Session | None:
+    async with tx.cursor(row_factory=class_row(Session)) as cur:
+        await cur.execute(query.encode(), args)
+        return await cur.fetchone()
+
+
+async def _action(tx: Tx, query: str, args: Any) -> Action | None:
+    async with tx.cursor(row_factory=class_row(Action)) as cur:
+        await cur.execute(query.encode(), args)
+        return await cur.fetchone()
+
+
+async def register(tx: Tx, agent_id: UUID, token_id: UUID | None, body: SessionCreate) -> Session:
+    """A new online session of the runner's agent, on the token it presented."""
+    # The organization comes from the agent row, which RLS shows the runner only for
+    # its own agent; the insert policy checks agent_id again.
+    session = await _session(
+        tx,
+        """
+        insert into public.agent_sessions
+          (organization_id, agent_id, runner_token_id, socket_id, metadata)
+        select organization_id, id, %s, %s, %s
+          from public.agents
+         where id = %s
+        returning *
+        """,
+        (token_id, body.socket_id, Jsonb(body.metadata), agent_id),
+    )
+    if session is None:
+        raise NotFoundError(f"agent {agent_id} not found")
+    return session
+
+
+async def _explain_session(tx: Tx, session_id: UUID) -> NoReturn:
+    """Why a conditional update of a live session touched nothing: 404, or offline."""
+    cur = await tx.execute("select 1 from public.agent_sessions where id = %s", (session_id,))
+    if await cur.fetchone() is None:
+        raise SessionNotFoundError(f"session {session_id} not found")
+    raise SessionOfflineError(OFFLINE_DETAIL, session_id=str(session_id))
+
+
+async def heartbeat(tx: Tx, session_id: UUID) -> Session:
+    """Record a sign of life; 409 once the session is offline, 404 if it is not ours."""
+    # One conditional update: a heartbeat racing the reaper either lands first (and the
+    # reaper's re-check of last_heartbeat spares the row) or finds it offline.
+    session = await _session(
+        tx,
+        """
+        update public.agent_sessions
+           set last_heartbeat = now(), status = 'online'
+         where id = %s and status <> 'offline'
+        returning *
+        """,
+        (session_id,),
+    )
+    if session is None:
+        await _explain_session(tx, session_id)
+    return session
+
+
+async def end_session(tx: Tx, session_id: UUID) -> None:
+    """Take the session offline and requeue what it still holds (an ended session is a
+    lost lease). Ending an offline session again is a no-op, so a retry is safe."""
+    cur = await tx.execute(
+        """
+        update public.agent_sessions
+           set status = 'offline', ended_at = coalesce(ended_at, now())
+         where id = %s
+        returning id
+        """,
+        (session_id,),
+    )
+    if await cur.fetchone() is None:
+        raise SessionNotFoundError(f"session {session_id} not found")
+    await requeue_session_actions(tx, [session_id], skip_locked=False)
+
+
+async def claim(
+    tx: Tx, agent_id: UUID, session_id: UUID, *, max_items: int, lease_seconds: int
+) -> list[ClaimedAction]:
+    """Lease up to `max_items` approved actions to the session, oldest first."""
+    # FOR SHARE on the session: the reaper (FOR UPDATE SKIP LOCKED) cannot take it
+    # offline between this check and the claim's commit, so a claim never lands on a
+    # session whose actions the reaper has already requeued. Concurrent claims of one
+    # session share the lock; a heartbeat waits for the claim to commit.
+    cur = await tx.execute(
+        "select status from public.agent_sessions where id = %s for share", (session_id,)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise SessionNotFoundError(f"session {session_id} not found")
+    if row[0] == "offline":
+        raise SessionOfflineError(OFFLINE_DETAIL, session_id=str(session_id))
+    async with tx.cursor(row_factory=class_row(Action)) as actions:
+        # Locks: the picked rows of the agent's approved queue (its partial index, in
+        # created_at order), FOR UPDATE SKIP LOCKED, so concurrent claims each take
+        # different rows and never wait on one another; a row another claim holds is
+        # skipped, not handed out twice. The UPDATE then works on rows already locked.
+        # The fencing token moves on with every claim, so a result or release carrying
+        # an earlier claim's token is refused.
+        await actions.execute(
+            """
+            with picked as (
+              select id
+                from public.agent_actions
+               where agent_id = %s
+                 and status = 'approved'
+                 and approval_expires_at > now()
+               order by created_at
+               limit %s
+                 for update skip locked
+            )
+            update public.agent_actions a
+               set status = 'claimed',
+                   session_id = %s,
+                   lease_expires_at = now() + make_interval(secs => %s),
+                   fencing_token = a.fencing_token + 1,
+                   attempt = a.attempt + 1
+              from picked
+             where a.id = picked.id
+            returning a.*
+            """,
+            (agent_id, max_items, session_id, lease_seconds),
+        )
+        claimed = await actions.fetchall()
+    claimed.sort(key=lambda a: (a.created_at, a.id))
+    return [claimed_action(a) for a in claimed]
+
+
+async def _explain_fencing(tx: Tx, action_id: UUID, fencing_token: int) -> NoReturn:
+    """Why a fenced update touched nothing: 404, or 409 with the action's current status."""
+    current = await get_action(tx, action_id)  # 404 unless the runner can see it
+    raise StaleFencingTokenError(
+        f"fencing token {fencing_token} is not current for action {action_id}"
+        f" ({current.status}); the lease was lost",
+        current_status=current.status,
+    )
+
+
+async def report_result(
+    tx: Tx, action_id: UUID, fencing_token: int, status: ResultStatus, output: JsonObjectIn
+) -> Action:
+    """Finish a claimed action, only with the current claim's fencing token."""
+    # The WHERE clause is the fence: a runner whose lease was lost (re-queued, claimed
+    # again with a higher token, or failed by the reaper) matches no row.
+    action = await _action(
+        tx,
+        """
+        update public.agent_actions
+           set status = %s, output = %s, finished_at = now(), lease_expires_at = null
+         where id = %s and status = 'claimed' and fencing_token = %s
+        returning *
+        """,
+        (status, Jsonb(output), action_id, fencing_token),
+    )
+    if action is None:
+        await _explain_fencing(tx, action_id, fencing_token)
+    return action
+
+
+async def release(tx: Tx, action_id: UUID, fencing_token: int) -> Action:
+    """Hand a claimed action back to the queue; the attempt is not counted."""
+    action = await _action(
+        tx,
+        """
+        update public.agent_actions
+           set status = 'approved', session_id = null, lease_expires_at = null,
+               attempt = attempt - 1
+         where id = %s and status = 'claimed' and fencing_token = %s
+        returning *
+        """,
+        (action_id, fencing_token),
+    )
+    if action is None:
+        await _explain_fencing(tx, action_id, fencing_token)
+    return action
+
+
+# The requeue rule for a lost lease (expired, or its session gone): back to 'approved'
+# while attempts remain, else 'failed' for good. `{which}` picks the claimed rows, in the
+# order of the partial index it reads; `{lock}` is FOR UPDATE, with SKIP LOCKED for the
+# cron (a row locked by a runner reporting its result right now is left to that runner,
+# or to a later run) and without it when a runner ends its own session.
+_REQUEUE = """
+update public.agent_actions a
+   set status = case when a.attempt < a.max_attempts then 'approved' else 'failed' end,
+       session_id = case when a.attempt < a.max_attempts then null else a.session_id end,
+       lease_expires_at = null,
+       output = case when a.attempt < a.max_attempts then a.output
+                     else jsonb_build_object('error', 'lease expired', 'attempts', a.attempt)
+                end,
+       finished_at = case when a.attempt < a.max_attempts then null else now() end
+  from (
+    select id
+      from public.agent_actions
+     where status = 'claimed' and {which}
+     order by {order}
+     limit %s
+       for update{lock}
+  ) lost
+ where a.id = lost.id
+returning a.status
+"""
+# Parameters: (session ids, limit or None); reads agent_actions_claimed_session_idx.
+REQUEUE_BY_SESSION = _REQUEUE.format(
+    which="session_id = any(%s)", order="session_id", lock=" skip locked"
+)
+REQUEUE_BY_SESSION_WAITING = _REQUEUE.format(
+    which="session_id = any(%s)", order="session_id", lock=""
+)
+# Parameters: (limit,); reads agent_actions_claimed_lease_idx.
+REQUEUE_EXPIRED_LEASES = _REQUEUE.format(
+    which="lease_expires_at < now()", order="lease_expires_at", lock=" skip locked"
+)
+
+
+async def _requeue(tx: Tx, query: str, args: tuple[Any, ...]) -> tuple[int, int]:
+    cur = await tx.execute(query.encode(), args)
+    statuses = [r[0] for r in await cur.fetchall()]
+    return statuses.count("approved"), statuses.count("failed")
+
+
+async def requeue_session_actions(
+    tx: Tx, session_ids: list[UUID], *, skip_locked: bool, limit: int | None = None
+) -> tuple[int, int]:
+    """Apply the requeue rule to what the sessions still hold (all of it, unless
+    `limit`); (requeued, failed)."""
+    if not session_ids:
+        return 0, 0
+    query = REQUEUE_BY_SESSION if skip_locked else REQUEUE_BY_SESSION_WAITING
+    return await _requeue(tx, query, (session_ids, limit))
+
+
+async def requeue_expired_leases(tx: Tx, *, limit: int) -> tuple[int, int]:
+    """Apply the requeue rule to up to `limit` expired leases; (requeued, failed)."""
+    return await _requeue(tx, REQUEUE_EXPIRED_LEASES, (limit,))
