@@ -71,7 +71,14 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
 
     with database_urls(settings) as (urls, _):
         migrate(urls.migrate, load_migrations(settings.migrations_dir), progress=_say)
-        serve(settings, urls, host=args.host, port=args.port, seed=not args.no_seed)
+        serve(
+            settings,
+            urls,
+            host=args.host,
+            port=args.port,
+            seed=not args.no_seed,
+            cron_interval=args.cron_interval,
+        )
     _say("stopped")
     return 0
 
@@ -156,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     dev.add_argument("--port", type=int, default=8000, help="port to bind (8000)")
     dev.add_argument("--no-seed", action="store_true", help="do not create the demo data")
+    dev.add_argument(
+        "--cron-interval",
+        type=float,
+        default=30.0,
+        help="seconds between heartbeat cron runs (reap stale sessions, leases, TTLs) (30)",
+    )
     dev.set_defaults(func=cmd_dev)
     return parser
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shlex
+from typing import Any
 
 from agentplane.auth.tokens import mint_token
 from agentplane.db.database import Database
 from agentplane.db.urls import DatabaseUrls
+from agentplane.observability import logger
 from agentplane.runtime import Runtime
 from agentplane.seed import DEMO_EMAIL, DEMO_USER_ID, DemoSeed, seed_demo
+from agentplane.sessions.reaper import reap
 from agentplane.settings import Settings
 
 DEV_TOKEN_TTL_SECONDS = 12 * 3600
@@ -48,7 +51,13 @@ def _banner(settings: Settings, seed: DemoSeed | None, base_url: str) -> str:
 
 
 def serve(
-    settings: Settings, urls: DatabaseUrls, *, host: str, port: int, seed: bool = True
+    settings: Settings,
+    urls: DatabaseUrls,
+    *,
+    host: str,
+    port: int,
+    seed: bool = True,
+    cron_interval: float = 30.0,
 ) -> None:
     """Seed the demo data, print a token and a curl line, serve until Ctrl-C."""
     import uvicorn
@@ -67,4 +76,28 @@ def serve(
     # uvicorn shuts down gracefully, then re-raises the Ctrl-C it captured: that is the
     # normal way to stop a dev server, not an error.
     with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+        asyncio.run(_serve_with_cron(server, runtime, cron_interval))
+
+
+async def _serve_with_cron(server: Any, runtime: Runtime, interval: float) -> None:
+    """Serve, and run the heartbeat cron every `interval` seconds beside it (what the
+    EventBridge schedule does in AWS)."""
+
+    async def cron() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                result = await reap(runtime.database)
+            except Exception:
+                logger.exception("heartbeat cron failed")
+                continue
+            if any(vars(result).values()):
+                logger.info("heartbeat cron reaped", extra=vars(result))
+
+    task = asyncio.create_task(cron())
+    try:
+        await server.serve()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
