@@ -16,7 +16,7 @@ from agentplane.actions.audit import verify_database
 from agentplane.actions.canonical import approval_message, payload_sha256
 from agentplane.actions.signing import public_key_from_jwk, verify_signature
 from agentplane.db.database import Database
-from agentplane.http.problems import ForbiddenError
+from agentplane.http.problems import ForbiddenError, ValidationProblemError
 from tests.conftest import ProvisionedDatabase
 from tests.integration.api.conftest import Org, User, assert_problem
 
@@ -273,3 +273,22 @@ async def test_the_hash_covers_the_payload_as_runners_will_receive_it(
     assert resp.status_code == 201, resp.text
     served = (await client.get(f"/actions/{resp.json()['id']}", headers=org.member.headers)).json()
     assert served["payload_sha256"] == payload_sha256(served["payload"])
+
+
+async def test_the_database_refuses_an_approval_without_a_signature(
+    client: httpx.AsyncClient, make_org: MakeOrg, database: Database
+) -> None:
+    org = await make_org()
+    agent_id = await _agent(client, org)
+    action_id = (await _propose(client, agent_id, org.member)).json()["id"]
+
+    async def approve_unsigned() -> None:
+        async with database.service("test: approve behind the API's back") as tx:
+            await tx.execute(
+                "update public.agent_actions set status = 'approved' where id = %s", (action_id,)
+            )
+
+    with pytest.raises(ValidationProblemError) as refused:
+        await approve_unsigned()
+    assert isinstance(refused.value.__cause__, psycopg.errors.CheckViolation)
+    assert "agent_actions_approval_signed" in str(refused.value.__cause__)

@@ -119,8 +119,18 @@ async def decide(
     to_status, from_states = DECISIONS[decision]
     now = datetime.now(UTC)
     approval_expires = now + timedelta(seconds=approval_ttl_seconds)
-    # The WHERE clause is the whole race: the row lock makes the second decision
-    # re-check `status` after the first commits, and find it no longer pending.
+    signature: str | None = None
+    if to_status == "approved":
+        # agent_id and payload_sha256 never change (a trigger refuses it), so reading them
+        # first races with nothing; the status is decided by the UPDATE below alone.
+        target = await get_action(tx, action_id)
+        signature = signer.sign(
+            approval_message(
+                target.id, target.agent_id, target.payload_sha256, now, approval_expires
+            )
+        )
+    # The WHERE clause is the whole race: the row lock makes a second decision re-check
+    # `status` after the first commits, and find it no longer pending.
     action = await _one(
         tx,
         """
@@ -129,13 +139,22 @@ async def decide(
                decided_by = auth.uid(),
                decided_at = %s,
                decision_reason = %s,
-               approval_expires_at = case when %s = 'approved' then %s end
+               approval_expires_at = %s,
+               approval_signature = coalesce(%s, approval_signature)
          where id = %s
            and status = any(%s)
            and (status <> 'pending' or expires_at > now())
         returning *
         """,
-        (to_status, now, reason, to_status, approval_expires, action_id, list(from_states)),
+        (
+            to_status,
+            now,
+            reason,
+            approval_expires if signature else None,
+            signature,
+            action_id,
+            list(from_states),
+        ),
     )
     if action is None:
         current = await get_action(tx, action_id)
@@ -145,16 +164,4 @@ async def decide(
             f"action {action_id} is {current.status}; it cannot be {to_status}",
             current_status=current.status,
         )
-    if to_status != "approved":
-        return action
-    signature = signer.sign(
-        approval_message(action.id, action.agent_id, action.payload_sha256, now, approval_expires)
-    )
-    # Same transaction, row already locked by the UPDATE above.
-    signed = await _one(
-        tx,
-        "update public.agent_actions set approval_signature = %s where id = %s returning *",
-        (signature, action_id),
-    )
-    assert signed is not None
-    return signed
+    return action

@@ -96,6 +96,12 @@ drop policy "Runners can append to their agent's audit log" on public.agent_acti
 drop policy "Server jobs can append to the audit log" on public.agent_action_events;
 revoke insert on public.agent_action_events from authenticated, agent_runner, service_role;
 
+-- An approved or claimed action always carries the approval's signature: runners refuse
+-- anything unsigned, and no code path may approve without signing.
+alter table public.agent_actions
+  add constraint agent_actions_approval_signed
+  check (status not in ('approved', 'claimed') or approval_signature is not null);
+
 -- Runner tokens: the bearer's SHA-256 maps to its agent, checked before any runner
 -- transaction starts. Callable by anon (a runner has no user identity), returns only the
 -- ids of a live token and records its use at most once a minute.
