@@ -1,0 +1,103 @@
+"""The benchmarks' core functions at tiny sizes, on the test server: every item is done
+exactly once and the reaper takes exactly the stale sessions. Counts only, never timings
+(the machine is shared and noisy; the benchmarks report times, tests do not judge them)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+
+from bench import queue_throughput, reaper_cost
+from bench.pg import create_database, drop_database
+from tests.conftest import ProvisionedDatabase
+
+ACTIONS = 60
+SESSIONS = 2_000
+STALE_COUNTS = (0, 10, 100)
+
+
+@pytest.fixture
+def scratch_databases(pg_server_url: str) -> Iterator[Callable[[str], str]]:
+    """Empty databases on the test server (not migrated), dropped after the test."""
+    created: list[str] = []
+
+    def make(label: str) -> str:
+        name = f"bench_{label}_{uuid.uuid4().hex[:8]}"
+        created.append(name)
+        return create_database(pg_server_url, name)
+
+    yield make
+    for name in created:
+        drop_database(pg_server_url, name)
+
+
+def _counts(url: str, query: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        return {r[0]: r[1] for r in conn.execute(query).fetchall()}
+
+
+async def test_queue_throughput_finishes_every_item_exactly_once(
+    make_database: Callable[[], ProvisionedDatabase],
+    scratch_databases: Callable[[str], str],
+    pg_server_url: str,
+) -> None:
+    # Given a migrated database for agentplane and empty ones for the baselines
+    agentplane = make_database()
+    procrastinate_url = scratch_databases("procrastinate")
+    bare_url = scratch_databases("bare")
+
+    # When the three contestants run with a tiny queue
+    results = await queue_throughput.measure(
+        server_url=pg_server_url,
+        agentplane_admin_url=agentplane.admin_url,
+        agentplane_app_url=agentplane.app_url,
+        procrastinate_url=procrastinate_url,
+        bare_url=bare_url,
+        actions=ACTIONS,
+        workers=4,
+    )
+
+    # Then each finished exactly its items: one claim and one result per action, one
+    # audit event per transition, every job succeeded, every bare row done
+    assert _counts(
+        agentplane.admin_url,
+        "select status || ':' || fencing_token || ':' || attempt, count(*)"
+        " from public.agent_actions group by 1",
+    ) == {"succeeded:1:1": ACTIONS}
+    assert _counts(
+        agentplane.admin_url,
+        "select to_status, count(*) from public.agent_action_events group by to_status",
+    ) == dict.fromkeys(("pending", "approved", "claimed", "succeeded"), ACTIONS)
+    assert _counts(
+        procrastinate_url, "select status::text, count(*) from procrastinate_jobs group by 1"
+    ) == {"succeeded": ACTIONS}
+    assert _counts(bare_url, "select status, count(*) from bench_queue group by 1") == {
+        "done": ACTIONS
+    }
+    # And the table has a row per phase and contestant, each over the same items
+    table = queue_throughput.rows(results)
+    assert len(table) == 5
+    assert {row["items"] for row in table} == {ACTIONS}
+
+
+async def test_reaper_cost_reaps_exactly_the_stale_sessions(
+    make_database: Callable[[], ProvisionedDatabase],
+) -> None:
+    # Given a migrated database
+    database = make_database()
+
+    # When the benchmark fills it and runs one reap per stale count
+    rows = await reaper_cost.measure(
+        database.admin_url, database.app_url, sessions=SESSIONS, stale_counts=STALE_COUNTS
+    )
+
+    # Then each round reaped exactly the sessions it made stale
+    assert [(row["stale"], row["reaped"]) for row in rows] == [(s, s) for s in STALE_COUNTS]
+    # And every round was reset: all sessions are online again, none lost
+    assert _counts(
+        database.admin_url,
+        "select status, count(*) from public.agent_sessions group by status",
+    ) == {"online": SESSIONS}
