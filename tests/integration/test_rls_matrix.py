@@ -145,7 +145,9 @@ SPEC: dict[str, TableSpec] = {
         " (organization_id, agent_id, payload, payload_sha256, expires_at) values"
         ' (%(org_a)s, %(agent_a)s, \'{"tool": "shell", "args": {}}\', repeat(\'ab\', 32),'
         " now() + interval '1 hour')",
-        "decision_reason = 'rls-matrix'",
+        # The one column people and runners may both write (test_action_transitions.py
+        # covers which columns and moves belong to whom).
+        "updated_at = now()",
         select=VIEWER_UP | RUNNER_OWN,
         update=MEMBER_UP | RUNNER_OWN,
         delete=NOBODY,
