@@ -15,12 +15,19 @@ from uuid import UUID
 
 from psycopg import AsyncConnection, sql
 from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from agentplane.http.pagination import Page, PageRequest, fetch_page
 from agentplane.http.problems import ForbiddenError, NotFoundError
 
 T = TypeVar("T", bound=BaseModel)
+
+
+def jsonb_params(values: dict[str, Any]) -> dict[str, Any]:
+    """Column values as query parameters: JSON objects go in as jsonb (lists stay lists,
+    since list columns here are arrays such as `allowed_tools`)."""
+    return {c: Jsonb(v) if isinstance(v, dict) else v for c, v in values.items()}
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,7 @@ class Table(Generic[T]):
             sql.SQL(", ").join(sql.Identifier(c) for c in values),
             sql.SQL(", ").join(sql.Placeholder() for _ in values),
         )
-        row = await self._one(tx, query, list(values.values()))
+        row = await self._one(tx, query, list(jsonb_params(values).values()))
         assert row is not None
         return row
 
@@ -82,7 +89,7 @@ class Table(Generic[T]):
             ),
             sql.Identifier(self.key),
         )
-        row = await self._one(tx, query, [*values.values(), row_id])
+        row = await self._one(tx, query, [*jsonb_params(values).values(), row_id])
         if row is None:
             await self._explain_no_row(tx, row_id)
         assert row is not None

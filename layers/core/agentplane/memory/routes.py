@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Response
 from psycopg.rows import class_row
-from psycopg.types.json import Jsonb
 
 from agentplane.db.crud import Table, require_visible
 from agentplane.http.deps import UserTx
@@ -37,13 +35,6 @@ with recursive ancestors (id, parent_id) as (
 )
 select exists (select 1 from ancestors where id = %(node)s)
 """
-
-
-def _db_values(values: dict[str, Any]) -> dict[str, Any]:
-    """Model fields as query parameters: the metadata object as jsonb."""
-    if values.get("metadata") is not None:
-        values["metadata"] = Jsonb(values["metadata"])
-    return values
 
 
 async def _require_references(
@@ -78,7 +69,7 @@ async def _refuse_cycle(tx: UserTx, node_id: UUID, parent_id: UUID) -> None:
 async def create_memory_node(body: MemoryNodeCreate, tx: UserTx) -> MemoryNode:
     """Remember something."""
     await _require_references(tx, body.parent_id, body.connection_id)
-    return await memory_nodes.insert(tx, _db_values(body.model_dump()))
+    return await memory_nodes.insert(tx, body.model_dump())
 
 
 @router.get("", response_model=Page[MemoryNode])
@@ -113,7 +104,7 @@ async def update_memory_node(node_id: UUID, body: MemoryNodeUpdate, tx: UserTx) 
     await _require_references(tx, body.parent_id, body.connection_id)
     if body.parent_id is not None:
         await _refuse_cycle(tx, node_id, body.parent_id)
-    return await memory_nodes.update(tx, node_id, _db_values(body.model_dump(exclude_unset=True)))
+    return await memory_nodes.update(tx, node_id, body.model_dump(exclude_unset=True))
 
 
 @router.delete("/{node_id}", status_code=204, response_class=Response)

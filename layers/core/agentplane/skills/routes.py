@@ -8,9 +8,8 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 from psycopg import sql
 from psycopg.rows import class_row
-from psycopg.types.json import Jsonb
 
-from agentplane.db.crud import Table
+from agentplane.db.crud import Table, jsonb_params
 from agentplane.http.deps import UserTx
 from agentplane.http.pagination import Page, PageDep
 from agentplane.http.problems import ConflictError
@@ -19,13 +18,6 @@ from agentplane.skills.models import Skill, SkillCreate, SkillUpdate
 
 router = APIRouter(prefix="/skills", tags=["skills"])
 skills = Table("skills", Skill, "skill")
-
-
-def _db_values(values: dict[str, Any]) -> dict[str, Any]:
-    """Model fields as query parameters: the metadata object as jsonb."""
-    if values.get("metadata") is not None:
-        values["metadata"] = Jsonb(values["metadata"])
-    return values
 
 
 def _update_query(values: dict[str, Any], *, status_guard: bool) -> sql.Composed:
@@ -51,7 +43,7 @@ def _update_query(values: dict[str, Any], *, status_guard: bool) -> sql.Composed
 @router.post("", status_code=201, response_model=Skill)
 async def create_skill(body: SkillCreate, tx: UserTx) -> Skill:
     """Create a skill (version 1)."""
-    return await skills.insert(tx, _db_values(body.model_dump()))
+    return await skills.insert(tx, body.model_dump())
 
 
 @router.get("", response_model=Page[Skill])
@@ -69,7 +61,7 @@ async def get_skill(skill_id: UUID, tx: UserTx) -> Skill:
 @router.patch("/{skill_id}", response_model=Skill)
 async def update_skill(skill_id: UUID, body: SkillUpdate, tx: UserTx) -> Skill:
     """Change a skill in one conditional UPDATE; 409 if its status cannot move as asked."""
-    values = _db_values(body.model_dump(exclude_unset=True))
+    values = jsonb_params(body.model_dump(exclude_unset=True))
     if not values:
         return await skills.require(tx, skill_id)
     # An explicit null status is left to the NOT NULL constraint (422 naming status).

@@ -7,7 +7,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 from psycopg import AsyncConnection
-from psycopg.types.json import Jsonb
 
 from agentplane.db.crud import Table
 from agentplane.http.deps import UserDep, UserTx
@@ -39,18 +38,10 @@ INSERT_MEMORY = (
 )
 
 
-def _columns(body: TemplateCreate | TemplateUpdate) -> dict[str, Any]:
-    """The body as column values; the bundle goes in as jsonb."""
-    values = body.model_dump(exclude_unset=True)
-    if body.bundle is not None:
-        values["bundle"] = Jsonb(body.bundle.model_dump())
-    return values
-
-
 @router.post("", status_code=201, response_model=Template)
 async def create_template(body: TemplateCreate, tx: UserTx) -> Template:
     """Create a template authored by the caller."""
-    return await templates.insert(tx, _columns(body))
+    return await templates.insert(tx, body.model_dump(exclude_unset=True))
 
 
 @router.get("", response_model=Page[Template])
@@ -77,7 +68,7 @@ async def get_template(template_id: UUID, tx: UserTx) -> Template:
 @router.patch("/{template_id}", response_model=Template)
 async def update_template(template_id: UUID, body: TemplateUpdate, tx: UserTx) -> Template:
     """Change a template (its author; 403 for others on a public one, 404 on a private one)."""
-    return await templates.update(tx, template_id, _columns(body))
+    return await templates.update(tx, template_id, body.model_dump(exclude_unset=True))
 
 
 @router.delete("/{template_id}", status_code=204, response_class=Response)
