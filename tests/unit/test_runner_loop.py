@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agentplane.actions.canonical import approval_message, payload_sha256, rfc3339
 from agentplane.actions.signing import ApprovalSigner
-from agentplane.runner.cli import RunnerEnvironment, add_runner_parser, cmd_runner, execute
+from agentplane.runner.cli import add_runner_parser, cmd_runner, execute
 from agentplane.runner.client import RetryPolicy, RunnerClient
 from agentplane.runner.loop import Runner, RunnerOptions
 from agentplane.runner.models import ToolResult
@@ -501,10 +501,10 @@ def test_bad_flags_are_usage_errors(argv: list[str]) -> None:
 
 def test_the_token_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTPLANE_RUNNER_TOKEN", TOKEN)
-    secret = RunnerEnvironment().runner_token
+    secret = Settings().runner_token
     assert secret is not None
     assert secret.get_secret_value() == TOKEN
-    assert TOKEN not in repr(RunnerEnvironment())
+    assert TOKEN not in repr(Settings())
 
 
 def test_no_token_is_a_usage_error(

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = None
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
 
+    # The reference runner's token, when `agentplane runner` is not given --token.
+    runner_token: SecretStr | None = None
+
     # How long an approval stays valid for a runner to start the action.
     approval_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
 

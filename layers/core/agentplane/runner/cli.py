@@ -16,8 +16,6 @@ from types import FrameType
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agentplane import __version__
 from agentplane.runner.client import (
@@ -40,14 +38,6 @@ tools: read_file, write_file and http_get inside --workspace, and shell when
 --allow-shell is given. SIGINT/SIGTERM: finish the action in flight, hand back the
 claimed ones not started, close the session (a second signal aborts).
 """
-
-
-class RunnerEnvironment(BaseSettings):
-    """What the runner reads from its environment: the token, when not given as a flag."""
-
-    model_config = SettingsConfigDict(env_prefix="AGENTPLANE_", extra="ignore", frozen=True)
-
-    runner_token: SecretStr | None = None
 
 
 def _server_url(text: str) -> str:
@@ -249,12 +239,11 @@ def execute(
         restore()
 
 
-def cmd_runner(_settings: Settings, args: argparse.Namespace) -> int:
+def cmd_runner(settings: Settings, args: argparse.Namespace) -> int:
     """`agentplane runner`: configure logging, connect, run until stopped."""
     token = args.token
-    if not token:
-        secret = RunnerEnvironment().runner_token
-        token = secret.get_secret_value() if secret else None
+    if not token and settings.runner_token is not None:
+        token = settings.runner_token.get_secret_value()
     if not token:
         print(f"agentplane runner: no token: pass --token or set ${TOKEN_ENV_VAR}", file=sys.stderr)
         return 2
