@@ -4,14 +4,18 @@ procrastinate doing the same amount of work, and the bare SKIP LOCKED loop as th
 One embedded PostgreSQL (durability off, as in the tests), one database per contestant,
 all in the same run. Each contestant's rows are created untimed; only the work is timed.
 
-- agentplane: N pending actions of one agent (bulk insert through the audit trigger).
-  Phase A: 4 workers, each on its own pool of one connection, approve N/4 each with
-  `actions.service.decide` as a member of the organization (one transaction per
-  decision, RLS and Ed25519 signature included). Phase B: 4 runner workers, each with
-  its own registered session and connection, claim 50 at a time with
-  `sessions.service.claim` and report each with `sessions.service.report_result` and
-  its fencing token, one transaction per call, as the HTTP routes do, until a claim
-  comes back empty. Not counted: HTTP, JWT checks and the runner-token lookup.
+- agentplane: N pending actions of one agent (bulk insert through the audit trigger),
+  run twice, each on its own database:
+  * batches (the contestant): phase A, 4 workers approve N/4 each as a member of the
+    organization, 50 actions per `POST /actions/decisions` transaction
+    (`actions.service.decide_many`: RLS, an Ed25519 signature per action, one audit
+    event each); phase B, 4 runner workers, each with its own registered session and
+    connection, claim 50 at a time and report the 50 results in one `POST
+    /runner/results` transaction (`sessions.service.report_results`, each fenced by its
+    token), until a claim comes back empty;
+  * single calls: the same, one transaction per decision and per result
+    (`POST /actions/{id}/approve`, `POST /runner/actions/{id}/result`), claims of 50.
+  Not counted in either: HTTP, JWT checks and the runner-token lookup.
 - procrastinate: N no-op jobs deferred in bulk, then one worker with concurrency 4 and
   `wait=False`, which returns once the queue is empty.
 - bare: a table (id bigint, status text) with a partial index on the ready rows (as the
@@ -40,13 +44,13 @@ import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg import AsyncConnection
 
-from agentplane.actions.service import decide
+from agentplane.actions.service import decide, decide_many
 from agentplane.actions.signing import ApprovalSigner
 from agentplane.db.database import Database
 from agentplane.db.embedded import as_role
 from agentplane.db.migrate import migrate
 from agentplane.sessions.models import SessionCreate
-from agentplane.sessions.service import claim, register, report_result
+from agentplane.sessions.service import ResultItem, claim, register, report_result, report_results
 from bench.pg import (
     Progress,
     create_database,
@@ -106,20 +110,28 @@ class QueueResults:
 
     approve: Timed
     claim_complete: Timed
+    single_approve: Timed
+    single_claim_complete: Timed
     procrastinate: Timed
     bare: Timed
     checks: dict[str, Any] = field(default_factory=dict)
 
     @property
     def agentplane(self) -> Timed:
-        """Both agentplane phases as one: approve → claim → complete."""
-        a, b = self.approve, self.claim_complete
-        server = (
-            None
-            if a.server_cpu_s is None or b.server_cpu_s is None
-            else a.server_cpu_s + b.server_cpu_s
-        )
-        return Timed(a.items, a.seconds + b.seconds, a.client_cpu_s + b.client_cpu_s, server)
+        """Both batched phases as one: approve → claim → complete."""
+        return _both(self.approve, self.claim_complete)
+
+    @property
+    def agentplane_single(self) -> Timed:
+        """Both single-call phases as one."""
+        return _both(self.single_approve, self.single_claim_complete)
+
+
+def _both(a: Timed, b: Timed) -> Timed:
+    server = None
+    if a.server_cpu_s is not None and b.server_cpu_s is not None:
+        server = a.server_cpu_s + b.server_cpu_s
+    return Timed(a.items, a.seconds + b.seconds, a.client_cpu_s + b.client_cpu_s, server)
 
 
 @contextmanager
@@ -155,9 +167,10 @@ async def _open_pools(app_url: str, count: int) -> list[Database]:
 
 
 async def run_agentplane(
-    admin_url: str, app_url: str, actions: int, *, workers: int = WORKERS
+    admin_url: str, app_url: str, actions: int, *, workers: int = WORKERS, batch: int = CLAIM_MAX
 ) -> tuple[Timed, Timed]:
-    """Phase A (approve) and phase B (claim and complete) over `actions` actions."""
+    """Phase A (approve) and phase B (claim and complete) over `actions` actions;
+    `batch` decisions or results per transaction (1: the single-call routes)."""
     world = build_world(admin_url)
     say(f"agentplane: proposing {actions:,} actions (bulk, untimed)")
     propose_bulk(admin_url, world, actions)
@@ -167,22 +180,35 @@ async def run_agentplane(
     signer = ApprovalSigner(Ed25519PrivateKey.generate())
     member, runner = world.member(), world.runner()
     agent_id = world.agent_ids[0]
+    label = "batches" if batch > 1 else "single calls"
     pools = await _open_pools(app_url, workers)
     try:
-        approving = Progress("agentplane approve", actions)
+        approving = Progress(f"agentplane approve ({label})", actions)
 
         async def approve(db: Database, mine: list[UUID]) -> None:
-            for action_id in mine:
+            for start in range(0, len(mine), batch):
+                chunk = mine[start : start + batch]
                 async with db.transaction(member) as tx:
-                    await decide(
-                        tx,
-                        action_id,
-                        "approve",
-                        None,
-                        signer=signer,
-                        approval_ttl_seconds=APPROVAL_TTL_SECONDS,
-                    )
-                approving.add()
+                    if batch == 1:
+                        await decide(
+                            tx,
+                            chunk[0],
+                            "approve",
+                            None,
+                            signer=signer,
+                            approval_ttl_seconds=APPROVAL_TTL_SECONDS,
+                        )
+                    else:
+                        _, refused = await decide_many(
+                            tx,
+                            chunk,
+                            "approve",
+                            None,
+                            signer=signer,
+                            approval_ttl_seconds=APPROVAL_TTL_SECONDS,
+                        )
+                        _check("agentplane refused decisions", refused, [])
+                approving.add(len(chunk))
 
         with timed(admin_url, actions) as phase_a:
             await asyncio.gather(*(approve(db, ids[i::workers]) for i, db in enumerate(pools)))
@@ -195,7 +221,7 @@ async def run_agentplane(
                     tx, agent_id, runner.token_id, SessionCreate(socket_id=f"bench-{i}")
                 )
             sessions.append(session.id)
-        completing = Progress("agentplane claim+complete", actions)
+        completing = Progress(f"agentplane claim+complete ({label})", actions)
 
         async def drain(db: Database, session_id: UUID) -> None:
             # Until a claim comes back empty: SKIP LOCKED passes over only rows another
@@ -207,10 +233,17 @@ async def run_agentplane(
                     )
                 if not items:
                     return
-                for item in items:
-                    async with db.transaction(runner) as tx:
-                        await report_result(tx, item.id, item.fencing_token, "succeeded", {})
-                    completing.add()
+                if batch == 1:
+                    for item in items:
+                        async with db.transaction(runner) as tx:
+                            await report_result(tx, item.id, item.fencing_token, "succeeded", {})
+                        completing.add()
+                    continue
+                results = [ResultItem(i.id, i.fencing_token, "succeeded", {}) for i in items]
+                async with db.transaction(runner) as tx:
+                    _, stale = await report_results(tx, results)
+                _check("agentplane refused results", stale, [])
+                completing.add(len(items))
 
         with timed(admin_url, actions) as phase_b:
             await asyncio.gather(*(drain(db, s) for db, s in zip(pools, sessions, strict=True)))
@@ -344,6 +377,8 @@ async def measure(
     server_url: str,
     agentplane_admin_url: str,
     agentplane_app_url: str,
+    single_admin_url: str,
+    single_app_url: str,
     procrastinate_url: str,
     bare_url: str,
     actions: int,
@@ -354,17 +389,23 @@ async def measure(
     approve, complete = await run_agentplane(
         agentplane_admin_url, agentplane_app_url, actions, workers=workers
     )
+    single_approve, single_complete = await run_agentplane(
+        single_admin_url, single_app_url, actions, workers=workers, batch=1
+    )
     baseline = await run_procrastinate(procrastinate_url, server_url, actions, concurrency=workers)
     ceiling = await run_bare(bare_url, server_url, actions, workers=workers)
-    return QueueResults(approve, complete, baseline, ceiling)
+    return QueueResults(approve, complete, single_approve, single_complete, baseline, ceiling)
 
 
 def rows(results: QueueResults, workers: int = WORKERS) -> list[dict[str, Any]]:
     """The table: each row's rate, and its ratio to procrastinate's and to bare's."""
     named = [
-        ("agentplane approve→claim→complete", results.agentplane),
-        ("  phase A: approve (decide, 1 tx each)", results.approve),
-        ("  phase B: claim 50 + result (1 tx each)", results.claim_complete),
+        ("agentplane approve→claim→complete, batches of 50", results.agentplane),
+        ("  phase A: approve 50 per tx", results.approve),
+        ("  phase B: claim 50 + 50 results per tx", results.claim_complete),
+        ("agentplane, single calls", results.agentplane_single),
+        ("  phase A: approve, 1 tx each", results.single_approve),
+        ("  phase B: claim 50 + result, 1 tx each", results.single_claim_complete),
         (
             f"procrastinate {procrastinate.__version__}, concurrency {workers}",
             results.procrastinate,
@@ -390,15 +431,19 @@ async def _run_on_embedded(actions: int, workers: int) -> tuple[QueueResults, di
     with embedded_server() as server_url:
         settings = server_settings(server_url)
         suffix = uuid.uuid4().hex[:8]
-        names = {k: f"bench_{k}_{suffix}" for k in ("agentplane", "procrastinate", "bare")}
+        kinds = ("agentplane", "single", "procrastinate", "bare")
+        names = {k: f"bench_{k}_{suffix}" for k in kinds}
         urls = {k: create_database(server_url, n) for k, n in names.items()}
         try:
             say("agentplane: migrating its database")
             migrate(urls["agentplane"])
+            migrate(urls["single"])
             results = await measure(
                 server_url=server_url,
                 agentplane_admin_url=urls["agentplane"],
                 agentplane_app_url=as_role(urls["agentplane"]),
+                single_admin_url=urls["single"],
+                single_app_url=as_role(urls["single"]),
                 procrastinate_url=urls["procrastinate"],
                 bare_url=urls["bare"],
                 actions=actions,

@@ -46,6 +46,7 @@ async def test_queue_throughput_finishes_every_item_exactly_once(
 ) -> None:
     # Given a migrated database for agentplane and empty ones for the baselines
     agentplane = make_database()
+    single = make_database()
     procrastinate_url = scratch_databases("procrastinate")
     bare_url = scratch_databases("bare")
 
@@ -54,6 +55,8 @@ async def test_queue_throughput_finishes_every_item_exactly_once(
         server_url=pg_server_url,
         agentplane_admin_url=agentplane.admin_url,
         agentplane_app_url=agentplane.app_url,
+        single_admin_url=single.admin_url,
+        single_app_url=single.app_url,
         procrastinate_url=procrastinate_url,
         bare_url=bare_url,
         actions=ACTIONS,
@@ -62,15 +65,16 @@ async def test_queue_throughput_finishes_every_item_exactly_once(
 
     # Then each finished exactly its items: one claim and one result per action, one
     # audit event per transition, every job succeeded, every bare row done
-    assert _counts(
-        agentplane.admin_url,
-        "select status || ':' || fencing_token || ':' || attempt, count(*)"
-        " from public.agent_actions group by 1",
-    ) == {"succeeded:1:1": ACTIONS}
-    assert _counts(
-        agentplane.admin_url,
-        "select to_status, count(*) from public.agent_action_events group by to_status",
-    ) == dict.fromkeys(("pending", "approved", "claimed", "succeeded"), ACTIONS)
+    for database in (agentplane, single):
+        assert _counts(
+            database.admin_url,
+            "select status || ':' || fencing_token || ':' || attempt, count(*)"
+            " from public.agent_actions group by 1",
+        ) == {"succeeded:1:1": ACTIONS}
+        assert _counts(
+            database.admin_url,
+            "select to_status, count(*) from public.agent_action_events group by to_status",
+        ) == dict.fromkeys(("pending", "approved", "claimed", "succeeded"), ACTIONS)
     assert _counts(
         procrastinate_url, "select status::text, count(*) from procrastinate_jobs group by 1"
     ) == {"succeeded": ACTIONS}
@@ -79,7 +83,7 @@ async def test_queue_throughput_finishes_every_item_exactly_once(
     }
     # And the table has a row per phase and contestant, each over the same items
     table = queue_throughput.rows(results)
-    assert len(table) == 5
+    assert len(table) == 8
     assert {row["items"] for row in table} == {ACTIONS}
 
 

@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
-from agentplane.http.models import InputModel, JsonObject, JsonObjectIn, OutputModel
+from agentplane.http.models import InputModel, JsonObject, JsonObjectIn, OutputModel, distinct
 
 ActionStatus = Literal[
     "pending", "approved", "rejected", "expired", "cancelled", "claimed", "succeeded", "failed"
@@ -17,6 +17,7 @@ ToolName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 DEFAULT_TTL_SECONDS = 3600
+MAX_DECISION_BATCH = 100
 MAX_TTL_SECONDS = 7 * 24 * 3600
 
 
@@ -40,6 +41,27 @@ class Decision(InputModel):
     """Why a person approved, rejected or cancelled an action."""
 
     reason: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class BatchDecision(InputModel):
+    """One decision on several actions at once (a reviewer's "approve these"): each
+    action is decided on its own terms, as if alone, in one transaction."""
+
+    decision: Literal["approve", "reject", "cancel"]
+    action_ids: Annotated[
+        list[UUID], Field(min_length=1, max_length=MAX_DECISION_BATCH), AfterValidator(distinct)
+    ]
+    reason: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class Refused(OutputModel):
+    """An item of a batch that was not done: the problem its single call would answer."""
+
+    action_id: UUID
+    status: int
+    title: str
+    detail: str
+    current_status: ActionStatus | None = None
 
 
 class Action(OutputModel):
@@ -92,3 +114,11 @@ class ActionEvents(OutputModel):
 
     items: list[ActionEvent]
     next_cursor: None = None
+
+
+class BatchDecisionResult(OutputModel):
+    """What a batch decision did: the decided actions and the refused ones, each in the
+    order asked."""
+
+    decided: list[Action]
+    refused: list[Refused]

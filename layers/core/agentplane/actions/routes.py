@@ -15,6 +15,8 @@ from agentplane.actions.models import (
     ActionEvents,
     ActionProposal,
     ActionStatus,
+    BatchDecision,
+    BatchDecisionResult,
     Decision,
 )
 from agentplane.db.crud import Table
@@ -124,6 +126,24 @@ async def cancel_action(
 ) -> Action:
     """Cancel a pending or approved action before a runner claims it."""
     return await _decide("cancel", action_id, body, tx, runtime)
+
+
+@router.post("/actions/decisions", response_model=BatchDecisionResult)
+async def decide_actions(
+    body: BatchDecision, tx: UserTx, runtime: RuntimeDep
+) -> BatchDecisionResult:
+    """One decision on up to 100 actions at once, in one transaction. Each is decided as
+    its own call would be; those that call would refuse (404, 403, 409) are listed under
+    `refused` with the reason, and the rest are decided."""
+    decided, refused = await service.decide_many(
+        tx,
+        body.action_ids,
+        body.decision,
+        body.reason,
+        signer=runtime.signer,
+        approval_ttl_seconds=runtime.settings.approval_ttl_seconds,
+    )
+    return BatchDecisionResult(decided=decided, refused=[r.refused() for r in refused])
 
 
 @router.get("/.well-known/agentplane/signing-key", tags=["runner"])

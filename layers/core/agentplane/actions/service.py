@@ -3,8 +3,9 @@ transaction (a member through RLS, or a server job through the service context).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from uuid import UUID
 
 from psycopg import AsyncConnection
@@ -12,9 +13,9 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from agentplane.actions.canonical import approval_message, payload_sha256
-from agentplane.actions.models import Action, ActionPayload
+from agentplane.actions.models import Action, ActionPayload, Refused
 from agentplane.actions.signing import ApprovalSigner
-from agentplane.http.problems import ConflictError, ForbiddenError, NotFoundError
+from agentplane.http.problems import ConflictError, ForbiddenError, NotFoundError, ProblemError
 
 Tx = AsyncConnection[Any]
 Source = Literal["user", "brain", "workflow"]
@@ -105,6 +106,23 @@ async def propose(
     return first, False
 
 
+class Refusal(NamedTuple):
+    """One item of a batch that was not done, and why (what the single call raises)."""
+
+    action_id: UUID
+    error: ProblemError
+
+    def refused(self) -> Refused:
+        """The refusal as a batch response reports it."""
+        return Refused(
+            action_id=self.action_id,
+            status=self.error.status,
+            title=self.error.title,
+            detail=self.error.detail,
+            current_status=self.error.extra.get("current_status"),
+        )
+
+
 async def decide(
     tx: Tx,
     action_id: UUID,
@@ -116,52 +134,102 @@ async def decide(
 ) -> Action:
     """Approve, reject or cancel as one conditional UPDATE: of concurrent decisions
     exactly one wins; the others get 409 with the current state."""
+    decided, refused = await decide_many(
+        tx,
+        [action_id],
+        decision,
+        reason,
+        signer=signer,
+        approval_ttl_seconds=approval_ttl_seconds,
+    )
+    if refused:
+        raise refused[0].error
+    return decided[0]
+
+
+async def decide_many(
+    tx: Tx,
+    action_ids: Sequence[UUID],
+    decision: str,
+    reason: str | None,
+    *,
+    signer: ApprovalSigner,
+    approval_ttl_seconds: int,
+) -> tuple[list[Action], list[Refusal]]:
+    """The same decision on each of `action_ids` (distinct), in one UPDATE: each action
+    is decided on its own terms (a conditional update per row), so the ones another
+    decision already took are refused with the reason and the rest are decided.
+    Returns (decided in the order asked, refused in the order asked)."""
     to_status, from_states = DECISIONS[decision]
+    ids = list(action_ids)
     now = datetime.now(UTC)
     approval_expires = now + timedelta(seconds=approval_ttl_seconds)
-    signature: str | None = None
+    signatures: list[str | None] = [None] * len(ids)
     if to_status == "approved":
         # agent_id and payload_sha256 never change (a trigger refuses it), so reading them
         # first races with nothing; the status is decided by the UPDATE below alone.
-        target = await get_action(tx, action_id)
-        signature = signer.sign(
-            approval_message(
-                target.id, target.agent_id, target.payload_sha256, now, approval_expires
-            )
+        cur = await tx.execute(
+            "select id, agent_id, payload_sha256 from public.agent_actions where id = any(%s)",
+            (ids,),
         )
+        signed = {
+            row[0]: signer.sign(approval_message(row[0], row[1], row[2], now, approval_expires))
+            for row in await cur.fetchall()
+        }
+        signatures = [signed.get(i) for i in ids]
     # The WHERE clause is the whole race: the row lock makes a second decision re-check
     # `status` after the first commits, and find it no longer pending.
-    action = await _one(
-        tx,
-        """
-        update public.agent_actions
-           set status = %s,
-               decided_by = auth.uid(),
-               decided_at = %s,
-               decision_reason = %s,
-               approval_expires_at = %s,
-               approval_signature = coalesce(%s, approval_signature)
-         where id = %s
-           and status = any(%s)
-           and (status <> 'pending' or expires_at > now())
-        returning *
-        """,
-        (
-            to_status,
-            now,
-            reason,
-            approval_expires if signature else None,
-            signature,
-            action_id,
-            list(from_states),
-        ),
-    )
-    if action is None:
-        current = await get_action(tx, action_id)
-        if current.status in from_states and current.expires_at > now:
-            raise ForbiddenError(f"your role does not allow deciding action {action_id}")
-        raise ConflictError(
-            f"action {action_id} is {current.status}; it cannot be {to_status}",
-            current_status=current.status,
+    async with tx.cursor(row_factory=class_row(Action)) as cur:
+        await cur.execute(
+            b"""
+            update public.agent_actions a
+               set status = %s,
+                   decided_by = auth.uid(),
+                   decided_at = %s,
+                   decision_reason = %s,
+                   approval_expires_at = case when d.signature is null
+                                              then a.approval_expires_at else %s end,
+                   approval_signature = coalesce(d.signature, a.approval_signature)
+              from unnest(%s::uuid[], %s::text[]) as d(id, signature)
+             where a.id = d.id
+               and a.status = any(%s)
+               and (a.status <> 'pending' or a.expires_at > now())
+               and (%s <> 'approved' or d.signature is not null)
+            returning a.*
+            """,
+            (
+                to_status,
+                now,
+                reason,
+                approval_expires,
+                ids,
+                signatures,
+                list(from_states),
+                to_status,
+            ),
         )
-    return action
+        rows = {a.id: a for a in await cur.fetchall()}
+    decided = [rows[i] for i in ids if i in rows]
+    missing = [i for i in ids if i not in rows]
+    if not missing:
+        return decided, []
+    cur = await tx.execute(
+        "select id, status, expires_at from public.agent_actions where id = any(%s)",
+        (missing,),
+    )
+    current = {row[0]: (row[1], row[2]) for row in await cur.fetchall()}
+    refused: list[Refusal] = []
+    for action_id in missing:
+        if action_id not in current:
+            error: ProblemError = NotFoundError(f"action {action_id} not found")
+        else:
+            status, expires_at = current[action_id]
+            if status in from_states and (status != "pending" or expires_at > now):
+                error = ForbiddenError(f"your role does not allow deciding action {action_id}")
+            else:
+                error = ConflictError(
+                    f"action {action_id} is {status}; it cannot be {to_status}",
+                    current_status=status,
+                )
+        refused.append(Refusal(action_id, error))
+    return decided, refused

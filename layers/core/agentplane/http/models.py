@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from collections.abc import Hashable
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -13,6 +14,7 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
@@ -22,6 +24,21 @@ LongText = Annotated[str, Field(max_length=100_000)]
 # and the same object read back from a jsonb column.
 JsonObjectIn = dict[str, JsonValue]
 JsonObject = dict[str, Any]
+
+
+H = TypeVar("H", bound=Hashable)
+
+
+def distinct(values: list[H]) -> list[H]:
+    """A list validator: no item twice (422, rule `unique`)."""
+    seen: set[H] = set()
+    for value in values:
+        if value in seen:
+            raise PydanticCustomError(
+                "unique", "must not list {value} twice", {"value": str(value)}
+            )
+        seen.add(value)
+    return values
 
 
 def _storable(value: Any) -> None:

@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from agentplane.actions.models import Action
-from agentplane.http.models import InputModel, JsonObject, JsonObjectIn, OutputModel
+from agentplane.actions.models import Action, Refused
+from agentplane.http.models import InputModel, JsonObject, JsonObjectIn, OutputModel, distinct
 
 SessionStatus = Literal["online", "offline", "busy"]
 ResultStatus = Literal["succeeded", "failed"]
@@ -80,6 +80,32 @@ class ActionResult(InputModel):
     fencing_token: FencingToken
     status: ResultStatus
     output: JsonObjectIn
+
+
+class ActionResultItem(ActionResult):
+    """One result of a batch, naming its action."""
+
+    action_id: UUID
+
+
+class ActionResults(InputModel):
+    """Several results at once (up to one claim's worth), in one transaction."""
+
+    results: Annotated[list[ActionResultItem], Field(min_length=1, max_length=MAX_CLAIM)]
+
+    @field_validator("results")
+    @classmethod
+    def _one_result_per_action(cls, value: list[ActionResultItem]) -> list[ActionResultItem]:
+        distinct([item.action_id for item in value])
+        return value
+
+
+class ActionResultsOutcome(OutputModel):
+    """What a batch of results did: the finished actions and the refused results (a
+    stale fencing token: 409 with `current_status`), each in the order given."""
+
+    finished: list[Action]
+    refused: list[Refused]
 
 
 class ActionRelease(InputModel):

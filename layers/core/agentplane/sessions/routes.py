@@ -19,6 +19,8 @@ from agentplane.sessions import service
 from agentplane.sessions.models import (
     ActionRelease,
     ActionResult,
+    ActionResults,
+    ActionResultsOutcome,
     ClaimedActions,
     ClaimRequest,
     Session,
@@ -76,6 +78,20 @@ async def report_result(action_id: UUID, body: ActionResult, tx: RunnerTx) -> Ac
     """Report how a claimed action ended (409 with `current_status` if the fencing
     token is no longer current)."""
     return await service.report_result(tx, action_id, body.fencing_token, body.status, body.output)
+
+
+@router.post("/runner/results", response_model=ActionResultsOutcome)
+async def report_results(body: ActionResults, tx: RunnerTx) -> ActionResultsOutcome:
+    """Report up to 50 results at once, in one transaction; each is accepted only with
+    its current fencing token, and a stale one is refused alone (under `refused`)."""
+    finished, refused = await service.report_results(
+        tx,
+        [
+            service.ResultItem(r.action_id, r.fencing_token, r.status, r.output)
+            for r in body.results
+        ],
+    )
+    return ActionResultsOutcome(finished=finished, refused=[r.refused() for r in refused])
 
 
 @router.post("/runner/actions/{action_id}/release", response_model=Action)

@@ -8,7 +8,8 @@ by a trigger on `agent_actions`, never here.
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from collections.abc import Sequence
+from typing import Any, NamedTuple, NoReturn
 from uuid import UUID
 
 from psycopg import AsyncConnection
@@ -16,7 +17,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from agentplane.actions.models import Action
-from agentplane.actions.service import get_action
+from agentplane.actions.service import Refusal
 from agentplane.http.models import JsonObjectIn
 from agentplane.http.problems import ConflictError, NotFoundError
 from agentplane.sessions.models import (
@@ -175,34 +176,88 @@ async def claim(
 
 
 async def _explain_fencing(tx: Tx, action_id: UUID, fencing_token: int) -> NoReturn:
-    """Why a fenced update touched nothing: 404, or 409 with the action's current status."""
-    current = await get_action(tx, action_id)  # 404 unless the runner can see it
-    raise StaleFencingTokenError(
-        f"fencing token {fencing_token} is not current for action {action_id}"
-        f" ({current.status}); the lease was lost",
-        current_status=current.status,
+    """Why a fenced update of one action touched nothing (see _fencing_refusal)."""
+    cur = await tx.execute(
+        "select id, status from public.agent_actions where id = %s", (action_id,)
     )
+    current = {row[0]: row[1] for row in await cur.fetchall()}
+    raise _fencing_refusal(action_id, fencing_token, current).error
 
 
 async def report_result(
     tx: Tx, action_id: UUID, fencing_token: int, status: ResultStatus, output: JsonObjectIn
 ) -> Action:
     """Finish a claimed action, only with the current claim's fencing token."""
+    finished, refused = await report_results(
+        tx, [ResultItem(action_id, fencing_token, status, output)]
+    )
+    if refused:
+        raise refused[0].error
+    return finished[0]
+
+
+class ResultItem(NamedTuple):
+    """One result of a batch: the action, its claim's fencing token, how it ended."""
+
+    action_id: UUID
+    fencing_token: int
+    status: ResultStatus
+    output: JsonObjectIn
+
+
+async def report_results(
+    tx: Tx, results: Sequence[ResultItem]
+) -> tuple[list[Action], list[Refusal]]:
+    """Finish claimed actions (distinct ids) in one UPDATE, each only with its current
+    fencing token; a stale one is refused alone. Returns (finished, refused), each in
+    the order given."""
     # The WHERE clause is the fence: a runner whose lease was lost (re-queued, claimed
     # again with a higher token, or failed by the reaper) matches no row.
-    action = await _action(
-        tx,
-        """
-        update public.agent_actions
-           set status = %s, output = %s, finished_at = now(), lease_expires_at = null
-         where id = %s and status = 'claimed' and fencing_token = %s
-        returning *
-        """,
-        (status, Jsonb(output), action_id, fencing_token),
+    ids = [r.action_id for r in results]
+    async with tx.cursor(row_factory=class_row(Action)) as cur:
+        await cur.execute(
+            b"""
+            update public.agent_actions a
+               set status = r.status, output = r.output, finished_at = now(),
+                   lease_expires_at = null
+              from unnest(%s::uuid[], %s::bigint[], %s::text[], %s::jsonb[])
+                     as r(id, fencing_token, status, output)
+             where a.id = r.id and a.status = 'claimed' and a.fencing_token = r.fencing_token
+            returning a.*
+            """,
+            (
+                ids,
+                [r.fencing_token for r in results],
+                [r.status for r in results],
+                [Jsonb(r.output) for r in results],
+            ),
+        )
+        rows = {a.id: a for a in await cur.fetchall()}
+    finished = [rows[i] for i in ids if i in rows]
+    stale = [r for r in results if r.action_id not in rows]
+    if not stale:
+        return finished, []
+    found = await tx.execute(
+        "select id, status from public.agent_actions where id = any(%s)",
+        ([r.action_id for r in stale],),
     )
-    if action is None:
-        await _explain_fencing(tx, action_id, fencing_token)
-    return action
+    current = {row[0]: row[1] for row in await found.fetchall()}
+    return finished, [_fencing_refusal(r.action_id, r.fencing_token, current) for r in stale]
+
+
+def _fencing_refusal(action_id: UUID, fencing_token: int, current: dict[UUID, str]) -> Refusal:
+    """Why a fenced update touched nothing: 404, or 409 with the action's current status."""
+    if action_id not in current:
+        return Refusal(action_id, NotFoundError(f"action {action_id} not found"))
+    status = current[action_id]
+    return Refusal(
+        action_id,
+        StaleFencingTokenError(
+            f"fencing token {fencing_token} is not current for action {action_id}"
+            f" ({status}); the lease was lost",
+            current_status=status,
+        ),
+    )
 
 
 async def release(tx: Tx, action_id: UUID, fencing_token: int) -> Action:

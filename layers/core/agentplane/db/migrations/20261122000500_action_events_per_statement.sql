@@ -1,0 +1,102 @@
+-- The audit log is written once per statement instead of once per row.
+--
+-- A claim of 50 actions, or a batch of 50 results, used to run the PL/pgSQL event
+-- function 50 times (each with its own look-up of the previous hash and its own
+-- INSERT). Statement-level triggers with transition tables write the same rows with one
+-- INSERT ... SELECT: the same fields, the same hash over them (private.action_event_hash),
+-- the same chain. Every row of one statement gets the statement's clock_timestamp().
+--
+-- Transition tables cannot be combined with a column list (`update of status`), so the
+-- UPDATE trigger fires for every UPDATE and keeps only the rows whose status changed.
+
+create function private.record_action_events_inserted() returns trigger
+  language plpgsql security definer
+  set search_path = ''
+  as $$
+declare
+  at timestamptz := clock_timestamp();
+  actor uuid := auth.uid();
+  role text := coalesce(nullif(auth.role(), ''), 'service_role');
+begin
+  if role not in ('authenticated', 'agent_runner', 'service_role') then
+    role := 'service_role';
+  end if;
+  insert into public.agent_action_events
+    (organization_id, action_id, actor_id, actor_role, from_status, to_status, detail,
+     created_at, prev_hash, hash)
+  select n.organization_id, n.id, actor, role, null, n.status, d.detail, at, null,
+         private.action_event_hash(null, n.id, null, n.status, actor, role, at, d.detail)
+    from inserted n
+   cross join lateral (
+     select jsonb_strip_nulls(jsonb_build_object(
+       'payload_sha256', n.payload_sha256,
+       'source', n.source,
+       'reason', case when n.status in ('approved', 'rejected', 'cancelled')
+                      then n.decision_reason end,
+       'session_id', n.session_id,
+       'fencing_token', case when n.status in ('claimed', 'succeeded', 'failed')
+                             then n.fencing_token end,
+       'attempt', n.attempt)) as detail
+   ) d
+   order by n.id;
+  return null;
+end
+$$;
+
+create function private.record_action_events_updated() returns trigger
+  language plpgsql security definer
+  set search_path = ''
+  as $$
+declare
+  at timestamptz := clock_timestamp();
+  actor uuid := auth.uid();
+  role text := coalesce(nullif(auth.role(), ''), 'service_role');
+begin
+  if role not in ('authenticated', 'agent_runner', 'service_role') then
+    role := 'service_role';
+  end if;
+  -- Transitions of one action are serialised by its row lock, and one statement
+  -- updates a row at most once, so "the latest row" of each chain is well defined.
+  insert into public.agent_action_events
+    (organization_id, action_id, actor_id, actor_role, from_status, to_status, detail,
+     created_at, prev_hash, hash)
+  select n.organization_id, n.id, actor, role, o.status, n.status, d.detail, at, p.hash,
+         private.action_event_hash(p.hash, n.id, o.status, n.status, actor, role, at,
+                                   d.detail)
+    from updated n
+    join previous o on o.id = n.id
+   cross join lateral (
+     select jsonb_strip_nulls(jsonb_build_object(
+       'reason', case when n.status in ('approved', 'rejected', 'cancelled')
+                      then n.decision_reason end,
+       'session_id', n.session_id,
+       'fencing_token', case when n.status in ('claimed', 'succeeded', 'failed')
+                             then n.fencing_token end,
+       'attempt', n.attempt)) as detail
+   ) d
+    left join lateral (
+      select e.hash
+        from public.agent_action_events e
+       where e.action_id = n.id
+       order by e.id desc
+       limit 1
+    ) p on true
+   where n.status is distinct from o.status
+   order by n.id;
+  return null;
+end
+$$;
+revoke all on function private.record_action_events_inserted() from public;
+revoke all on function private.record_action_events_updated() from public;
+
+drop trigger agent_actions_record_event on public.agent_actions;
+drop function private.record_action_event();
+
+create trigger agent_actions_record_events_inserted
+  after insert on public.agent_actions
+  referencing new table as inserted
+  for each statement execute function private.record_action_events_inserted();
+create trigger agent_actions_record_events_updated
+  after update on public.agent_actions
+  referencing old table as previous new table as updated
+  for each statement execute function private.record_action_events_updated();
