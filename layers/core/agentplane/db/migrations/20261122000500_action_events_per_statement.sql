@@ -9,6 +9,35 @@
 -- Transition tables cannot be combined with a column list (`update of status`), so the
 -- UPDATE trigger fires for every UPDATE and keeps only the rows whose status changed.
 
+-- The event hash, unchanged, made inlinable: a SQL function with a SET clause is run
+-- through the function executor on every call, one without is expanded into the
+-- calling query. It names only pg_catalog functions, which are found before any other
+-- schema whatever the search_path, and it is STABLE because concat_ws and the cast of
+-- a timestamptz are (its result still depends on its arguments alone).
+create or replace function private.action_event_hash(
+  prev_hash text,
+  action_id uuid,
+  from_status text,
+  to_status text,
+  actor_id uuid,
+  actor_role text,
+  created_at timestamptz,
+  detail jsonb
+) returns text
+  language sql stable parallel safe
+  as $$
+    select encode(sha256(convert_to(concat_ws('|',
+      coalesce(prev_hash, ''),
+      action_id::text,
+      coalesce(from_status, ''),
+      to_status,
+      coalesce(actor_id::text, ''),
+      actor_role,
+      (extract(epoch from created_at) * 1000000)::bigint::text,
+      detail::text
+    ), 'UTF8')), 'hex')
+  $$;
+
 create function private.record_action_events_inserted() returns trigger
   language plpgsql security definer
   set search_path = ''
