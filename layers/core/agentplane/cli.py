@@ -97,6 +97,52 @@ def cmd_audit_verify(settings: Settings, _args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from agentplane.db.database import Database
+    from agentplane.runtime import Runtime
+    from agentplane.vault.crypto import LocalKeyring
+
+    runtime = Runtime(settings)
+    vault = runtime.vault
+    keyring = vault.current if isinstance(vault.current, LocalKeyring) else None
+    if args.new_master_key:
+        if keyring is None:
+            _say("--new-master-key is for the local keyring; with KMS, set"
+                 " AGENTPLANE_KMS_KEY_ID to the new key and run this again")  # fmt: skip
+            return 2
+        key_id = keyring.add_master_key()
+        keyring.save()
+        _say(f"new master key {key_id} is current in {keyring.path} (earlier keys kept)")
+    _say(f"re-wrapping data keys under {vault.current.current_kek_id}")
+
+    async def run() -> int:
+        database = Database(urls.app, min_size=1, max_size=2)
+        try:
+            report = await vault.rotate(
+                database,
+                batch_size=args.batch_size,
+                progress=lambda n: _say(f"  {n} data keys re-wrapped"),
+            )
+            for key_id, reason in report.failed:
+                _say(f"FAILED key {key_id}: {reason}")
+            _say(f"{report.rewrapped} data keys re-wrapped, {len(report.failed)} failed")
+            if args.retire and keyring is not None and not report.failed:
+                in_use = await vault.kek_ids_in_use(database)
+                unused = {k for k in keyring.keys if keyring.current_kek_id != f"local:{k}"}
+                unused = {k for k in unused if f"local:{k}" not in in_use}
+                keyring.retire(unused)
+                keyring.save()
+                _say(f"retired {len(unused)} master key(s) no key uses any more")
+            return 1 if report.failed else 0
+        finally:
+            await database.close()
+
+    with database_urls(settings) as (urls, _):
+        return asyncio.run(run())
+
+
 def openapi_document() -> str:
     """The OpenAPI document of every route (what docs/openapi.json holds)."""
     import json
@@ -148,6 +194,29 @@ def build_parser() -> argparse.ArgumentParser:
     audit_sub.add_parser(
         "verify", help="recompute every action's hash chain; exit 1 naming broken rows"
     ).set_defaults(func=cmd_audit_verify)
+
+    keys = sub.add_parser("keys", help="the BYOK vault's wrapping keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
+    rotate = keys_sub.add_parser(
+        "rotate",
+        help="re-wrap every data key under the current key-encryption key (KMS key"
+        " AGENTPLANE_KMS_KEY_ID, or the local keyring's current master key); secrets'"
+        " ciphertexts are not touched and reads go on throughout",
+    )
+    rotate.add_argument(
+        "--new-master-key",
+        action="store_true",
+        help="local mode: add a fresh master key to the keyring and make it current first",
+    )
+    rotate.add_argument(
+        "--retire",
+        action="store_true",
+        help="local mode: afterwards, drop master keys that no stored key uses",
+    )
+    rotate.add_argument(
+        "--batch-size", type=int, default=100, help="keys re-wrapped per transaction (100)"
+    )
+    rotate.set_defaults(func=cmd_keys_rotate)
 
     api = sub.add_parser("openapi", help="write the OpenAPI document of every route")
     api.add_argument("--output", default="docs/openapi.json", help="file, or - for stdout")

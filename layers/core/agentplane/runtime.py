@@ -13,10 +13,16 @@ from agentplane.auth.tokens import TokenVerifier
 from agentplane.db.database import Database
 from agentplane.db.urls import DatabaseNotConfiguredError, urls_from_settings
 from agentplane.settings import Settings
+from agentplane.vault.crypto import KmsWrapper, LocalKeyring
+from agentplane.vault.service import Vault
 
 
 class SigningKeyNotConfiguredError(RuntimeError):
     """No approval signing key outside local mode."""
+
+
+class VaultNotConfiguredError(RuntimeError):
+    """No key-encryption key outside local mode."""
 
 
 class Runtime:
@@ -57,6 +63,20 @@ class Runtime:
             return ApprovalSigner.local(s.data_dir)
         raise SigningKeyNotConfiguredError(
             "set AGENTPLANE_SIGNING_KEY_SECRET_NAME to sign approvals outside local mode"
+        )
+
+    @cached_property
+    def vault(self) -> Vault:
+        """The BYOK vault: KMS in AWS (`AGENTPLANE_KMS_KEY_ID`), else the local keyring."""
+        s = self.settings
+        if s.kms_key_id:
+            import boto3
+
+            return Vault([KmsWrapper(boto3.client("kms"), s.kms_key_id)])
+        if s.is_local:
+            return Vault([LocalKeyring.load_or_create(s.vault_keyring_path)])
+        raise VaultNotConfiguredError(
+            "set AGENTPLANE_KMS_KEY_ID to store provider keys outside local mode"
         )
 
     @cached_property

@@ -56,6 +56,23 @@ class Settings(BaseSettings):
     state_machine_arn: str | None = None
     mirror_function_name: str | None = None
 
+    # The model provider client (agent turns, server jobs).
+    provider_timeout_seconds: float = Field(default=60.0, gt=0, le=900)
+    provider_max_retries: int = Field(default=2, ge=0, le=10)
+    provider_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
+    # Conversation history sent with a turn: at most this many earlier messages.
+    turn_history_messages: int = Field(default=50, ge=0, le=1000)
+
+    # `make dev` only: a provider endpoint, model and key the demo agent is wired to.
+    dev_provider_url: str | None = None
+    dev_provider_model: str = "hermes-3"
+    dev_provider_key: SecretStr | None = None
+
+    @property
+    def vault_keyring_path(self) -> Path:
+        """The local master keys of the vault (local mode only)."""
+        return self.data_dir / "vault-keyring.json"
+
     @property
     def is_local(self) -> bool:
         """True when running on one machine (dev server, tests, CLI)."""

@@ -11,9 +11,6 @@ import pytest
 from tests.integration.api.conftest import User, assert_problem
 
 CALLS = [
-    ("POST", "/keys", {"provider": "openrouter", "key": "sk-0123456789"}),
-    ("GET", "/keys", None),
-    ("DELETE", f"/keys/{uuid.uuid4()}", None),
     ("POST", f"/agents/{uuid.uuid4()}/turns", {"message": "hi"}),
 ]
 

@@ -1,48 +1,47 @@
-"""/keys: the BYOK vault's contract. Until envelope encryption lands, every call is a 501.
-
-The routes exist so clients, the SAM template and the OpenAPI document already carry the
-contract; the caller is still authenticated and the body validated first.
-"""
+"""/keys: the BYOK vault. A key goes in once and never comes out; a listing shows its
+provider, label, last four characters and dates."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter
-from pydantic import Field
+from fastapi import APIRouter, Response
 
-from agentplane.http.deps import UserDep
-from agentplane.http.models import InputModel
-from agentplane.http.problems import NotImplementedYetError
+from agentplane.http.deps import RuntimeDep, UserDep, UserTx
+from agentplane.http.pagination import Page, PageDep
+from agentplane.vault.models import KeyCreate, KeyInfo, Provider
 
 router = APIRouter(prefix="/keys", tags=["keys"])
 
-Provider = Literal["hermes", "openrouter", "nous", "custom"]
-VAULT_PENDING = "the BYOK vault is not available yet: keys cannot be stored or listed"
+
+@router.post("", status_code=201, response_model=KeyInfo)
+async def store_key(body: KeyCreate, caller: UserDep, tx: UserTx, runtime: RuntimeDep) -> KeyInfo:
+    """Store a provider key, envelope-encrypted; only its last four characters return."""
+    assert caller.user_id is not None  # UserDep builds only user callers
+    return await runtime.vault.store(
+        tx,
+        user_id=caller.user_id,
+        organization_id=body.organization_id,
+        provider=body.provider,
+        key=body.key.get_secret_value(),
+        label=body.label,
+    )
 
 
-class KeyCreate(InputModel):
-    """A provider API key to store; it is never returned, only its last four characters."""
-
-    provider: Provider
-    key: Annotated[str, Field(min_length=8, max_length=4096)]
-    label: Annotated[str, Field(max_length=200)] = ""
-
-
-@router.post("", status_code=201)
-async def store_key(body: KeyCreate, caller: UserDep) -> None:
-    """Store a key (501 until the vault lands)."""
-    raise NotImplementedYetError(VAULT_PENDING)
+@router.get("", response_model=Page[KeyInfo])
+async def list_keys(
+    tx: UserTx,
+    page: PageDep,
+    runtime: RuntimeDep,
+    provider: Provider | None = None,
+    organization_id: UUID | None = None,
+) -> Page[KeyInfo]:
+    """Your keys, oldest first (`?provider=&organization_id=`), without key material."""
+    return await runtime.vault.list(tx, page, provider, organization_id)
 
 
-@router.get("")
-async def list_keys(caller: UserDep) -> None:
-    """List your keys, without key material (501 until the vault lands)."""
-    raise NotImplementedYetError(VAULT_PENDING)
-
-
-@router.delete("/{key_id}", status_code=204)
-async def delete_key(key_id: UUID, caller: UserDep) -> None:
-    """Delete a key (501 until the vault lands)."""
-    raise NotImplementedYetError(VAULT_PENDING)
+@router.delete("/{key_id}", status_code=204, response_class=Response)
+async def delete_key(key_id: UUID, tx: UserTx, runtime: RuntimeDep) -> Response:
+    """Delete one of your keys (404 for anyone else's)."""
+    await runtime.vault.delete(tx, key_id)
+    return Response(status_code=204)

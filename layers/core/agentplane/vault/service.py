@@ -1,0 +1,332 @@
+"""The BYOK vault: store, list, delete and use provider keys; rotate the wrapping keys.
+
+Every read of a key runs in the caller's transaction, so RLS decides whose keys it can
+see: a person sees only their own; a server job (service role) uses the key of the user
+who owns the work, and says why. Each decrypt is logged with who, which key and why,
+never with the key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+
+from agentplane.db.database import Database
+from agentplane.http.pagination import Page, PageRequest, fetch_page
+from agentplane.http.problems import ConflictError, NotFoundError, ValidationProblemError
+from agentplane.observability import logger
+from agentplane.vault.crypto import (
+    KeyContext,
+    KeyWrapper,
+    UnknownKekError,
+    VaultDecryptError,
+    decrypt_secret,
+    encrypt_secret,
+    secret_aad,
+)
+from agentplane.vault.models import KeyInfo
+
+Tx = AsyncConnection[Any]
+
+KEY_INFO_COLUMNS = (
+    "select id, organization_id, provider, label, last4, kek_id, created_at, updated_at,"
+    " last_used_at from public.user_keys"
+)
+
+
+class MissingKeyError(ConflictError):
+    """The user has no key for the provider the work needs (409, names the provider)."""
+
+
+class KeyUnreadableError(ConflictError):
+    """A stored key no longer decrypts (its wrapping key is gone or the row was altered)."""
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    """What a rotation did."""
+
+    rewrapped: int
+    failed: list[tuple[UUID, str]]
+    kek_id: str
+
+
+class Vault:
+    """Envelope encryption over `user_keys`: the first wrapper wraps new keys and is the
+    target of rotation; any wrapper that knows a row's kek_id unwraps it."""
+
+    def __init__(self, wrappers: list[KeyWrapper]) -> None:
+        if not wrappers:
+            raise ValueError("the vault needs at least one key wrapper")
+        self.wrappers = wrappers
+
+    @property
+    def current(self) -> KeyWrapper:
+        """The wrapper new keys are wrapped with."""
+        return self.wrappers[0]
+
+    def _wrapper_for(self, kek_id: str) -> KeyWrapper:
+        for wrapper in self.wrappers:
+            if wrapper.handles(kek_id):
+                return wrapper
+        raise UnknownKekError(f"no key wrapper for {kek_id!r} is configured")
+
+    # --- people -------------------------------------------------------------------------
+
+    async def store(
+        self,
+        tx: Tx,
+        *,
+        user_id: UUID,
+        organization_id: UUID | None,
+        provider: str,
+        key: str,
+        label: str,
+    ) -> KeyInfo:
+        """Encrypt and insert a key of `user_id` (RLS checks the membership)."""
+        org = organization_id or await _only_organization(tx)
+        key_id = uuid4()
+        context = KeyContext(org, user_id)
+        data_key, wrapped, kek_id = await asyncio.to_thread(self.current.new_data_key, context)
+        nonce, ciphertext = encrypt_secret(data_key, key, secret_aad(key_id, context, provider))
+        async with tx.cursor(row_factory=class_row(KeyInfo)) as cur:
+            await cur.execute(
+                b"""
+                insert into public.user_keys
+                  (id, organization_id, user_id, provider, label, ciphertext, nonce,
+                   wrapped_data_key, kek_id, last4)
+                values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                returning id, organization_id, provider, label, last4, kek_id, created_at,
+                          updated_at, last_used_at
+                """,
+                (
+                    key_id,
+                    org,
+                    user_id,
+                    provider,
+                    label,
+                    ciphertext,
+                    nonce,
+                    wrapped,
+                    kek_id,
+                    key[-4:],
+                ),
+            )
+            row = await cur.fetchone()
+        assert row is not None  # an RLS refusal raises; it never returns no row
+        logger.info(
+            "vault key stored",
+            extra={
+                "key_id": str(key_id),
+                "user_id": str(user_id),
+                "organization_id": str(org),
+                "provider": provider,
+                "kek_id": kek_id,
+            },
+        )
+        return row
+
+    async def list(
+        self,
+        tx: Tx,
+        page: PageRequest,
+        provider: str | None = None,
+        organization_id: UUID | None = None,
+    ) -> Page[KeyInfo]:
+        """The caller's keys, described (RLS shows a person only their own)."""
+        given = {"provider": provider, "organization_id": organization_id}
+        filters = {c: v for c, v in given.items() if v is not None}
+        return await fetch_page(
+            tx,
+            KeyInfo,
+            KEY_INFO_COLUMNS,
+            page,
+            [f"{c} = %s" for c in filters],
+            list(filters.values()),
+        )
+
+    async def delete(self, tx: Tx, key_id: UUID) -> None:
+        """Delete one of the caller's keys; 404 for anyone else's."""
+        cur = await tx.execute("delete from public.user_keys where id = %s", (key_id,))
+        if cur.rowcount == 0:
+            raise NotFoundError(f"key {key_id} not found")
+
+    # --- use ----------------------------------------------------------------------------
+
+    async def key_for(
+        self,
+        tx: Tx,
+        *,
+        user_id: UUID,
+        organization_id: UUID,
+        provider: str,
+        purpose: str,
+    ) -> str:
+        """The newest key of `user_id` for `provider` in the organization, decrypted.
+
+        In a person's transaction RLS lets only their own keys through; a server job
+        (service role) passes the id of the user who owns the work. 409 naming the
+        provider when there is none."""
+        cur = await tx.execute(
+            """
+            select id, ciphertext, nonce, wrapped_data_key, kek_id
+              from public.user_keys
+             where user_id = %s and organization_id = %s and provider = %s
+             order by created_at desc, id desc
+             limit 1
+            """,
+            (user_id, organization_id, provider),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise MissingKeyError(
+                f"no {provider} key: store one with POST /keys"
+                f" (provider {provider!r}) in organization {organization_id}",
+                provider=provider,
+            )
+        key_id, ciphertext, nonce, wrapped, kek_id = row
+        context = KeyContext(organization_id, user_id)
+        try:
+            wrapper = self._wrapper_for(kek_id)
+            data_key = await asyncio.to_thread(wrapper.unwrap, bytes(wrapped), kek_id, context)
+            plaintext = decrypt_secret(
+                data_key, bytes(nonce), bytes(ciphertext), secret_aad(key_id, context, provider)
+            )
+        except VaultDecryptError as exc:
+            logger.error(
+                "vault key does not decrypt",
+                extra={"key_id": str(key_id), "user_id": str(user_id), "kek_id": kek_id,
+                       "purpose": purpose, "error": str(exc)},
+            )  # fmt: skip
+            raise KeyUnreadableError(
+                f"your {provider} key {key_id} can no longer be read; store it again",
+                provider=provider,
+                key_id=str(key_id),
+            ) from exc
+        await tx.execute(
+            "update public.user_keys set last_used_at = now() where id = %s", (key_id,)
+        )
+        logger.info(
+            "vault key decrypted",
+            extra={
+                "key_id": str(key_id),
+                "user_id": str(user_id),
+                "organization_id": str(organization_id),
+                "provider": provider,
+                "kek_id": kek_id,
+                "purpose": purpose,
+            },
+        )
+        return plaintext
+
+    # --- rotation -----------------------------------------------------------------------
+
+    async def rotate(
+        self,
+        database: Database,
+        *,
+        batch_size: int = 100,
+        progress: Callable[[int], None] | None = None,
+    ) -> RotationReport:
+        """Re-wrap every data key not under the current KEK, a batch per transaction.
+
+        The secrets' ciphertexts are not touched; readers keep working throughout, since
+        every old KEK stays available until the rotation is over. Rows locked by someone
+        else are skipped and picked up by the next batch."""
+        target = self.current.current_kek_id
+        rewrapped = 0
+        failed: list[tuple[UUID, str]] = []
+        while True:
+            skip = [f[0] for f in failed]
+            async with database.service("vault rotation: re-wrapping data keys") as tx:
+                cur = await tx.execute(
+                    """
+                    select id, organization_id, user_id, wrapped_data_key, kek_id
+                      from public.user_keys
+                     where kek_id <> %s and not (id = any(%s))
+                     order by id
+                     limit %s
+                       for update skip locked
+                    """,
+                    (target, skip, batch_size),
+                )
+                rows = await cur.fetchall()
+                if not rows:
+                    break
+                ids: list[UUID] = []
+                wraps: list[bytes] = []
+                keks: list[str] = []
+                for key_id, org, user, wrapped, kek_id in rows:
+                    context = KeyContext(org, user)
+                    try:
+                        wrapper = self._wrapper_for(kek_id)
+                        if wrapper is self.current:
+                            new_wrap, new_kek = await asyncio.to_thread(
+                                wrapper.rewrap, bytes(wrapped), kek_id, context
+                            )
+                        else:  # across wrappers (local to KMS): unwrap, then wrap anew
+                            data_key = await asyncio.to_thread(
+                                wrapper.unwrap, bytes(wrapped), kek_id, context
+                            )
+                            new_wrap, new_kek = await asyncio.to_thread(
+                                self.current.wrap, data_key, context
+                            )
+                    except VaultDecryptError as exc:
+                        failed.append((key_id, str(exc)))
+                        logger.error(
+                            "vault rotation could not re-wrap a key",
+                            extra={"key_id": str(key_id), "kek_id": kek_id, "error": str(exc)},
+                        )
+                        continue
+                    ids.append(key_id)
+                    wraps.append(new_wrap)
+                    keks.append(new_kek)
+                await tx.execute(
+                    """
+                    update public.user_keys k
+                       set wrapped_data_key = r.wrapped, kek_id = r.kek_id
+                      from unnest(%s::uuid[], %s::bytea[], %s::text[]) as r(id, wrapped, kek_id)
+                     where k.id = r.id
+                    """,
+                    (ids, wraps, keks),
+                )
+            rewrapped += len(ids)
+            if progress is not None:
+                progress(rewrapped)
+        logger.info(
+            "vault rotation finished",
+            extra={"rewrapped": rewrapped, "failed": len(failed), "kek_id": target},
+        )
+        return RotationReport(rewrapped, failed, target)
+
+    async def kek_ids_in_use(self, database: Database) -> set[str]:
+        """Every kek_id some row is wrapped under."""
+        async with database.service("vault rotation: which wrapping keys are in use") as tx:
+            cur = await tx.execute("select distinct kek_id from public.user_keys")
+            return {r[0] for r in await cur.fetchall()}
+
+
+async def _only_organization(tx: Tx) -> UUID:
+    """The caller's one organization, when the body names none."""
+    cur = await tx.execute("select id from public.organizations order by created_at limit 2")
+    rows = await cur.fetchall()
+    if len(rows) == 1:
+        org: UUID = rows[0][0]
+        return org
+    raise ValidationProblemError(
+        [
+            {
+                "field": "organization_id",
+                "in": "body",
+                "rule": "missing",
+                "message": "required: you belong to "
+                + ("no organization" if not rows else "several organizations"),
+            }
+        ]
+    )
