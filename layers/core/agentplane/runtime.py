@@ -7,6 +7,7 @@ comes from Secrets Manager), so importing a handler stays cheap.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from agentplane.actions.signing import ApprovalSigner
 from agentplane.auth.tokens import TokenVerifier
@@ -15,6 +16,9 @@ from agentplane.db.urls import DatabaseNotConfiguredError, urls_from_settings
 from agentplane.settings import Settings
 from agentplane.vault.crypto import KmsWrapper, LocalKeyring
 from agentplane.vault.service import Vault
+
+if TYPE_CHECKING:  # httpx is imported on the first turn, not on every cold start
+    from agentplane.brain.provider import ChatClient
 
 
 class SigningKeyNotConfiguredError(RuntimeError):
@@ -80,6 +84,18 @@ class Runtime:
         )
 
     @cached_property
+    def chat(self) -> ChatClient:
+        """The model provider client (one connection pool per process)."""
+        from agentplane.brain.provider import ChatClient
+
+        s = self.settings
+        return ChatClient(
+            timeout_seconds=s.provider_timeout_seconds,
+            max_retries=s.provider_max_retries,
+            backoff_seconds=s.provider_backoff_seconds,
+        )
+
+    @cached_property
     def verifier(self) -> TokenVerifier:
         """Verifies user tokens."""
         return TokenVerifier(self.settings)
@@ -88,3 +104,5 @@ class Runtime:
         """Close the pool if it was opened."""
         if self._database is not None:
             await self._database.close()
+        if "chat" in self.__dict__:
+            await self.chat.aclose()

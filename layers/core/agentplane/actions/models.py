@@ -90,6 +90,8 @@ class Action(OutputModel):
     output: Any | None
     finished_at: datetime | None
     workflow_run_id: UUID | None
+    # The assistant message whose tool call this is (actions the brain proposed).
+    message_id: UUID | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -52,6 +52,7 @@ async def propose(
     max_attempts: int = 3,
     source: Source = "user",
     workflow_run_id: UUID | None = None,
+    message_id: UUID | None = None,
 ) -> tuple[Action, bool]:
     """Write a pending action; returns (action, created). A retry with the same key
     returns the first action (created False); the same key with another payload is 409."""
@@ -71,8 +72,8 @@ async def propose(
         """
         insert into public.agent_actions
           (organization_id, agent_id, payload, payload_sha256, idempotency_key, source,
-           expires_at, max_attempts, workflow_run_id)
-        values (%s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s), %s, %s)
+           expires_at, max_attempts, workflow_run_id, message_id)
+        values (%s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s), %s, %s, %s)
         on conflict (agent_id, idempotency_key) where idempotency_key is not null
         do nothing
         returning *
@@ -87,6 +88,7 @@ async def propose(
             ttl_seconds,
             max_attempts,
             workflow_run_id,
+            message_id,
         ),
     )
     if created is not None:

@@ -1,28 +1,33 @@
-"""POST /agents/{id}/turns: the contract of an agent turn; 501 until the brain lands."""
+"""POST /agents/{id}/turns: a user talks to an agent; its tool calls become pending
+actions."""
 
 from __future__ import annotations
 
-from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter
-from pydantic import Field
 
-from agentplane.http.deps import UserDep
-from agentplane.http.models import InputModel
-from agentplane.http.problems import NotImplementedYetError
+from agentplane.brain.models import Turn, TurnCreate
+from agentplane.brain.turns import hold_turn
+from agentplane.http.deps import RuntimeDep, UserDep
 
 router = APIRouter(tags=["brain"])
 
 
-class TurnCreate(InputModel):
-    """A user message to the agent, in a new or an existing conversation."""
-
-    message: Annotated[str, Field(min_length=1, max_length=100_000)]
-    conversation_id: UUID | None = None
-
-
-@router.post("/agents/{agent_id}/turns", status_code=201)
-async def create_turn(agent_id: UUID, body: TurnCreate, caller: UserDep) -> None:
-    """Hold a turn with the agent (501 until the brain lands)."""
-    raise NotImplementedYetError("agent turns are not available yet")
+@router.post("/agents/{agent_id}/turns", status_code=201, response_model=Turn)
+async def create_turn(
+    agent_id: UUID, body: TurnCreate, caller: UserDep, runtime: RuntimeDep
+) -> Turn:
+    """Send a message to the agent (members and up): the reply is stored with the
+    message, and each tool call the model makes is written as a pending action for a
+    person to approve. 409 if you have no key for the agent's provider; 502/504 when
+    the provider fails, with nothing written."""
+    return await hold_turn(
+        runtime.database,
+        runtime.vault,
+        runtime.chat,
+        caller,
+        agent_id,
+        body,
+        history_limit=runtime.settings.turn_history_messages,
+    )

@@ -1,0 +1,361 @@
+"""An agent turn: a user message in, the model's reply out, its tool calls into the
+approval queue as pending actions (shadow mode: nothing runs until a person approves).
+
+Three steps, so no database connection is held while the model thinks:
+1. In the caller's transaction: the agent's endpoint (a member's only; a stranger gets
+   404 before any provider is called), the conversation and its history with the
+   current state of every action it proposed, and the caller's key from the vault.
+2. The provider call, outside any transaction.
+3. In one more transaction of the caller: the conversation (if new), the user message,
+   the assistant message and one pending action per accepted tool call. A provider
+   failure in step 2 leaves nothing written.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from agentplane.actions.models import DEFAULT_TTL_SECONDS, Action, ActionPayload
+from agentplane.actions.service import propose
+from agentplane.auth.caller import Caller
+from agentplane.brain.models import RefusedToolCall, Turn, TurnCreate
+from agentplane.brain.tools import ToolCallRefusedError, check_call, tool_specs
+from agentplane.conversations.models import Conversation, Message
+from agentplane.db.crud import require_visible
+from agentplane.db.database import Database
+from agentplane.http.problems import ConflictError, ForbiddenError, NotFoundError
+from agentplane.observability import logger
+from agentplane.vault.service import Vault
+
+if TYPE_CHECKING:  # the provider client (and httpx) load on the first turn, not at import
+    from agentplane.brain.provider import ChatClient, Completion
+
+Tx = AsyncConnection[Any]
+TITLE_LENGTH = 80
+# What the model is told of an action it proposed, by the action's status.
+STATUS_NOTES = {
+    "pending": "waiting for a person to approve it",
+    "approved": "approved; waiting for the runner to pick it up",
+    "claimed": "running on the user's machine",
+    "rejected": "a person rejected it",
+    "cancelled": "a person cancelled it",
+    "expired": "nobody approved it in time",
+    "succeeded": "done",
+    "failed": "it failed",
+}
+
+
+class AgentNotConnectedError(ConflictError):
+    """The agent's config names no usable model connection."""
+
+
+class ConversationOfAnotherAgentError(ConflictError):
+    """The conversation is the caller's, but with another agent (or none)."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how the agent's model is called."""
+
+    organization_id: UUID
+    provider: str
+    base_url: str
+    model: str
+    system_prompt: str
+    temperature: float
+    allowed_tools: list[str]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What step 1 gathered."""
+
+    endpoint: Endpoint
+    conversation: Conversation | None
+    messages: list[dict[str, Any]]
+    api_key: str
+
+
+async def _endpoint(tx: Tx, agent_id: UUID) -> Endpoint:
+    cur = await tx.execute(
+        "select organization_id, model, system_prompt, temperature, allowed_tools,"
+        " connection_id, provider, base_url, connection_model"
+        " from private.agent_model_endpoint(%s)",
+        (agent_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        await require_visible(tx, "agents", agent_id, "agent")  # 404 for strangers
+        raise ForbiddenError(f"your role does not allow holding turns with agent {agent_id}")
+    org, model, prompt, temperature, tools, connection_id, provider, base_url, conn_model = row
+    if connection_id is None or provider is None:
+        raise AgentNotConnectedError(
+            f"agent {agent_id} has no model connection: set connection_id in its config",
+            agent_id=str(agent_id),
+        )
+    from agentplane.brain.provider import DEFAULT_BASE_URLS
+
+    url = base_url or DEFAULT_BASE_URLS.get(provider)
+    if not url:
+        raise AgentNotConnectedError(
+            f"the {provider} connection of agent {agent_id} has no base_url",
+            agent_id=str(agent_id),
+            provider=provider,
+        )
+    return Endpoint(
+        organization_id=org,
+        provider=provider,
+        base_url=url,
+        model=model or conn_model,
+        system_prompt=prompt,
+        temperature=float(temperature),
+        allowed_tools=list(tools),
+    )
+
+
+async def _conversation(tx: Tx, conversation_id: UUID, agent_id: UUID) -> Conversation:
+    async with tx.cursor(row_factory=class_row(Conversation)) as cur:
+        await cur.execute("select * from public.conversations where id = %s", (conversation_id,))
+        conversation = await cur.fetchone()
+    if conversation is None:
+        raise NotFoundError(f"conversation {conversation_id} not found")
+    if conversation.agent_id != agent_id:
+        raise ConversationOfAnotherAgentError(
+            f"conversation {conversation_id} is not with agent {agent_id}",
+            conversation_id=str(conversation_id),
+        )
+    return conversation
+
+
+def _tool_note(call_id: str, refused: dict[str, str], actions: dict[str, Action]) -> str:
+    """What the model learns of one of its earlier tool calls."""
+    if call_id in refused:
+        return json.dumps({"status": "refused", "reason": refused[call_id]})
+    action = actions.get(call_id)
+    if action is None:
+        return json.dumps({"status": "unknown", "note": "no action was recorded for this call"})
+    note: dict[str, Any] = {
+        "action_id": str(action.id),
+        "status": action.status,
+        "note": STATUS_NOTES.get(action.status, action.status),
+    }
+    if action.output is not None:
+        note["output"] = action.output
+    if action.decision_reason and action.status in ("rejected", "cancelled"):
+        note["reason"] = action.decision_reason
+    return json.dumps(note, ensure_ascii=False)
+
+
+async def _history(tx: Tx, conversation_id: UUID, limit: int) -> list[dict[str, Any]]:
+    """The conversation's last `limit` messages as chat messages, each assistant tool
+    call followed by a tool message with its action's current state."""
+    async with tx.cursor(row_factory=class_row(Message)) as cur:
+        await cur.execute(
+            "select * from (select * from public.messages where conversation_id = %s"
+            " order by created_at desc, id desc limit %s) m order by created_at, id",
+            (conversation_id, limit),
+        )
+        stored = await cur.fetchall()
+    assistant_ids = [m.id for m in stored if m.role == "assistant" and m.tool_calls]
+    actions: dict[str, Action] = {}
+    if assistant_ids:
+        async with tx.cursor(row_factory=class_row(Action)) as cur:
+            await cur.execute(
+                "select * from public.agent_actions where message_id = any(%s)", (assistant_ids,)
+            )
+            for action in await cur.fetchall():
+                prefix = f"turn:{action.message_id}:"
+                key = action.idempotency_key or ""
+                if key.startswith(prefix):
+                    actions[key.removeprefix(prefix)] = action
+    chat: list[dict[str, Any]] = []
+    for message in stored:
+        if message.role == "assistant":
+            entry: dict[str, Any] = {"role": "assistant", "content": message.content}
+            if message.tool_calls:
+                entry["tool_calls"] = message.tool_calls
+            chat.append(entry)
+            refused = message.metadata.get("refused_tool_calls", {})
+            for call in message.tool_calls or []:
+                call_id = str(call.get("id", ""))
+                chat.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": call_id,
+                        "content": _tool_note(call_id, refused, actions),
+                    }
+                )
+        elif message.role in ("user", "system"):
+            chat.append({"role": message.role, "content": message.content})
+    # A window that starts inside a tool exchange would begin with orphaned tool notes.
+    while chat and chat[0]["role"] == "tool":
+        chat.pop(0)
+    return chat
+
+
+async def _gather(
+    tx: Tx,
+    vault: Vault,
+    caller: Caller,
+    agent_id: UUID,
+    body: TurnCreate,
+    history_limit: int,
+) -> Context:
+    endpoint = await _endpoint(tx, agent_id)
+    conversation = None
+    history: list[dict[str, Any]] = []
+    if body.conversation_id is not None:
+        conversation = await _conversation(tx, body.conversation_id, agent_id)
+        history = await _history(tx, conversation.id, history_limit)
+    assert caller.user_id is not None
+    api_key = await vault.key_for(
+        tx,
+        user_id=caller.user_id,
+        organization_id=endpoint.organization_id,
+        provider=endpoint.provider,
+        purpose=f"turn with agent {agent_id}",
+    )
+    messages: list[dict[str, Any]] = []
+    if endpoint.system_prompt:
+        messages.append({"role": "system", "content": endpoint.system_prompt})
+    messages += history
+    messages.append({"role": "user", "content": body.message})
+    return Context(endpoint, conversation, messages, api_key)
+
+
+async def _insert_message(
+    tx: Tx, conversation_id: UUID, role: str, content: str, **columns: Any
+) -> Message:
+    async with tx.cursor(row_factory=class_row(Message)) as cur:
+        await cur.execute(
+            # clock_timestamp(), not now(): both messages of a turn share a transaction,
+            # and history is read back in created_at order.
+            "insert into public.messages"
+            " (conversation_id, role, content, tool_calls, metadata, created_at)"
+            " values (%s, %s, %s, %s, %s, clock_timestamp()) returning *",
+            (
+                conversation_id,
+                role,
+                content,
+                Jsonb(columns["tool_calls"]) if columns.get("tool_calls") else None,
+                Jsonb(columns.get("metadata", {})),
+            ),
+        )
+        message = await cur.fetchone()
+    assert message is not None
+    return message
+
+
+async def _record(
+    tx: Tx, agent_id: UUID, body: TurnCreate, context: Context, completion: Completion
+) -> Turn:
+    conversation = context.conversation
+    if conversation is None:
+        async with tx.cursor(row_factory=class_row(Conversation)) as cur:
+            await cur.execute(
+                "insert into public.conversations (agent_id, title) values (%s, %s) returning *",
+                (agent_id, body.message.strip()[:TITLE_LENGTH]),
+            )
+            conversation = await cur.fetchone()
+        assert conversation is not None
+    user_message = await _insert_message(tx, conversation.id, "user", body.message)
+    allowed = context.endpoint.allowed_tools
+    accepted: list[tuple[str, str, dict[str, Any]]] = []
+    refused: list[RefusedToolCall] = []
+    for call in completion.tool_calls:
+        try:
+            accepted.append((call.id, call.name, check_call(call.name, call.arguments, allowed)))
+        except ToolCallRefusedError as exc:
+            refused.append(RefusedToolCall(tool_call_id=call.id, tool=call.name, reason=str(exc)))
+    tool_calls = [
+        {
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments},
+        }
+        for call in completion.tool_calls
+    ]
+    reply = await _insert_message(
+        tx,
+        conversation.id,
+        "assistant",
+        completion.content,
+        tool_calls=tool_calls,
+        metadata={
+            "provider": context.endpoint.provider,
+            "model": completion.model,
+            "finish_reason": completion.finish_reason,
+            "usage": completion.usage,
+            "refused_tool_calls": {r.tool_call_id: r.reason for r in refused},
+        },
+    )
+    actions: list[Action] = []
+    for call_id, name, args in accepted:
+        action, _ = await propose(
+            tx,
+            agent_id,
+            ActionPayload.model_validate({"tool": name, "args": args}),
+            ttl_seconds=DEFAULT_TTL_SECONDS,
+            idempotency_key=f"turn:{reply.id}:{call_id}",
+            source="brain",
+            message_id=reply.id,
+        )
+        actions.append(action)
+    await tx.execute(
+        "update public.conversations set last_message_at = now() where id = %s",
+        (conversation.id,),
+    )
+    return Turn(
+        conversation_id=conversation.id,
+        user_message=user_message,
+        reply=reply,
+        actions=actions,
+        refused_tool_calls=refused,
+    )
+
+
+async def hold_turn(
+    database: Database,
+    vault: Vault,
+    chat: ChatClient,
+    caller: Caller,
+    agent_id: UUID,
+    body: TurnCreate,
+    *,
+    history_limit: int,
+) -> Turn:
+    """One turn of `caller` with the agent (see the module docstring)."""
+    async with database.transaction(caller) as tx:
+        context = await _gather(tx, vault, caller, agent_id, body, history_limit)
+    endpoint = context.endpoint
+    completion = await chat.complete(
+        provider=endpoint.provider,
+        base_url=endpoint.base_url,
+        api_key=context.api_key,
+        model=endpoint.model,
+        messages=context.messages,
+        tools=tool_specs(endpoint.allowed_tools) or None,
+        temperature=endpoint.temperature,
+    )
+    async with database.transaction(caller) as tx:
+        turn = await _record(tx, agent_id, body, context, completion)
+    logger.info(
+        "agent turn",
+        extra={
+            "agent_id": str(agent_id),
+            "conversation_id": str(turn.conversation_id),
+            "provider": endpoint.provider,
+            "model": completion.model,
+            "tool_calls": len(completion.tool_calls),
+            "actions": len(turn.actions),
+            "refused_tool_calls": len(turn.refused_tool_calls),
+        },
+    )
+    return turn

@@ -1,0 +1,312 @@
+"""Agent turns against a local OpenAI-compatible server on 127.0.0.1: tool calls become
+pending actions with exact payloads, finished actions come back in the next turn, and a
+failure anywhere writes nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from agentplane.apps import build_local_app
+from agentplane.db.database import Database
+from agentplane.runtime import Runtime
+from agentplane.settings import Settings
+from tests.conftest import ProvisionedDatabase
+from tests.integration.api.conftest import Org, assert_problem
+from tests.integration.api.test_runner_protocol import new_agent, runner_for
+from tests.support.fake_provider import FakeProvider, Reply
+
+MakeOrg = Callable[..., Awaitable[Org]]
+KEY = "sk-fake-provider-key-7731"
+SYSTEM = "You are a careful assistant. Write files only when asked."
+WRITE = {"path": "notes/hello.txt", "content": "hello ✓\n"}
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProvider]:
+    """The model provider: a local OpenAI-compatible server."""
+    with FakeProvider() as server:
+        yield server
+
+
+@pytest.fixture
+async def client(settings: Settings, database: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """The local app with a short provider timeout and fast retries."""
+    tuned = settings.model_copy(
+        update={"provider_timeout_seconds": 1.0, "provider_backoff_seconds": 0.01}
+    )
+    runtime = Runtime(tuned, database)
+    transport = httpx.ASGITransport(app=build_local_app(runtime))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+    await runtime.close()
+
+
+@dataclass(frozen=True)
+class World:
+    """An organization with an agent wired to the fake provider."""
+
+    org: Org
+    agent_id: str
+
+
+@pytest.fixture
+async def world(client: httpx.AsyncClient, make_org: MakeOrg, fake: FakeProvider) -> World:
+    org = await make_org()
+    agent_id = await new_agent(client, org)
+    connection = await client.post(
+        "/connections",
+        json={"name": "local", "provider": "custom", "base_url": fake.base_url, "model": "m1"},
+        headers=org.owner.headers,
+    )
+    assert connection.status_code == 201, connection.text
+    config = await client.put(
+        f"/agents/{agent_id}/config",
+        json={
+            "model": "",
+            "system_prompt": SYSTEM,
+            "temperature": 0.2,
+            "connection_id": connection.json()["id"],
+            "allowed_tools": ["write_file", "read_file"],
+        },
+        headers=org.owner.headers,
+    )
+    assert config.status_code == 200, config.text
+    stored = await client.post(
+        "/keys",
+        json={"provider": "custom", "key": KEY, "organization_id": str(org.id)},
+        headers=org.member.headers,
+    )
+    assert stored.status_code == 201, stored.text
+    return World(org, agent_id)
+
+
+async def _turn(
+    client: httpx.AsyncClient, world: World, message: str, **extra: Any
+) -> httpx.Response:
+    return await client.post(
+        f"/agents/{world.agent_id}/turns",
+        json={"message": message, **extra},
+        headers=world.org.member.headers,
+    )
+
+
+def _counts(admin_url: str) -> dict[str, int]:
+    with psycopg.connect(admin_url) as conn:
+        return {
+            table: conn.execute(f"select count(*) from public.{table}").fetchone()[0]  # type: ignore[index]
+            for table in ("conversations", "messages", "agent_actions")
+        }
+
+
+async def test_tool_calls_become_pending_actions_with_exact_payloads(
+    client: httpx.AsyncClient, world: World, fake: FakeProvider
+) -> None:
+    # Given a model that answers with three tool calls: one allowed, one not allowed,
+    # one with arguments that do not fit the tool
+    fake.script(
+        Reply(
+            body=FakeProvider.completion(
+                "I'll write the note.",
+                tool_calls=[
+                    FakeProvider.tool_call("call_1", "write_file", WRITE),
+                    FakeProvider.tool_call("call_2", "shell", {"command": "rm -rf /"}),
+                    FakeProvider.tool_call("call_3", "read_file", {"file": "x"}),
+                ],
+            )
+        )
+    )
+
+    # When a member holds a turn
+    resp = await _turn(client, world, "please write the note")
+
+    # Then the reply is stored, the allowed call is a pending brain action with exactly
+    # the model's arguments, and the others are refused with the reason
+    assert resp.status_code == 201, resp.text
+    turn = resp.json()
+    assert turn["reply"]["content"] == "I'll write the note."
+    assert turn["user_message"]["content"] == "please write the note"
+    [action] = turn["actions"]
+    assert action["payload"] == {"tool": "write_file", "args": WRITE}
+    assert (action["status"], action["source"], action["message_id"]) == (
+        "pending",
+        "brain",
+        turn["reply"]["id"],
+    )
+    assert [(r["tool_call_id"], r["tool"]) for r in turn["refused_tool_calls"]] == [
+        ("call_2", "shell"),
+        ("call_3", "read_file"),
+    ]
+    assert "not allowed" in turn["refused_tool_calls"][0]["reason"]
+    assert "file" in turn["refused_tool_calls"][1]["reason"]
+    # And the provider got the config: model, system prompt, temperature, only the
+    # allowed tools, and the member's own key
+    [sent] = fake.requests
+    assert sent["path"] == "/v1/chat/completions"
+    assert sent["headers"]["authorization"] == f"Bearer {KEY}"
+    body = sent["json"]
+    assert (body["model"], body["temperature"]) == ("m1", 0.2)
+    assert body["messages"] == [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": "please write the note"},
+    ]
+    assert [t["function"]["name"] for t in body["tools"]] == ["write_file", "read_file"]
+    # And the action is in the queue like any other, for a person to approve
+    queued = await client.get(
+        f"/actions?agent_id={world.agent_id}&status=pending", headers=world.org.viewer.headers
+    )
+    assert [a["id"] for a in queued.json()["items"]] == [action["id"]]
+    assert KEY not in resp.text
+
+
+async def test_the_next_turn_carries_the_result_of_a_finished_action(
+    client: httpx.AsyncClient, world: World, fake: FakeProvider
+) -> None:
+    # Given a turn whose tool call was approved, run by a runner and reported
+    fake.script(
+        Reply(
+            body=FakeProvider.completion(
+                tool_calls=[FakeProvider.tool_call("c1", "write_file", WRITE)]
+            )
+        ),
+        Reply(body=FakeProvider.completion("The note is written.")),
+    )
+    first = (await _turn(client, world, "write the note")).json()
+    action_id = first["actions"][0]["id"]
+    approved = await client.post(f"/actions/{action_id}/approve", headers=world.org.member.headers)
+    assert approved.status_code == 200, approved.text
+    runner = await runner_for(client, world.agent_id, world.org.member)
+    session = await runner.register()
+    [item] = await runner.claimed(session["id"])
+    done = await runner.result(item["id"], item["fencing_token"], output={"bytes": 9})
+    assert done.status_code == 200, done.text
+
+    # When the member goes on in the same conversation
+    resp = await _turn(client, world, "did it work?", conversation_id=first["conversation_id"])
+
+    # Then the model saw its tool call followed by the action's result
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["reply"]["content"] == "The note is written."
+    messages = fake.requests[1]["json"]["messages"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "tool", "user"]
+    assert messages[2]["tool_calls"][0]["id"] == "c1"
+    assert messages[3]["tool_call_id"] == "c1"
+    note = json.loads(messages[3]["content"])
+    assert (note["action_id"], note["status"], note["output"]) == (
+        action_id,
+        "succeeded",
+        {"bytes": 9},
+    )
+    assert messages[4] == {"role": "user", "content": "did it work?"}
+
+
+async def test_strangers_and_viewers_call_no_provider(
+    client: httpx.AsyncClient,
+    world: World,
+    fake: FakeProvider,
+    make_org: MakeOrg,
+    fresh_db: ProvisionedDatabase,
+) -> None:
+    stranger = await make_org("Elsewhere")
+    resp = await client.post(
+        f"/agents/{world.agent_id}/turns", json={"message": "hi"}, headers=stranger.owner.headers
+    )
+    assert_problem(resp, 404)
+    viewer = await client.post(
+        f"/agents/{world.agent_id}/turns", json={"message": "hi"}, headers=world.org.viewer.headers
+    )
+    assert_problem(viewer, 403)
+    assert fake.requests == []
+    assert _counts(fresh_db.admin_url) == {"conversations": 0, "messages": 0, "agent_actions": 0}
+
+
+async def test_no_key_for_the_provider_is_a_409_naming_it(
+    client: httpx.AsyncClient, world: World, fake: FakeProvider
+) -> None:
+    resp = await client.post(
+        f"/agents/{world.agent_id}/turns", json={"message": "hi"}, headers=world.org.admin.headers
+    )
+    body = assert_problem(resp, 409)
+    assert body["provider"] == "custom"
+    assert "custom" in body["detail"]
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "status", "slug"),
+    [
+        (
+            Reply(status=500, body={"error": {"message": "upstream exploded"}}),
+            502,
+            "provider-error",
+        ),
+        (Reply(delay_seconds=3.0), 504, "provider-timeout"),
+        (Reply(status=401, body={"error": {"message": "bad key"}}), 502, "provider-error"),
+    ],
+    ids=["500", "timeout", "401"],
+)
+async def test_a_provider_failure_is_a_clear_error_and_writes_nothing(
+    client: httpx.AsyncClient,
+    world: World,
+    fake: FakeProvider,
+    fresh_db: ProvisionedDatabase,
+    reply: Reply,
+    status: int,
+    slug: str,
+) -> None:
+    fake.script(reply, reply, reply)
+    resp = await _turn(client, world, "hello")
+    body = assert_problem(resp, status, slug)
+    assert body["provider"] == "custom"
+    assert KEY not in resp.text
+    assert _counts(fresh_db.admin_url) == {"conversations": 0, "messages": 0, "agent_actions": 0}
+
+
+async def test_a_429_is_retried_and_the_turn_goes_through(
+    client: httpx.AsyncClient, world: World, fake: FakeProvider
+) -> None:
+    fake.script(
+        Reply(status=429, body={"error": {"message": "slow down"}}, headers={"Retry-After": "0"}),
+        Reply(body=FakeProvider.completion("hello again")),
+    )
+    resp = await _turn(client, world, "hello")
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["reply"]["content"] == "hello again"
+    assert len(fake.requests) == 2
+
+
+async def test_conversations_must_be_yours_and_with_this_agent(
+    client: httpx.AsyncClient, world: World, fake: FakeProvider
+) -> None:
+    org = world.org
+    other_agent = await new_agent(client, org, "other")
+    theirs = await client.post(
+        "/conversations", json={"agent_id": world.agent_id}, headers=org.admin.headers
+    )
+    mine_elsewhere = await client.post(
+        "/conversations", json={"agent_id": other_agent}, headers=org.member.headers
+    )
+    gone = await _turn(client, world, "hi", conversation_id=theirs.json()["id"])
+    assert_problem(gone, 404)
+    wrong = await _turn(client, world, "hi", conversation_id=mine_elsewhere.json()["id"])
+    assert_problem(wrong, 409)
+    assert fake.requests == []
+
+
+async def test_an_agent_without_a_connection_is_a_409(
+    client: httpx.AsyncClient, make_org: MakeOrg, fake: FakeProvider
+) -> None:
+    org = await make_org()
+    agent_id = await new_agent(client, org)
+    resp = await client.post(
+        f"/agents/{agent_id}/turns", json={"message": "hi"}, headers=org.member.headers
+    )
+    body = assert_problem(resp, 409)
+    assert "connection" in body["detail"]
+    assert fake.requests == []
