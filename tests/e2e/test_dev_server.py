@@ -72,10 +72,11 @@ class DevServer:
 
 
 @contextmanager
-def dev_server(data_dir: Path) -> Iterator[DevServer]:
+def dev_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[DevServer]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update({"AGENTPLANE_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"})
+    env.update(extra_env or {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "agentplane.cli", "dev", "--port", str(port)],
         stdout=subprocess.PIPE,

@@ -12,17 +12,29 @@ from agentplane.db.database import Database
 from agentplane.db.urls import DatabaseUrls
 from agentplane.observability import logger
 from agentplane.runtime import Runtime
-from agentplane.seed import DEMO_EMAIL, DEMO_USER_ID, DemoSeed, seed_demo
+from agentplane.seed import DEMO_EMAIL, DEMO_USER_ID, DemoSeed, seed_demo, wire_dev_provider
 from agentplane.sessions.reaper import reap
 from agentplane.settings import Settings
 
 DEV_TOKEN_TTL_SECONDS = 12 * 3600
 
 
-async def _seed(app_url: str) -> DemoSeed:
+async def _seed(settings: Settings, app_url: str) -> DemoSeed:
     db = Database(app_url, max_size=1)
     try:
-        return await seed_demo(db)
+        seed = await seed_demo(db)
+        if settings.dev_provider_url:
+            key = settings.dev_provider_key
+            await wire_dev_provider(
+                db,
+                Runtime(settings, db).vault,
+                seed,
+                base_url=settings.dev_provider_url,
+                model=settings.dev_provider_model,
+                # Local OpenAI-compatible servers often take any key.
+                key=key.get_secret_value() if key else "no-key-needed",
+            )
+        return seed
     finally:
         await db.close()
 
@@ -47,6 +59,20 @@ def _banner(settings: Settings, seed: DemoSeed | None, base_url: str) -> str:
             f'  curl -s -H "Authorization: Bearer $AGENTPLANE_TOKEN" {base_url}/me',
             f"  curl -s {shlex.quote(base_url + '/health')}",
         ]
+        if settings.dev_provider_url:
+            turn = shlex.quote(f"{base_url}/agents/{seed.agent_id}/turns")
+            lines += [
+                f"the agent talks to {settings.dev_provider_url}"
+                f" (model {settings.dev_provider_model}); hold a turn:",
+                f'  curl -s -H "Authorization: Bearer $AGENTPLANE_TOKEN"'
+                f" -H 'Content-Type: application/json' -X POST {turn}"
+                """ -d '{"message": "please write a hello note"}'""",
+            ]
+        else:
+            lines.append(
+                "agent turns: set AGENTPLANE_DEV_PROVIDER_URL (and _KEY, _MODEL) to an"
+                " OpenAI-compatible endpoint and restart"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -64,7 +90,7 @@ def serve(
 
     from agentplane.apps import build_local_app
 
-    demo = asyncio.run(_seed(urls.app)) if seed else None
+    demo = asyncio.run(_seed(settings, urls.app)) if seed else None
     runtime = Runtime(
         settings,
         Database(urls.app, max_size=settings.db_pool_max_size),

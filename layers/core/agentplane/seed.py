@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
+from agentplane.vault.service import Vault
 
 DEMO_USER_ID = UUID("5eed0000-0000-4000-8000-00000000de40")
 DEMO_EMAIL = "demo@agentplane.local"
@@ -90,3 +91,49 @@ async def seed_demo(db: Database) -> DemoSeed:
             ),
         )
     return DemoSeed(DEMO_USER_ID, org_id, project_id, agent_id)
+
+
+DEV_CONNECTION_NAME = "make dev provider"
+DEV_KEY_LABEL = "make dev"
+
+
+async def wire_dev_provider(
+    db: Database, vault: Vault, seed: DemoSeed, *, base_url: str, model: str, key: str
+) -> None:
+    """Point the demo agent at an OpenAI-compatible endpoint (a `custom` connection of
+    the demo user) and put the key in the demo user's vault. Idempotent: a restart with
+    another URL, model or key replaces them."""
+    async with db.transaction(demo_caller()) as tx:
+        cur = await tx.execute(
+            "select id from public.agent_connections where name = %s", (DEV_CONNECTION_NAME,)
+        )
+        row = await cur.fetchone()
+        if row is None:
+            cur = await tx.execute(
+                "insert into public.agent_connections (name, provider, base_url, model)"
+                " values (%s, 'custom', %s, %s) returning id",
+                (DEV_CONNECTION_NAME, base_url, model),
+            )
+            row = await cur.fetchone()
+        else:
+            await tx.execute(
+                "update public.agent_connections set base_url = %s, model = %s where id = %s",
+                (base_url, model, row[0]),
+            )
+        assert row is not None
+        await tx.execute(
+            "update public.agent_configs set connection_id = %s, model = '' where agent_id = %s",
+            (row[0], seed.agent_id),
+        )
+        await tx.execute(
+            "delete from public.user_keys where provider = 'custom' and label = %s",
+            (DEV_KEY_LABEL,),
+        )
+        await vault.store(
+            tx,
+            user_id=seed.user_id,
+            organization_id=seed.organization_id,
+            provider="custom",
+            key=key,
+            label=DEV_KEY_LABEL,
+        )

@@ -38,6 +38,24 @@ create or replace function private.action_event_hash(
     ), 'UTF8')), 'hex')
   $$;
 
+-- An event's detail: what the transition to the row's status is about (a proposal
+-- also records its payload hash and source). Inlined into the INSERT ... SELECT.
+create function private.action_event_detail(n public.agent_actions, proposal boolean)
+  returns jsonb
+  language sql stable parallel safe
+  as $$
+    select jsonb_strip_nulls(jsonb_build_object(
+      'payload_sha256', case when proposal then n.payload_sha256 end,
+      'source', case when proposal then n.source end,
+      'reason', case when n.status in ('approved', 'rejected', 'cancelled')
+                     then n.decision_reason end,
+      'session_id', n.session_id,
+      'fencing_token', case when n.status in ('claimed', 'succeeded', 'failed')
+                            then n.fencing_token end,
+      'attempt', n.attempt))
+  $$;
+revoke all on function private.action_event_detail(public.agent_actions, boolean) from public;
+
 create function private.record_action_events_inserted() returns trigger
   language plpgsql security definer
   set search_path = ''
@@ -56,17 +74,7 @@ begin
   select n.organization_id, n.id, actor, role, null, n.status, d.detail, at, null,
          private.action_event_hash(null, n.id, null, n.status, actor, role, at, d.detail)
     from inserted n
-   cross join lateral (
-     select jsonb_strip_nulls(jsonb_build_object(
-       'payload_sha256', n.payload_sha256,
-       'source', n.source,
-       'reason', case when n.status in ('approved', 'rejected', 'cancelled')
-                      then n.decision_reason end,
-       'session_id', n.session_id,
-       'fencing_token', case when n.status in ('claimed', 'succeeded', 'failed')
-                             then n.fencing_token end,
-       'attempt', n.attempt)) as detail
-   ) d
+   cross join lateral (select private.action_event_detail(n, true) as detail) d
    order by n.id;
   return null;
 end
@@ -94,15 +102,7 @@ begin
                                    d.detail)
     from updated n
     join previous o on o.id = n.id
-   cross join lateral (
-     select jsonb_strip_nulls(jsonb_build_object(
-       'reason', case when n.status in ('approved', 'rejected', 'cancelled')
-                      then n.decision_reason end,
-       'session_id', n.session_id,
-       'fencing_token', case when n.status in ('claimed', 'succeeded', 'failed')
-                             then n.fencing_token end,
-       'attempt', n.attempt)) as detail
-   ) d
+   cross join lateral (select private.action_event_detail(n, false) as detail) d
     left join lateral (
       select e.hash
         from public.agent_action_events e
