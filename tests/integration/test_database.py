@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
+from agentplane.db.embedded import HANDLES_FILE, start_embedded
 from agentplane.seed import demo_caller, seed_demo
 from tests.conftest import ProvisionedDatabase
 
@@ -89,3 +95,23 @@ async def test_concurrent_first_requests_of_one_user_create_one_auth_row(
 def test_a_service_context_must_say_why() -> None:
     with pytest.raises(ValueError, match="why"):
         Caller.service("")
+
+
+def test_a_killed_holder_of_the_embedded_server_does_not_keep_it_running(
+    tmp_path: Path,
+) -> None:
+    # Given an embedded server whose handle list names a process that was killed
+    pgdata = tmp_path / "pgdata"
+    first = start_embedded(pgdata)
+    first.stop()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (pgdata / HANDLES_FILE).write_text(json.dumps([dead.pid]))
+
+    # When a command starts it, and lets go of it
+    embedded = start_embedded(pgdata)
+    assert json.loads((pgdata / HANDLES_FILE).read_text()) == [os.getpid()]
+    embedded.stop()
+
+    # Then the server stopped: the dead holder was forgotten
+    assert not (pgdata / "postmaster.pid").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +46,43 @@ def start_embedded(
 
     pgdata = pgdata.expanduser().resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    forget_dead_handles(pgdata)
     server = get_server(pgdata, cleanup_mode=cleanup)
     embedded = EmbeddedPostgres(pgdata=pgdata, server=server)
     create_database_if_missing(embedded.admin_url("postgres"), database)
     return embedded
+
+
+HANDLES_FILE = ".handle_pids.json"
+
+
+def forget_dead_handles(pgdata: Path) -> list[int]:
+    """Drop the processes that no longer exist from pgserver's list of handle holders.
+
+    pgserver stops the server when its last holder lets go; a holder that was killed
+    (SIGKILL, a crash) never lets go, and the server would then run on after every
+    later command. Returns the pids forgotten."""
+    path = pgdata / HANDLES_FILE
+    if not path.exists():
+        return []
+    try:
+        pids = [int(p) for p in json.loads(path.read_text())]
+    except (ValueError, TypeError):
+        pids = []
+    alive = [pid for pid in pids if _process_exists(pid)]
+    if alive != pids:
+        path.write_text(json.dumps(alive))
+    return [pid for pid in pids if pid not in alive]
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def create_database_if_missing(admin_url: str, database: str) -> None:
