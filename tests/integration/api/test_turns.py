@@ -310,3 +310,20 @@ async def test_an_agent_without_a_connection_is_a_409(
     body = assert_problem(resp, 409)
     assert "connection" in body["detail"]
     assert fake.requests == []
+
+
+async def test_deleting_the_conversation_keeps_its_actions(
+    client: httpx.AsyncClient, world: World, fake: FakeProvider
+) -> None:
+    call = FakeProvider.tool_call("c", "write_file", WRITE)
+    fake.script(Reply(body=FakeProvider.completion(tool_calls=[call])))
+    turn = (await _turn(client, world, "write it")).json()
+    deleted = await client.delete(
+        f"/conversations/{turn['conversation_id']}", headers=world.org.member.headers
+    )
+    assert deleted.status_code == 204, deleted.text
+    # The action stays in the queue and its audit log; only the link to the message goes
+    action = await client.get(
+        f"/actions/{turn['actions'][0]['id']}", headers=world.org.viewer.headers
+    )
+    assert (action.json()["status"], action.json()["message_id"]) == ("pending", None)
