@@ -128,6 +128,9 @@ def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
             for key_id, reason in report.failed:
                 _say(f"FAILED key {key_id}: {reason}")
             _say(f"{report.rewrapped} data keys re-wrapped, {len(report.failed)} failed")
+            counts = await vault.kek_counts(database)
+            for kek_id, count in sorted(counts.items()):
+                _say(f"  {count} key(s) wrapped under {kek_id}")
             if args.retire and keyring is not None and not report.failed:
                 in_use = await vault.kek_ids_in_use(database)
                 unused = {k for k in keyring.keys if keyring.current_kek_id != f"local:{k}"}

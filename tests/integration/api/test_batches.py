@@ -235,3 +235,20 @@ async def test_a_runner_cannot_report_another_agents_actions_in_a_batch(
     assert (await other.claim(session["id"])).status_code == 200
     action = await client.get(f"/actions/{item['id']}", headers=org.viewer.headers)
     assert action.json()["status"] == "claimed"
+
+
+async def test_batches_over_the_same_actions_in_opposite_orders_do_not_deadlock(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    org = await make_org()
+    agent_id = await new_agent(client, org)
+    for _ in range(5):
+        x = (await propose(client, agent_id, org.member))["id"]
+        y = (await propose(client, agent_id, org.member))["id"]
+        first, second = await asyncio.gather(
+            _decide(client, org.member.headers, "approve", [x, y]),
+            _decide(client, org.admin.headers, "reject", [y, x]),
+        )
+        assert (first.status_code, second.status_code) == (200, 200), second.text
+        decided = first.json()["decided"] + second.json()["decided"]
+        assert sorted(a["id"] for a in decided) == sorted([x, y])

@@ -5,6 +5,7 @@ failure anywhere writes nothing."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,8 +14,12 @@ import httpx
 import psycopg
 import pytest
 
+from agentplane.actions.models import ActionPayload
+from agentplane.actions.service import propose
 from agentplane.apps import build_local_app
+from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
+from agentplane.http.problems import ForbiddenError
 from agentplane.runtime import Runtime
 from agentplane.settings import Settings
 from tests.conftest import ProvisionedDatabase
@@ -63,7 +68,7 @@ async def world(client: httpx.AsyncClient, make_org: MakeOrg, fake: FakeProvider
     connection = await client.post(
         "/connections",
         json={"name": "local", "provider": "custom", "base_url": fake.base_url, "model": "m1"},
-        headers=org.owner.headers,
+        headers=org.member.headers,
     )
     assert connection.status_code == 201, connection.text
     config = await client.put(
@@ -75,7 +80,7 @@ async def world(client: httpx.AsyncClient, make_org: MakeOrg, fake: FakeProvider
             "connection_id": connection.json()["id"],
             "allowed_tools": ["write_file", "read_file"],
         },
-        headers=org.owner.headers,
+        headers=org.member.headers,
     )
     assert config.status_code == 200, config.text
     stored = await client.post(
@@ -229,9 +234,10 @@ async def test_strangers_and_viewers_call_no_provider(
 async def test_no_key_for_the_provider_is_a_409_naming_it(
     client: httpx.AsyncClient, world: World, fake: FakeProvider
 ) -> None:
-    resp = await client.post(
-        f"/agents/{world.agent_id}/turns", json={"message": "hi"}, headers=world.org.admin.headers
-    )
+    keys = await client.get("/keys", headers=world.org.member.headers)
+    for key in keys.json()["items"]:
+        await client.delete(f"/keys/{key['id']}", headers=world.org.member.headers)
+    resp = await _turn(client, world, "hi")
     body = assert_problem(resp, 409)
     assert body["provider"] == "custom"
     assert "custom" in body["detail"]
@@ -327,3 +333,82 @@ async def test_deleting_the_conversation_keeps_its_actions(
         f"/actions/{turn['actions'][0]['id']}", headers=world.org.viewer.headers
     )
     assert (action.json()["status"], action.json()["message_id"]) == ("pending", None)
+
+
+async def test_a_base_url_set_by_another_user_never_receives_your_key(
+    client: httpx.AsyncClient, world: World, fake: FakeProvider
+) -> None:
+    # Given the agent's connection (with its base URL) is the member's, and the admin
+    # has a key for the same provider
+    org = world.org
+    stored = await client.post(
+        "/keys",
+        json={"provider": "custom", "key": "sk-admin-secret-0000", "organization_id": str(org.id)},
+        headers=org.admin.headers,
+    )
+    assert stored.status_code == 201
+    # When the admin holds a turn with the agent
+    resp = await client.post(
+        f"/agents/{world.agent_id}/turns", json={"message": "hi"}, headers=org.admin.headers
+    )
+    # Then it is refused before any request: the admin's key is not sent to that URL
+    body = assert_problem(resp, 409)
+    assert "another user" in body["detail"]
+    assert fake.requests == []
+
+
+async def test_unusable_model_output_is_stored_safely(
+    client: httpx.AsyncClient, world: World, fake: FakeProvider
+) -> None:
+    # A reply with a NUL, a tool call whose arguments hold a NUL, two calls with one id,
+    # and an id too long for an idempotency key
+    long_id = "x" * 300
+    fake.script(
+        Reply(
+            body=FakeProvider.completion(
+                "a\u0000b",
+                tool_calls=[
+                    FakeProvider.tool_call("dup", "write_file", {"path": "a", "content": "1"}),
+                    FakeProvider.tool_call("dup", "write_file", {"path": "b", "content": "2"}),
+                    FakeProvider.tool_call(long_id, "write_file", {"path": "c", "content": "3"}),
+                    FakeProvider.tool_call("nul", "write_file", {"path": "d", "content": "\u0000"}),
+                ],
+            )
+        )
+    )
+    resp = await _turn(client, world, "go")
+    assert resp.status_code == 201, resp.text
+    turn = resp.json()
+    assert turn["reply"]["content"] == "a\ufffdb"
+    ids = [c["id"] for c in turn["reply"]["tool_calls"]]
+    assert len(set(ids)) == 4
+    assert all(len(i) <= 100 for i in ids)
+    assert [a["payload"]["args"]["path"] for a in turn["actions"]] == ["a", "b", "c"]
+    assert [r["tool_call_id"] for r in turn["refused_tool_calls"]] == [ids[3]]
+    assert "NUL" in turn["refused_tool_calls"][0]["reason"]
+
+
+async def test_an_action_cannot_link_to_someone_elses_message(
+    client: httpx.AsyncClient, world: World, fake: FakeProvider, database: Database
+) -> None:
+    # The admin's own turn leaves an assistant message only the admin can see
+    org = world.org
+    conversation = await client.post(
+        "/conversations", json={"agent_id": world.agent_id}, headers=org.admin.headers
+    )
+    message = await client.post(
+        f"/conversations/{conversation.json()['id']}/messages",
+        json={"role": "assistant", "content": "mine"},
+        headers=org.admin.headers,
+    )
+    assert message.status_code == 201, message.text
+    # A member writing an action straight into the table cannot point it at that message
+    with pytest.raises(ForbiddenError):
+        async with database.transaction(Caller.user({"sub": str(org.member.id)})) as tx:
+            await propose(
+                tx,
+                uuid.UUID(world.agent_id),
+                ActionPayload(tool="read_file", args={"path": "x"}),
+                ttl_seconds=60,
+                message_id=uuid.UUID(message.json()["id"]),
+            )

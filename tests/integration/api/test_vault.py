@@ -13,10 +13,12 @@ import boto3
 import httpx
 import psycopg
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
+from agentplane.http.problems import ServiceUnavailableError
 from agentplane.settings import Settings
 from agentplane.vault.crypto import KmsWrapper, LocalKeyring
 from agentplane.vault.service import KeyUnreadableError, MissingKeyError, Vault
@@ -88,7 +90,7 @@ async def test_a_key_goes_in_and_only_its_last_four_come_out(
     org = await make_org()
     stored = await _store(client, org.member, org, label="work")
     assert (stored["provider"], stored["label"], stored["last4"]) == ("openrouter", "work", "XYZW")
-    assert stored["kek_id"].startswith("local:")
+    assert "kek_id" not in stored  # which key wraps it is the operator's business
     listed = await client.get("/keys", headers=org.member.headers)
     assert listed.status_code == 200
     # The raw body carries no key material: not the key, not its stored forms
@@ -329,7 +331,7 @@ async def test_the_kms_path_binds_the_context_and_rotates_with_reencrypt(
             key="sk-admin-key-000000",
             label="",
         )
-    assert mine.kek_id == "kms:" + first["Arn"]
+    assert _material(fresh_db.admin_url, str(mine.id))["kek_id"] == "kms:" + first["Arn"]
     assert await _key_for(database, vault, org.member, org.id) == SECRET
     # The wrapped data key is bound to {organization_id, user_id}: KMS refuses it elsewhere
     _copy_material(fresh_db.admin_url, str(mine.id), str(theirs.id))
@@ -385,3 +387,107 @@ async def test_keys_rotate_command_rotates_the_local_master_key(
     vault = Vault([keyring])
     assert await _key_for(database, vault, org.member, org.id) == SECRET
     assert await _key_for(database, vault, org.owner, org.id) == "sk-owner-key-0000000"
+
+
+async def test_a_running_server_follows_a_rotation_of_the_keyring_file(
+    client: httpx.AsyncClient, make_org: MakeOrg, database: Database, settings: Settings
+) -> None:
+    # Given a server's vault, loaded before the operator rotates the keyring file
+    org = await make_org()
+    await _store(client, org.member, org)
+    server = Vault([LocalKeyring.load_or_create(settings.vault_keyring_path)])
+    assert await _key_for(database, server, org.member, org.id) == SECRET
+
+    # When `keys rotate --new-master-key --retire` runs from another process
+    operator_keyring = LocalKeyring.load_or_create(settings.vault_keyring_path)
+    old = operator_keyring.current
+    operator_keyring.add_master_key()
+    operator_keyring.save()
+    operator = Vault([operator_keyring])
+    assert (await operator.rotate(database)).rewrapped == 1
+    operator_keyring.retire({old})
+    operator_keyring.save()
+
+    # Then the server still reads the re-wrapped key, and wraps new keys under the new
+    # master key (not the retired one)
+    assert await _key_for(database, server, org.member, org.id) == SECRET
+    fresh = await _store(client, org.owner, org, key="sk-after-rotation-00")
+    stored = await operator.kek_counts(database)
+    assert stored == {operator_keyring.current_kek_id: 2}
+    assert fresh["last4"] == "n-00"
+
+
+async def test_rotation_waits_for_keys_being_read_rather_than_leaving_them(
+    client: httpx.AsyncClient,
+    make_org: MakeOrg,
+    database: Database,
+    settings: Settings,
+    fresh_db: ProvisionedDatabase,
+) -> None:
+    org = await make_org()
+    stored = await _store(client, org.member, org)
+    keyring = LocalKeyring.load_or_create(settings.vault_keyring_path)
+    keyring.add_master_key()
+    keyring.save()
+    vault = Vault([keyring])
+    # A transaction holds the only key's row (as a decrypt stamping last_used_at does)
+    holder = await psycopg.AsyncConnection.connect(fresh_db.admin_url)
+    await holder.execute("select 1 from public.user_keys where id = %s for update", (stored["id"],))
+    rotation = asyncio.create_task(vault.rotate(database))
+    await asyncio.sleep(0.3)
+    assert not rotation.done()  # it waits for the row instead of finishing without it
+    await holder.rollback()
+    await holder.close()
+    report = await rotation
+    assert (report.rewrapped, report.failed) == (1, [])
+    assert await vault.kek_ids_in_use(database) == {keyring.current_kek_id}
+
+
+async def test_kms_refusals_are_clear_problems_not_500s(
+    client: httpx.AsyncClient,
+    make_org: MakeOrg,
+    database: Database,
+    fresh_db: ProvisionedDatabase,
+    kms: Any,
+) -> None:
+    key = kms.create_key(Description="vault")["KeyMetadata"]
+    vault = Vault([KmsWrapper(kms, key["KeyId"])])
+    org = await make_org()
+    async with database.transaction(Caller.user({"sub": str(org.member.id)})) as tx:
+        stored = await vault.store(
+            tx,
+            user_id=org.member.id,
+            organization_id=org.id,
+            provider="openrouter",
+            key=SECRET,
+            label="",
+        )
+    # KMS is throttling: 503, try again
+    throttled = Vault([KmsWrapper(_ThrottledKms(kms), key["KeyId"])])
+    with pytest.raises(ServiceUnavailableError):
+        await _key_for(database, throttled, org.member, org.id)
+    # The wrapping key is gone (deleted in KMS): 409, the key cannot be read any more
+    gone = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-4000-8000-000000000000"
+    with psycopg.connect(fresh_db.admin_url) as conn:
+        conn.execute(
+            "update public.user_keys set kek_id = %s where id = %s", ("kms:" + gone, stored.id)
+        )
+    with pytest.raises(KeyUnreadableError) as unreadable:
+        await _key_for(database, vault, org.member, org.id)
+    assert unreadable.value.status == 409
+    # And rotation goes through it without stopping (moto re-encrypts under the blob's
+    # own key whatever SourceKeyId says; real KMS refuses, and the row is listed failed)
+    report = await vault.rotate(database)
+    assert report.rewrapped + len(report.failed) == 1
+
+
+class _ThrottledKms:
+    """A KMS client whose Decrypt is throttled (moto does not throttle)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def decrypt(self, **_: Any) -> Any:
+        raise ClientError(
+            {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "Decrypt"
+        )

@@ -180,7 +180,10 @@ async def decide_many(
         }
         signatures = [signed.get(i) for i in ids]
     # The WHERE clause is the whole race: the row lock makes a second decision re-check
-    # `status` after the first commits, and find it no longer pending.
+    # `status` after the first commits, and find it no longer pending. Rows are locked
+    # in id order, so two batches over the same actions wait for each other instead of
+    # deadlocking.
+    by_id = sorted(zip(ids, signatures, strict=True))
     async with tx.cursor(row_factory=class_row(Action)) as cur:
         await cur.execute(
             b"""
@@ -204,8 +207,8 @@ async def decide_many(
                 now,
                 reason,
                 approval_expires,
-                ids,
-                signatures,
+                [i for i, _ in by_id],
+                [sig for _, sig in by_id],
                 list(from_states),
                 to_status,
             ),

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agentplane.actions.models import ActionPayload
+
 
 class _Args(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -87,6 +89,12 @@ class ToolCallRefusedError(Exception):
     """A tool call that will not become an action; the message says why (to the model)."""
 
 
+def storable_text(text: str, limit: int | None = None) -> str:
+    """Model output made storable: NUL and lone surrogates replaced, cut at `limit`."""
+    clean = text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+    return clean if limit is None else clean[:limit]
+
+
 def _no_constants(name: str) -> Any:
     raise ToolCallRefusedError(f"the arguments hold {name}, which is not a JSON number")
 
@@ -106,6 +114,8 @@ def check_call(name: str, arguments: str, allowed: list[str]) -> dict[str, Any]:
         raise ToolCallRefusedError("the arguments must be a JSON object")
     try:
         CATALOG[name].args.model_validate(args)
+        # What the action will store: every string storable text (no NUL characters).
+        ActionPayload.model_validate({"tool": name, "args": args})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()

@@ -14,7 +14,7 @@ Three steps, so no database connection is held while the model thinks:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -26,7 +26,12 @@ from agentplane.actions.models import DEFAULT_TTL_SECONDS, Action, ActionPayload
 from agentplane.actions.service import propose
 from agentplane.auth.caller import Caller
 from agentplane.brain.models import RefusedToolCall, Turn, TurnCreate
-from agentplane.brain.tools import ToolCallRefusedError, check_call, tool_specs
+from agentplane.brain.tools import (
+    ToolCallRefusedError,
+    check_call,
+    storable_text,
+    tool_specs,
+)
 from agentplane.conversations.models import Conversation, Message
 from agentplane.db.crud import require_visible
 from agentplane.db.database import Database
@@ -39,6 +44,10 @@ if TYPE_CHECKING:  # the provider client (and httpx) load on the first turn, not
 
 Tx = AsyncConnection[Any]
 TITLE_LENGTH = 80
+# messages.content holds at most 200,000 characters; a longer reply is cut, not refused.
+MAX_REPLY_CHARS = 200_000
+# Tool call ids become part of an action's idempotency key (200 characters at most).
+MAX_TOOL_CALL_ID = 100
 # What the model is told of an action it proposed, by the action's status.
 STATUS_NOTES = {
     "pending": "waiting for a person to approve it",
@@ -54,6 +63,10 @@ STATUS_NOTES = {
 
 class AgentNotConnectedError(ConflictError):
     """The agent's config names no usable model connection."""
+
+
+class ForeignEndpointError(ConflictError):
+    """The agent's connection sets a base URL, and it is not the caller's connection."""
 
 
 class ConversationOfAnotherAgentError(ConflictError):
@@ -80,13 +93,13 @@ class Context:
     endpoint: Endpoint
     conversation: Conversation | None
     messages: list[dict[str, Any]]
-    api_key: str
+    api_key: str = field(repr=False)
 
 
 async def _endpoint(tx: Tx, agent_id: UUID) -> Endpoint:
     cur = await tx.execute(
         "select organization_id, model, system_prompt, temperature, allowed_tools,"
-        " connection_id, provider, base_url, connection_model"
+        " connection_id, provider, base_url, connection_model, connection_is_callers"
         " from private.agent_model_endpoint(%s)",
         (agent_id,),
     )
@@ -94,11 +107,21 @@ async def _endpoint(tx: Tx, agent_id: UUID) -> Endpoint:
     if row is None:
         await require_visible(tx, "agents", agent_id, "agent")  # 404 for strangers
         raise ForbiddenError(f"your role does not allow holding turns with agent {agent_id}")
-    org, model, prompt, temperature, tools, connection_id, provider, base_url, conn_model = row
+    (org, model, prompt, temperature, tools, connection_id, provider, base_url, conn_model,
+     callers) = row  # fmt: skip
     if connection_id is None or provider is None:
         raise AgentNotConnectedError(
             f"agent {agent_id} has no model connection: set connection_id in its config",
             agent_id=str(agent_id),
+        )
+    if base_url and not callers:
+        # The caller's key goes to this URL: only the URL's owner may send theirs there.
+        raise ForeignEndpointError(
+            f"agent {agent_id} talks to a {provider} endpoint at a base URL another user"
+            " set; your key is not sent there. Point the agent at a connection of your own"
+            " (PUT /agents/{id}/config) to hold turns with it",
+            agent_id=str(agent_id),
+            provider=provider,
         )
     from agentplane.brain.provider import DEFAULT_BASE_URLS
 
@@ -182,9 +205,11 @@ async def _history(tx: Tx, conversation_id: UUID, limit: int) -> list[dict[str, 
             if message.tool_calls:
                 entry["tool_calls"] = message.tool_calls
             chat.append(entry)
-            refused = message.metadata.get("refused_tool_calls", {})
+            refused = message.metadata.get("refused_tool_calls")
+            if not isinstance(refused, dict):  # messages can also be written by hand
+                refused = {}
             for call in message.tool_calls or []:
-                call_id = str(call.get("id", ""))
+                call_id = str(call.get("id", "")) if isinstance(call, dict) else ""
                 chat.append(
                     {
                         "role": "tool",
@@ -269,24 +294,31 @@ async def _record(
     allowed = context.endpoint.allowed_tools
     accepted: list[tuple[str, str, dict[str, Any]]] = []
     refused: list[RefusedToolCall] = []
-    for call in completion.tool_calls:
+    seen: set[str] = set()
+    tool_calls: list[dict[str, Any]] = []
+    for number, call in enumerate(completion.tool_calls, start=1):
+        # The model's text is stored as text: no NUL, no lone surrogates, bounded.
+        call_id = storable_text(call.id, MAX_TOOL_CALL_ID) or f"call_{number}"
+        if call_id in seen or call_id != call.id:
+            call_id = f"call_{number}_{len(seen)}"
+        seen.add(call_id)
+        name = storable_text(call.name, 200)
+        tool_calls.append(
+            {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": name, "arguments": storable_text(call.arguments)},
+            }
+        )
         try:
-            accepted.append((call.id, call.name, check_call(call.name, call.arguments, allowed)))
+            accepted.append((call_id, name, check_call(call.name, call.arguments, allowed)))
         except ToolCallRefusedError as exc:
-            refused.append(RefusedToolCall(tool_call_id=call.id, tool=call.name, reason=str(exc)))
-    tool_calls = [
-        {
-            "id": call.id,
-            "type": "function",
-            "function": {"name": call.name, "arguments": call.arguments},
-        }
-        for call in completion.tool_calls
-    ]
+            refused.append(RefusedToolCall(tool_call_id=call_id, tool=name, reason=str(exc)))
     reply = await _insert_message(
         tx,
         conversation.id,
         "assistant",
-        completion.content,
+        storable_text(completion.content, MAX_REPLY_CHARS),
         tool_calls=tool_calls,
         metadata={
             "provider": context.endpoint.provider,

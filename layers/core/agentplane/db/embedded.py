@@ -69,10 +69,13 @@ def forget_dead_handles(pgdata: Path) -> list[int]:
         pids = [int(p) for p in json.loads(path.read_text())]
     except (ValueError, TypeError):
         pids = []
-    alive = [pid for pid in pids if _process_exists(pid)]
-    if alive != pids:
-        path.write_text(json.dumps(alive))
-    return [pid for pid in pids if pid not in alive]
+    dead = [pid for pid in pids if not _process_exists(pid)]
+    if dead:
+        # Re-read just before writing, so a holder that registered meanwhile stays
+        # (pgserver keeps this list without a lock between processes).
+        current = [int(p) for p in json.loads(path.read_text())]
+        path.write_text(json.dumps([pid for pid in current if pid not in dead]))
+    return dead
 
 
 def _process_exists(pid: int) -> bool:

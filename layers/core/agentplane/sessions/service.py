@@ -214,6 +214,7 @@ async def report_results(
     # The WHERE clause is the fence: a runner whose lease was lost (re-queued, claimed
     # again with a higher token, or failed by the reaper) matches no row.
     ids = [r.action_id for r in results]
+    by_id = sorted(results, key=lambda r: r.action_id)  # lock order: id, no deadlocks
     async with tx.cursor(row_factory=class_row(Action)) as cur:
         await cur.execute(
             b"""
@@ -226,10 +227,10 @@ async def report_results(
             returning a.*
             """,
             (
-                ids,
-                [r.fencing_token for r in results],
-                [r.status for r in results],
-                [Jsonb(r.output) for r in results],
+                [r.action_id for r in by_id],
+                [r.fencing_token for r in by_id],
+                [r.status for r in by_id],
+                [Jsonb(r.output) for r in by_id],
             ),
         )
         rows = {a.id: a for a in await cur.fetchall()}

@@ -44,6 +44,21 @@ class UnknownKekError(VaultDecryptError):
     """The row names a key-encryption key this process does not have."""
 
 
+class VaultUnavailableError(Exception):
+    """KMS cannot answer right now (throttled, unavailable); a retry may succeed."""
+
+
+TRANSIENT_KMS_ERRORS = frozenset(
+    {
+        "ThrottlingException",
+        "KMSInternalException",
+        "DependencyTimeoutException",
+        "ServiceUnavailableException",
+        "RequestLimitExceeded",
+    }
+)
+
+
 @dataclass(frozen=True)
 class KeyContext:
     """Who a secret belongs to: the KMS encryption context and the wrapping AAD."""
@@ -129,17 +144,38 @@ class LocalKeyring:
         self.keys = dict(keys)
         self.current = current
         self.path = path
+        self._loaded_mtime: int | None = None
 
     @classmethod
     def load_or_create(cls, path: Path) -> LocalKeyring:
         """The keyring at `path`, created with one new master key on first use."""
         if path.exists():
-            data = json.loads(path.read_text())
-            keys = {k: base64.b64decode(v) for k, v in data["keys"].items()}
-            return cls(keys, data["current"], path)
+            keyring = cls({"_": b""}, "_", path)
+            keyring._load()
+            return keyring
         keyring = cls.generate(path)
         keyring.save()
         return keyring
+
+    def _load(self) -> None:
+        assert self.path is not None
+        mtime = self.path.stat().st_mtime_ns
+        data = json.loads(self.path.read_text())
+        self.keys = {k: base64.b64decode(v) for k, v in data["keys"].items()}
+        self.current = data["current"]
+        self._loaded_mtime = mtime
+
+    def refresh(self) -> None:
+        """Re-read the file if `agentplane keys rotate` changed it since: a running
+        server then wraps under the new master key and reads rows re-wrapped under it."""
+        if self.path is None or self._loaded_mtime is None:
+            return
+        try:
+            changed = self.path.stat().st_mtime_ns != self._loaded_mtime
+        except FileNotFoundError:
+            return
+        if changed:
+            self._load()
 
     @classmethod
     def generate(cls, path: Path | None = None) -> LocalKeyring:
@@ -173,10 +209,12 @@ class LocalKeyring:
         with os.fdopen(fd, "w") as out:
             json.dump(body, out, indent=2)
         os.replace(tmp, self.path)
+        self._loaded_mtime = self.path.stat().st_mtime_ns
 
     @property
     def current_kek_id(self) -> str:
         """`local:<current master key id>`."""
+        self.refresh()
         return LOCAL_PREFIX + self.current
 
     def handles(self, kek_id: str) -> bool:
@@ -184,6 +222,8 @@ class LocalKeyring:
         return kek_id.startswith(LOCAL_PREFIX)
 
     def _kek(self, master_id: str, context: KeyContext) -> AESGCM:
+        if master_id not in self.keys:
+            self.refresh()
         master = self.keys.get(master_id)
         if master is None:
             raise UnknownKekError(f"master key {master_id!r} is not in the keyring")
@@ -197,9 +237,10 @@ class LocalKeyring:
 
     def wrap(self, data_key: bytes, context: KeyContext) -> tuple[bytes, str]:
         """Wrap under the current master key's KEK for this organization."""
+        kek_id = self.current_kek_id  # refreshed: the newest current master key
         nonce = os.urandom(NONCE_BYTES)
         sealed = self._kek(self.current, context).encrypt(nonce, data_key, context.as_aad())
-        return nonce + sealed, self.current_kek_id
+        return nonce + sealed, kek_id
 
     def new_data_key(self, context: KeyContext) -> tuple[bytes, bytes, str]:
         """A random data key, wrapped under the current master key."""
@@ -256,22 +297,37 @@ class KmsWrapper:
         )
         return out["CiphertextBlob"], KMS_PREFIX + out["KeyId"]
 
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        """A KMS call whose refusals become vault errors: permanent ones (wrong row,
+        disabled or deleted key, no permission) a VaultDecryptError, passing ones
+        (throttling, KMS down) a VaultUnavailableError."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self.client, operation)(**kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in TRANSIENT_KMS_ERRORS:
+                raise VaultUnavailableError(f"KMS {operation} failed for now: {code}") from exc
+            raise VaultDecryptError(f"KMS refused {operation} for this row: {code}") from exc
+        except BotoCoreError as exc:
+            raise VaultUnavailableError(f"KMS {operation} could not be called: {exc}") from exc
+
     def unwrap(self, wrapped: bytes, kek_id: str, context: KeyContext) -> bytes:
         """KMS Decrypt with the row's context; a mismatch is a VaultDecryptError."""
-        try:
-            out = self.client.decrypt(
-                CiphertextBlob=wrapped,
-                EncryptionContext=context.as_kms(),
-                KeyId=kek_id.removeprefix(KMS_PREFIX),
-            )
-        except self.client.exceptions.InvalidCiphertextException as exc:
-            raise VaultDecryptError("KMS refused to unwrap the data key for this row") from exc
+        out = self._call(
+            "decrypt",
+            CiphertextBlob=wrapped,
+            EncryptionContext=context.as_kms(),
+            KeyId=kek_id.removeprefix(KMS_PREFIX),
+        )
         plaintext: bytes = out["Plaintext"]
         return plaintext
 
     def rewrap(self, wrapped: bytes, kek_id: str, context: KeyContext) -> tuple[bytes, str]:
         """KMS ReEncrypt to the configured key: the data key never leaves KMS."""
-        out = self.client.re_encrypt(
+        out = self._call(
+            "re_encrypt",
             CiphertextBlob=wrapped,
             SourceEncryptionContext=context.as_kms(),
             SourceKeyId=kek_id.removeprefix(KMS_PREFIX),

@@ -31,7 +31,6 @@ class KeyInfo(OutputModel):
     provider: Provider
     label: str
     last4: str
-    kek_id: str
     created_at: datetime
     updated_at: datetime
     last_used_at: datetime | None

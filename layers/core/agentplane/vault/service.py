@@ -19,13 +19,19 @@ from psycopg.rows import class_row
 
 from agentplane.db.database import Database
 from agentplane.http.pagination import Page, PageRequest, fetch_page
-from agentplane.http.problems import ConflictError, NotFoundError, ValidationProblemError
+from agentplane.http.problems import (
+    ConflictError,
+    NotFoundError,
+    ServiceUnavailableError,
+    ValidationProblemError,
+)
 from agentplane.observability import logger
 from agentplane.vault.crypto import (
     KeyContext,
     KeyWrapper,
     UnknownKekError,
     VaultDecryptError,
+    VaultUnavailableError,
     decrypt_secret,
     encrypt_secret,
     secret_aad,
@@ -35,8 +41,23 @@ from agentplane.vault.models import KeyInfo
 Tx = AsyncConnection[Any]
 
 KEY_INFO_COLUMNS = (
-    "select id, organization_id, provider, label, last4, kek_id, created_at, updated_at,"
+    "select id, organization_id, provider, label, last4, created_at, updated_at,"
     " last_used_at from public.user_keys"
+)
+
+
+_ROTATION_BATCH = """
+select id, organization_id, user_id, wrapped_data_key, kek_id
+  from public.user_keys
+ where kek_id <> %s and not (id = any(%s))
+ order by id
+ limit %s
+   for update{skip}
+"""
+ROTATION_BATCH = _ROTATION_BATCH.format(skip=" skip locked")
+ROTATION_BATCH_WAITING = _ROTATION_BATCH.format(skip="")
+ROTATION_LEFT = (
+    "select exists (select 1 from public.user_keys where kek_id <> %s and not (id = any(%s)))"
 )
 
 
@@ -102,7 +123,7 @@ class Vault:
                   (id, organization_id, user_id, provider, label, ciphertext, nonce,
                    wrapped_data_key, kek_id, last4)
                 values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                returning id, organization_id, provider, label, last4, kek_id, created_at,
+                returning id, organization_id, provider, label, last4, created_at,
                           updated_at, last_used_at
                 """,
                 (
@@ -198,6 +219,14 @@ class Vault:
             plaintext = decrypt_secret(
                 data_key, bytes(nonce), bytes(ciphertext), secret_aad(key_id, context, provider)
             )
+        except VaultUnavailableError as exc:
+            logger.warning(
+                "vault key cannot be decrypted right now",
+                extra={"key_id": str(key_id), "kek_id": kek_id, "error": str(exc)},
+            )
+            raise ServiceUnavailableError(
+                "the key service is unavailable; try again shortly", provider=provider
+            ) from exc
         except VaultDecryptError as exc:
             logger.error(
                 "vault key does not decrypt",
@@ -242,23 +271,26 @@ class Vault:
         target = self.current.current_kek_id
         rewrapped = 0
         failed: list[tuple[UUID, str]] = []
+        # First pass: skip rows someone holds (a decrypt stamping last_used_at) and keep
+        # going; once only such rows are left, wait for them, so none is left behind.
+        waiting = False
         while True:
             skip = [f[0] for f in failed]
             async with database.service("vault rotation: re-wrapping data keys") as tx:
                 cur = await tx.execute(
-                    """
-                    select id, organization_id, user_id, wrapped_data_key, kek_id
-                      from public.user_keys
-                     where kek_id <> %s and not (id = any(%s))
-                     order by id
-                     limit %s
-                       for update skip locked
-                    """,
+                    ROTATION_BATCH_WAITING if waiting else ROTATION_BATCH,
                     (target, skip, batch_size),
                 )
                 rows = await cur.fetchall()
                 if not rows:
-                    break
+                    if waiting:
+                        break
+                    cur = await tx.execute(ROTATION_LEFT, (target, skip))
+                    left = await cur.fetchone()
+                    if left is None or not left[0]:
+                        break
+                    waiting = True
+                    continue
                 ids: list[UUID] = []
                 wraps: list[bytes] = []
                 keks: list[str] = []
@@ -305,11 +337,15 @@ class Vault:
         )
         return RotationReport(rewrapped, failed, target)
 
+    async def kek_counts(self, database: Database) -> dict[str, int]:
+        """How many keys each kek_id wraps."""
+        async with database.service("vault rotation: which wrapping keys are in use") as tx:
+            cur = await tx.execute("select kek_id, count(*) from public.user_keys group by kek_id")
+            return {r[0]: r[1] for r in await cur.fetchall()}
+
     async def kek_ids_in_use(self, database: Database) -> set[str]:
         """Every kek_id some row is wrapped under."""
-        async with database.service("vault rotation: which wrapping keys are in use") as tx:
-            cur = await tx.execute("select distinct kek_id from public.user_keys")
-            return {r[0] for r in await cur.fetchall()}
+        return set(await self.kek_counts(database))
 
 
 async def _only_organization(tx: Tx) -> UUID:
