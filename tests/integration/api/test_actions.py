@@ -191,8 +191,16 @@ async def test_an_expired_proposal_cannot_be_approved(
     assert body["current_status"] == "pending"
 
 
+@pytest.mark.parametrize(
+    "assignment",
+    [
+        "payload = '{}'::jsonb",
+        "payload_sha256 = repeat('0', 64)",
+        "status = status, payload = payload || '{\"x\": 1}'",
+    ],
+)
 async def test_the_payload_cannot_change_even_for_the_service_role(
-    client: httpx.AsyncClient, make_org: MakeOrg, database: Database
+    client: httpx.AsyncClient, make_org: MakeOrg, database: Database, assignment: str
 ) -> None:
     org = await make_org()
     agent_id = await _agent(client, org)
@@ -201,7 +209,7 @@ async def test_the_payload_cannot_change_even_for_the_service_role(
     async def rewrite() -> None:
         async with database.service("test: try to rewrite a payload") as tx:
             await tx.execute(
-                "update public.agent_actions set payload = '{}'::jsonb where id = %s",
+                f"update public.agent_actions set {assignment} where id = %s".encode(),
                 (action_id,),
             )
 
