@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agentplane.actions.canonical import approval_message, payload_sha256, rfc3339
 from agentplane.actions.signing import ApprovalSigner
-from agentplane.runner.cli import add_runner_parser, cmd_runner, execute
+from agentplane.runner.cli import add_runner_parser, cmd_runner, configure_logging, execute
 from agentplane.runner.client import RetryPolicy, RunnerClient
 from agentplane.runner.loop import Runner, RunnerOptions
 from agentplane.runner.models import ToolResult
@@ -514,3 +514,26 @@ def test_no_token_is_a_usage_error(
     args = parse(["--server", "https://agentplane.test", "--workspace", str(tmp_path)])
     assert cmd_runner(Settings(stage="test"), args) == 2
     assert "no token" in capsys.readouterr().err
+
+
+def test_the_runner_logs_each_line_once_as_plain_text(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given the server's JSON logger loaded in the same process (as the CLI loads it)
+    import agentplane.observability  # noqa: F401
+
+    # When the runner configures its logging and its client logs a line
+    configure_logging("INFO")
+    try:
+        logging.getLogger("agentplane.runner.client").warning("server answered 503")
+        out, err = capsys.readouterr()
+    finally:
+        runner_logger = logging.getLogger("agentplane.runner")
+        for handler in list(runner_logger.handlers):
+            runner_logger.removeHandler(handler)
+        runner_logger.propagate = True
+
+    # Then it is printed once, as text on stderr, and not as JSON on stdout
+    assert err.count("server answered 503") == 1
+    assert "WARNING agentplane.runner.client: server answered 503" in err
+    assert "server answered 503" not in out

@@ -613,6 +613,16 @@ async def test_revoking_a_runner_token(client: httpx.AsyncClient, make_org: Make
     assert_problem(await client.get(path, headers=org.owner.headers), 404)
 
 
+async def test_a_runner_token_needs_no_body(client: httpx.AsyncClient, make_org: MakeOrg) -> None:
+    org = await make_org()
+    agent_id = (await create_agent(client, await create_project(client, org), org.owner))["id"]
+    resp = await client.post(f"/agents/{agent_id}/runner-tokens", headers=org.member.headers)
+    assert resp.status_code == 201, resp.text
+    created = resp.json()
+    assert (created["name"], created["expires_at"]) == ("", None)
+    assert created["token"].startswith("aprt_")
+
+
 async def test_bad_runner_token_input_names_the_field(
     client: httpx.AsyncClient, make_org: MakeOrg
 ) -> None:

@@ -102,8 +102,8 @@ async def test_a_key_goes_in_and_only_its_last_four_come_out(
     caplog.clear()
     assert await _key_for(database, local_vault, org.member, org.id) == SECRET
     decrypts = [r for r in caplog.records if r.getMessage() == "vault key decrypted"]
-    assert [(r.key_id, r.user_id, r.purpose) for r in decrypts] == [
-        (stored["id"], str(org.member.id), "test")
+    assert [(r.key_id, r.user_id, r.purpose, r.actor_role, r.actor_id) for r in decrypts] == [
+        (stored["id"], str(org.member.id), "test", "authenticated", str(org.member.id))
     ]
     assert all(SECRET not in str(vars(r)) for r in caplog.records)
     used = await client.get("/keys", headers=org.member.headers)
@@ -137,10 +137,15 @@ async def test_keys_are_their_owners_alone(
 
 
 async def test_a_server_job_uses_the_key_of_the_user_who_owns_the_work(
-    client: httpx.AsyncClient, make_org: MakeOrg, database: Database, local_vault: Vault
+    client: httpx.AsyncClient,
+    make_org: MakeOrg,
+    database: Database,
+    local_vault: Vault,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     org = await make_org()
-    await _store(client, org.member, org)
+    stored = await _store(client, org.member, org)
+    caplog.clear()
     async with database.service("mirror report for a test") as tx:
         key = await local_vault.key_for(
             tx,
@@ -150,6 +155,12 @@ async def test_a_server_job_uses_the_key_of_the_user_who_owns_the_work(
             purpose="mirror report",
         )
     assert key == SECRET
+    # The decrypt is logged as the server job's, for the owner's key and the job's purpose
+    decrypts = [r for r in caplog.records if r.getMessage() == "vault key decrypted"]
+    assert [(r.key_id, r.user_id, r.purpose, r.actor_role, r.actor_id) for r in decrypts] == [
+        (stored["id"], str(org.member.id), "mirror report", "service_role", None)
+    ]
+    assert all(SECRET not in str(vars(r)) for r in caplog.records)
     with pytest.raises(MissingKeyError) as missing:
         async with database.service("mirror report for a test") as tx:
             await local_vault.key_for(

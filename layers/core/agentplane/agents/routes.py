@@ -102,9 +102,11 @@ async def replace_agent_config(agent_id: UUID, body: AgentConfigUpdate, tx: User
 
 @router.post("/{agent_id}/runner-tokens", status_code=201, response_model=RunnerTokenCreated)
 async def create_runner_token(
-    agent_id: UUID, body: RunnerTokenCreate, tx: UserTx, response: Response
+    agent_id: UUID, tx: UserTx, response: Response, body: RunnerTokenCreate | None = None
 ) -> RunnerTokenCreated:
-    """Issue a runner token (members and up); the token is in this response only."""
+    """Issue a runner token (members and up); the token is in this response only. The
+    body is optional: without one the token has no name and lasts until revoked."""
+    body = body or RunnerTokenCreate()
     organization_id = await repo.require_runner_token_access(tx, agent_id)
     created = await repo.insert_runner_token(
         tx,

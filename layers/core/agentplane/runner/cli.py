@@ -239,6 +239,23 @@ def execute(
         restore()
 
 
+def configure_logging(level: str) -> None:
+    """Plain text lines on stderr, each once: the runner is a program on a person's
+    machine. Its loggers stop short of the `agentplane` logger, where Powertools writes
+    the server's JSON lines to stdout."""
+    plain = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level, format=plain, stream=sys.stderr)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(plain))
+        logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    # httpx logs every request at INFO; the runner logs what matters itself.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def cmd_runner(settings: Settings, args: argparse.Namespace) -> int:
     """`agentplane runner`: configure logging, connect, run until stopped."""
     token = args.token
@@ -247,14 +264,7 @@ def cmd_runner(settings: Settings, args: argparse.Namespace) -> int:
     if not token:
         print(f"agentplane runner: no token: pass --token or set ${TOKEN_ENV_VAR}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # httpx logs every request at INFO; the runner logs what matters itself.
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(args.log_level)
     server = httpx.URL(args.server)
     if server.scheme == "http" and not _is_loopback(server.host):
         logger.warning("%s is plain HTTP: the token and actions travel unencrypted", args.server)

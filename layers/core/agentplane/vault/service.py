@@ -196,7 +196,8 @@ class Vault:
         provider when there is none."""
         cur = await tx.execute(
             """
-            select id, ciphertext, nonce, wrapped_data_key, kek_id
+            select id, ciphertext, nonce, wrapped_data_key, kek_id,
+                   current_user::text, auth.uid()
               from public.user_keys
              where user_id = %s and organization_id = %s and provider = %s
              order by created_at desc, id desc
@@ -211,7 +212,9 @@ class Vault:
                 f" (provider {provider!r}) in organization {organization_id}",
                 provider=provider,
             )
-        key_id, ciphertext, nonce, wrapped, kek_id = row
+        # Who decrypts, as the database sees the transaction: the owner in a person's
+        # turn, `service_role` (no user) in a server job working for the owner.
+        key_id, ciphertext, nonce, wrapped, kek_id, actor_role, actor_id = row
         context = KeyContext(organization_id, user_id)
         try:
             wrapper = self._wrapper_for(kek_id)
@@ -250,6 +253,8 @@ class Vault:
                 "provider": provider,
                 "kek_id": kek_id,
                 "purpose": purpose,
+                "actor_role": actor_role,
+                "actor_id": None if actor_id is None else str(actor_id),
             },
         )
         return plaintext
