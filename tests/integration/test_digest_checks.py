@@ -1,0 +1,85 @@
+"""Hex digest columns accept a lowercase 64-digit hex string and nothing else."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+
+from tests.conftest import ProvisionedDatabase
+
+GOOD = "0123456789abcdef" * 4
+BAD = [
+    "",
+    GOOD[:-1],  # 63 digits
+    GOOD + "0",  # 65 digits
+    GOOD[:-1] + "g",  # not hex
+    GOOD.upper(),  # hex, but upper case
+    GOOD[:-1] + "\n",  # a newline where the last digit should be
+    " " + GOOD[1:],
+]
+# (table, column): every hex digest column
+COLUMNS = [
+    ("agent_actions", "payload_sha256"),
+    ("agent_action_events", "hash"),
+    ("agent_action_events", "prev_hash"),
+    ("agent_runner_tokens", "token_hash"),
+]
+
+
+def _insert(conn: psycopg.Connection, table: str, column: str, value: str) -> None:
+    """A row with `column` set to `value`; foreign keys are not checked (replica mode),
+    CHECK constraints are."""
+    org, ref = uuid.uuid4(), uuid.uuid4()
+    rows = {
+        "agent_actions": (
+            "insert into public.agent_actions (organization_id, agent_id, payload,"
+            ' payload_sha256, expires_at) values (%s, %s, \'{"tool": "t"}\', %s, now())',
+            (org, ref, value if column == "payload_sha256" else GOOD),
+        ),
+        "agent_action_events": (
+            "insert into public.agent_action_events (organization_id, action_id,"
+            " actor_role, to_status, prev_hash, hash)"
+            " overriding system value values (%s, %s, 'service_role', 'pending', %s, %s)",
+            (
+                org,
+                ref,
+                value if column == "prev_hash" else None,
+                value if column == "hash" else GOOD,
+            ),
+        ),
+        "agent_runner_tokens": (
+            "insert into public.agent_runner_tokens (organization_id, agent_id, token_hash,"
+            " token_prefix, created_by) values (%s, %s, %s, 'aprt_x', %s)",
+            (org, ref, value, ref),
+        ),
+    }
+    query, args = rows[table]
+    with conn.transaction():
+        conn.execute("set local session_replication_role = replica")
+        conn.execute(query.encode(), args)
+        raise psycopg.Rollback
+
+
+@pytest.fixture(scope="module")
+def admin(make_database: object) -> psycopg.Connection:
+    db: ProvisionedDatabase = make_database()  # type: ignore[operator]
+    return psycopg.connect(db.admin_url, autocommit=True)
+
+
+@pytest.mark.parametrize(("table", "column"), COLUMNS)
+def test_a_lowercase_hex_digest_is_accepted(
+    admin: psycopg.Connection, table: str, column: str
+) -> None:
+    _insert(admin, table, column, GOOD)
+
+
+@pytest.mark.parametrize("value", BAD)
+@pytest.mark.parametrize(("table", "column"), COLUMNS)
+def test_anything_else_is_refused(
+    admin: psycopg.Connection, table: str, column: str, value: str
+) -> None:
+    with pytest.raises(psycopg.errors.CheckViolation) as refused:
+        _insert(admin, table, column, value)
+    assert refused.value.diag.constraint_name == f"{table}_{column}_check"
