@@ -171,7 +171,7 @@ async def decide_many(
         # agent_id and payload_sha256 never change (a trigger refuses it), so reading them
         # first races with nothing; the status is decided by the UPDATE below alone.
         cur = await tx.execute(
-            "select id, agent_id, payload_sha256 from public.agent_actions where id = any(%s)",
+            "select id, agent_id, payload_sha256 from public.agent_actions where id = any(%b)",
             (ids,),
         )
         signed = {
@@ -179,6 +179,8 @@ async def decide_many(
             for row in await cur.fetchall()
         }
         signatures = [signed.get(i) for i in ids]
+    # Arrays are sent in binary (%b): psycopg's text array dumper quotes every element
+    # in Python, about 9 us each, which a batch of 50 pays twice over.
     # The WHERE clause is the whole race: the row lock makes a second decision re-check
     # `status` after the first commits, and find it no longer pending. Rows are locked
     # in id order, so two batches over the same actions wait for each other instead of
@@ -195,7 +197,7 @@ async def decide_many(
                    approval_expires_at = case when d.signature is null
                                               then a.approval_expires_at else %s end,
                    approval_signature = coalesce(d.signature, a.approval_signature)
-              from unnest(%s::uuid[], %s::text[]) as d(id, signature)
+              from unnest(%b::uuid[], %b::text[]) as d(id, signature)
              where a.id = d.id
                and a.status = any(%s)
                and (a.status <> 'pending' or a.expires_at > now())

@@ -213,6 +213,7 @@ async def report_results(
     the order given."""
     # The WHERE clause is the fence: a runner whose lease was lost (re-queued, claimed
     # again with a higher token, or failed by the reaper) matches no row.
+    # The arrays go in binary (%b), as in decide_many: no per-element quoting in Python.
     ids = [r.action_id for r in results]
     by_id = sorted(results, key=lambda r: r.action_id)  # lock order: id, no deadlocks
     async with tx.cursor(row_factory=class_row(Action)) as cur:
@@ -221,7 +222,7 @@ async def report_results(
             update public.agent_actions a
                set status = r.status, output = r.output, finished_at = now(),
                    lease_expires_at = null
-              from unnest(%s::uuid[], %s::bigint[], %s::text[], %s::jsonb[])
+              from unnest(%b::uuid[], %b::bigint[], %b::text[], %b::jsonb[])
                      as r(id, fencing_token, status, output)
              where a.id = r.id and a.status = 'claimed' and a.fencing_token = r.fencing_token
             returning a.*
