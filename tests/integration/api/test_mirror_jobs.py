@@ -7,8 +7,10 @@ import uuid
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from agentplane.db.database import Database
+from agentplane.http.problems import ConflictError
 from agentplane.mirror.jobs import enqueue_nightly_reports, run_report
 from tests.integration.api.conftest import User
 
@@ -59,3 +61,28 @@ async def test_connections_with_new_messages_get_one_queued_report(
     assert (await enqueue_nightly_reports(database)).report_ids == []
     assert await run_report(database, queued[0]) == "queued"
     assert await run_report(database, uuid.uuid4()) == "not_found"
+
+
+async def test_the_database_keeps_one_open_report_per_connection(
+    client: httpx.AsyncClient, database: Database, new_user: Callable[[], User]
+) -> None:
+    # Given a connection whose report is queued
+    alice = new_user()
+    busy = await _connection_with_message(client, alice)
+    assert len((await enqueue_nightly_reports(database)).report_ids) == 1
+
+    # When anything else, even a server job, inserts a second open report for it
+    async def second(status: str) -> None:
+        async with database.service("test: a second open report") as tx:
+            await tx.execute(
+                "insert into public.mirror_reports (user_id, connection_id, status)"
+                " values (%s, %s, %s)",
+                (alice.id, busy, status),
+            )
+
+    # Then the database refuses it (the race two nightly runs could lose before)
+    for status in ("queued", "running"):
+        with pytest.raises(ConflictError):
+            await second(status)
+    # A finished report beside the open one is fine
+    await second("succeeded")

@@ -24,7 +24,10 @@ async def enqueue_nightly_reports(db: Database) -> EnqueueResult:
     """Queue a report for every connection with messages newer than its latest report.
 
     A connection that already has a queued or running report gets no second one, so two
-    runs at once, or a run after a slow night, queue each connection at most once.
+    runs at once, or a run after a slow night, queue each connection at most once: the
+    NOT EXISTS skips the ones already open, and the partial unique index
+    `mirror_reports_one_open_per_connection` turns a concurrent run's insert of the same
+    connection into a conflict that is skipped.
     """
     # Server job: the nightly schedule acts for every user's connections.
     async with db.service("mirror: queue nightly reports") as tx:
@@ -45,6 +48,7 @@ async def enqueue_nightly_reports(db: Database) -> EnqueueResult:
                               (select max(r.created_at) from public.mirror_reports r
                                 where r.connection_id = c.id),
                               '-infinity'))
+            on conflict (connection_id) where status in ('queued', 'running') do nothing
             returning id
             """
         )
