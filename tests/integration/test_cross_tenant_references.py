@@ -31,8 +31,9 @@ REFS: dict[str, Ref] = {
     # another user's rows, from a user-scoped row
     "mirror-report-on-anothers-connection": Ref(
         "outsider",
-        "insert into public.mirror_reports (user_id, connection_id)"
-        " values (%(me)s, %(connection_owner)s)",
+        # A finished report: the connection already has its one open report.
+        "insert into public.mirror_reports (user_id, connection_id, status)"
+        " values (%(me)s, %(connection_owner)s, 'succeeded')",
         allowed=False,
     ),
     "task-on-anothers-conversation": Ref(
