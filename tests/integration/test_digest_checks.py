@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -63,9 +64,10 @@ def _insert(conn: psycopg.Connection, table: str, column: str, value: str) -> No
 
 
 @pytest.fixture(scope="module")
-def admin(make_database: object) -> psycopg.Connection:
+def admin(make_database: object) -> Iterator[psycopg.Connection]:
     db: ProvisionedDatabase = make_database()  # type: ignore[operator]
-    return psycopg.connect(db.admin_url, autocommit=True)
+    with psycopg.connect(db.admin_url, autocommit=True) as conn:
+        yield conn
 
 
 @pytest.mark.parametrize(("table", "column"), COLUMNS)

@@ -7,8 +7,9 @@
 -- 90 us over its life: payload_sha256 on each of its three transitions, and hash and
 -- prev_hash on each of its four audit events.
 --
--- Each constraint is added NOT VALID and then validated: the validation scans the table
--- without blocking reads and writes of it (SHARE UPDATE EXCLUSIVE).
+-- Each constraint is added NOT VALID and then validated. The migration runs as one
+-- transaction, so the table stays locked (ACCESS EXCLUSIVE, from the ALTER) until the
+-- validation's scan is done: a short stop on these tables while it runs.
 
 alter table public.agent_actions
   drop constraint agent_actions_payload_sha256_check,
