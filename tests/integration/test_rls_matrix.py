@@ -419,7 +419,18 @@ def test_audit_log_is_append_only_but_follows_its_action(world: World) -> None:
         ):
             with pytest.raises(InsufficientPrivilege), conn.transaction():
                 conn.execute(stmt, params)
+        events = "select count(*) from public.agent_action_events where id = %(event_a)s"
         with conn.transaction(force_rollback=True):
             conn.execute("delete from public.agent_actions where id = %(action_a)s", params)
-            events = "select count(*) from public.agent_action_events where id = %(event_a)s"
             assert count(conn, events, params) == 0
+        # Through the cascade from the organization too (organization -> agents ->
+        # actions), and with no event left behind that names a missing action
+        with conn.transaction(force_rollback=True):
+            assert count(conn, events, params) == 1
+            conn.execute("delete from public.organizations where id = %(org_a)s", params)
+            assert count(conn, events, params) == 0
+            orphans = (
+                "select count(*) from public.agent_action_events e where not exists"
+                " (select 1 from public.agent_actions a where a.id = e.action_id)"
+            )
+            assert count(conn, orphans, {}) == 0

@@ -278,7 +278,6 @@ BY_ID = {
     "agent_sessions_pkey",
     "agent_sessions_id_agent_id_key",
     "agent_actions_pkey",
-    "agent_actions_id_organization_id_key",
 }
 
 
