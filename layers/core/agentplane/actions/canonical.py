@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -28,8 +29,10 @@ def payload_sha256(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(payload)).hexdigest()
 
 
+@lru_cache(maxsize=16)
 def rfc3339(moment: datetime) -> str:
-    """UTC, microseconds, `Z`: the one timestamp spelling inside signed messages."""
+    """UTC, microseconds, `Z`: the one timestamp spelling inside signed messages.
+    Cached: a batch of approvals signs the same two moments for every action."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
