@@ -97,8 +97,10 @@ def server_cpu_seconds(admin_url: str) -> float | None:
             if proc.joinpath("comm").read_text().strip() != "postgres":
                 return None  # a server elsewhere: this pid is some other process
             fields = proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue  # exited since pg_stat_activity listed it
+        except (FileNotFoundError, ProcessLookupError):
+            # Exited since pg_stat_activity listed it (reading /proc of a process that is
+            # exiting fails with ESRCH, not ENOENT).
+            continue
         except OSError:
             return None
         total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
