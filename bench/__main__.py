@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import cold_import, queue_throughput, reaper_cost
+from bench import cold_import, queue_throughput, reaper_cost, transition_cost
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,10 @@ BENCHMARKS = {
     "reaper_cost": Benchmark(
         reaper_cost.main,
         (Option("sessions", reaper_cost.DEFAULT_SESSIONS, "live sessions in the table"),),
+    ),
+    "transition_cost": Benchmark(
+        transition_cost.main,
+        (Option("actions", transition_cost.DEFAULT_ACTIONS, "actions taken through the loop"),),
     ),
 }
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from bench import queue_throughput, reaper_cost
+from bench import queue_throughput, reaper_cost, transition_cost
 from bench.pg import create_database, drop_database
 from tests.conftest import ProvisionedDatabase
 
@@ -105,3 +105,28 @@ async def test_reaper_cost_reaps_exactly_the_stale_sessions(
         database.admin_url,
         "select status, count(*) from public.agent_sessions group by status",
     ) == {"online": SESSIONS}
+
+
+async def test_transition_cost_takes_every_action_through_the_loop(
+    make_database: Callable[[], ProvisionedDatabase],
+    scratch_databases: Callable[[str], str],
+) -> None:
+    # Given two migrated databases and an empty one for the bare baseline
+    full, no_audit = make_database(), make_database()
+
+    # When the loop runs on both (measure raises unless every action succeeded)
+    rows = await transition_cost.measure(
+        (full.admin_url, full.app_url),
+        (no_audit.admin_url, no_audit.app_url),
+        scratch_databases("bare"),
+        ACTIONS,
+    )
+
+    # Then a row per step and the baseline, and the audit log was written only where the
+    # trigger was left on: four events per action there, the proposal's alone here
+    assert [r["step"] for r in rows] == [*transition_cost.STEPS, rows[-1]["step"]]
+    events = "select to_status, count(*) from public.agent_action_events group by to_status"
+    assert _counts(full.admin_url, events) == dict.fromkeys(
+        ("pending", "approved", "claimed", "succeeded"), ACTIONS
+    )
+    assert _counts(no_audit.admin_url, events) == {"pending": ACTIONS}
