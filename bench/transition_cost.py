@@ -213,7 +213,8 @@ async def measure(
                 "server_us_no_audit": round(without),
                 "audit_us": round(server - without),
                 "client_us": round(a.per_action_us(a.client_s)),
-                "server_vs_bare_update": round(server / bare_us, 1),
+                # Empty when the baseline took less than a clock tick (tiny runs).
+                "server_vs_bare_update": round(server / bare_us, 1) if bare_us else "",
             }
         )
     rows.append(
