@@ -87,20 +87,21 @@ async def _explain_session(tx: Tx, session_id: UUID) -> NoReturn:
     raise SessionOfflineError(OFFLINE_DETAIL, session_id=str(session_id))
 
 
+# By primary key; `is true` keeps the live sessions' partial index out of the plan (see
+# REPORT_RESULTS).
+HEARTBEAT = """
+update public.agent_sessions
+   set last_heartbeat = now(), status = 'online'
+ where id = %s and (status <> 'offline') is true
+returning *
+"""
+
+
 async def heartbeat(tx: Tx, session_id: UUID) -> Session:
     """Record a sign of life; 409 once the session is offline, 404 if it is not ours."""
     # One conditional update: a heartbeat racing the reaper either lands first (and the
     # reaper's re-check of last_heartbeat spares the row) or finds it offline.
-    session = await _session(
-        tx,
-        """
-        update public.agent_sessions
-           set last_heartbeat = now(), status = 'online'
-         where id = %s and status <> 'offline'
-        returning *
-        """,
-        (session_id,),
-    )
+    session = await _session(tx, HEARTBEAT, (session_id,))
     if session is None:
         await _explain_session(tx, session_id)
     return session
@@ -205,28 +206,35 @@ class ResultItem(NamedTuple):
     output: JsonObjectIn
 
 
+# The WHERE clause is the fence: a runner whose lease was lost (re-queued, claimed again
+# with a higher token, or failed by the reaper) matches no row. The rows are found by
+# primary key, one lookup per result: `(a.status = 'claimed') is true` means what
+# `a.status = 'claimed'` means, but it does not match the predicate of the partial
+# indexes on claimed rows, which statistics taken while few rows were claimed make look
+# cheaper. A plan through one of those reads every claimed action of every agent and
+# joins each against the whole batch (50 results against 10,000 leases: 500,000 pairs).
+# The arrays go in binary (%b), as in decide_many: no per-element quoting in Python.
+REPORT_RESULTS = b"""
+update public.agent_actions a
+   set status = r.status, output = r.output, finished_at = now(), lease_expires_at = null
+  from unnest(%b::uuid[], %b::bigint[], %b::text[], %b::jsonb[])
+         as r(id, fencing_token, status, output)
+ where a.id = r.id and a.fencing_token = r.fencing_token and (a.status = 'claimed') is true
+returning a.*
+"""
+
+
 async def report_results(
     tx: Tx, results: Sequence[ResultItem]
 ) -> tuple[list[Action], list[Refusal]]:
     """Finish claimed actions (distinct ids) in one UPDATE, each only with its current
     fencing token; a stale one is refused alone. Returns (finished, refused), each in
     the order given."""
-    # The WHERE clause is the fence: a runner whose lease was lost (re-queued, claimed
-    # again with a higher token, or failed by the reaper) matches no row.
-    # The arrays go in binary (%b), as in decide_many: no per-element quoting in Python.
     ids = [r.action_id for r in results]
     by_id = sorted(results, key=lambda r: r.action_id)  # lock order: id, no deadlocks
     async with tx.cursor(row_factory=class_row(Action)) as cur:
         await cur.execute(
-            b"""
-            update public.agent_actions a
-               set status = r.status, output = r.output, finished_at = now(),
-                   lease_expires_at = null
-              from unnest(%b::uuid[], %b::bigint[], %b::text[], %b::jsonb[])
-                     as r(id, fencing_token, status, output)
-             where a.id = r.id and a.status = 'claimed' and a.fencing_token = r.fencing_token
-            returning a.*
-            """,
+            REPORT_RESULTS,
             (
                 [r.action_id for r in by_id],
                 [r.fencing_token for r in by_id],
@@ -262,19 +270,19 @@ def _fencing_refusal(action_id: UUID, fencing_token: int, current: dict[UUID, st
     )
 
 
+# Fenced like REPORT_RESULTS, and found by primary key the same way.
+RELEASE = """
+update public.agent_actions
+   set status = 'approved', session_id = null, lease_expires_at = null,
+       attempt = attempt - 1
+ where id = %s and fencing_token = %s and (status = 'claimed') is true
+returning *
+"""
+
+
 async def release(tx: Tx, action_id: UUID, fencing_token: int) -> Action:
     """Hand a claimed action back to the queue; the attempt is not counted."""
-    action = await _action(
-        tx,
-        """
-        update public.agent_actions
-           set status = 'approved', session_id = null, lease_expires_at = null,
-               attempt = attempt - 1
-         where id = %s and status = 'claimed' and fencing_token = %s
-        returning *
-        """,
-        (action_id, fencing_token),
-    )
+    action = await _action(tx, RELEASE, (action_id, fencing_token))
     if action is None:
         await _explain_fencing(tx, action_id, fencing_token)
     return action
