@@ -46,6 +46,49 @@ async def test_role_does_not_leak_to_the_next_transaction_on_the_connection(
         await db.close()
 
 
+async def test_claims_reach_the_database_exactly_as_given(database: Database) -> None:
+    # BEGIN and the claims go in one simple-protocol query, quoted on this side: quotes,
+    # backslashes and non-ASCII text must arrive unchanged, and not end the literal.
+    user = uuid.uuid4()
+    email = "o'brien\\'); select 1; --@例え.jp"
+    async with database.transaction(Caller.user({"sub": str(user), "email": email})) as tx:
+        cur = await tx.execute("select auth.uid(), auth.jwt() ->> 'email'")
+        assert await cur.fetchone() == (user, email)
+
+
+@pytest.mark.parametrize("failure", ["python", "sql"])
+async def test_after_a_failed_transaction_the_connection_is_clean(
+    fresh_db: ProvisionedDatabase, failure: str
+) -> None:
+    db = Database(fresh_db.app_url, max_size=1)
+
+    class Boom(Exception):
+        pass
+
+    async def fail() -> None:
+        async with db.service("test: a transaction that fails") as tx:
+            await tx.execute("select 1")
+            if failure == "python":
+                raise Boom
+            await tx.execute("select 1 / 0")
+
+    try:
+        with pytest.raises(Boom if failure == "python" else psycopg.errors.DivisionByZero):
+            await fail()
+        # The one pooled connection is back, out of any transaction, as the authenticator
+        async with db._connection() as conn:
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            cur = await conn.execute(
+                "select current_user, current_setting('request.jwt.claims', true)"
+            )
+            assert await cur.fetchone() in (("authenticator", None), ("authenticator", ""))
+        async with db.service("test: the next transaction") as tx:
+            cur = await tx.execute("select current_user")
+            assert await cur.fetchone() == ("service_role",)
+    finally:
+        await db.close()
+
+
 async def test_an_error_rolls_back_every_write_of_the_request(database: Database) -> None:
     seed = await seed_demo(database)
 

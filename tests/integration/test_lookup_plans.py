@@ -76,7 +76,7 @@ def _stale_statistics(admin_url: str) -> None:
             "               order by id limit 100)",
             (session,),
         )
-        counts = dict(
+        counts: dict[str, int] = dict(
             conn.execute("select status, count(*) from public.agent_actions group by status")
         )
         assert counts == {"cancelled": 50, "pending": 200, "approved": 100, "claimed": 100}
@@ -91,7 +91,7 @@ ARGUMENTS = {
     "release": "gen_random_uuid(), 1",
     "heartbeat": "gen_random_uuid()",
 }
-STATEMENTS = {
+STATEMENTS: dict[str, bytes | str] = {
     "decide": actions_service.DECIDE,
     "report results": sessions_service.REPORT_RESULTS,
     "release": sessions_service.RELEASE,

@@ -2,11 +2,11 @@
 
 Every transaction starts with
 
-    select set_config('role', <role>, true), set_config('request.jwt.claims', <json>, true)
+    begin; select set_config('role', <role>, true), set_config('request.jwt.claims', <json>, true)
 
-which is `SET LOCAL ROLE` plus the claims, in one round trip. The application connects
-as `authenticator` (NOINHERIT): outside such a transaction it can read nothing, so a
-route that forgot to say who is calling fails closed.
+which is `SET LOCAL ROLE` plus the claims, in the same round trip as BEGIN. The
+application connects as `authenticator` (NOINHERIT): outside such a transaction it can
+read nothing, so a route that forgot to say who is calling fails closed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from agentplane.auth.caller import Caller
@@ -29,6 +29,27 @@ from agentplane.observability import logger
 
 # How many first-seen users to remember per process before starting over.
 KNOWN_USERS_LIMIT = 10_000
+
+
+def _begin_as(caller: Caller, first_seen: bool) -> sql.Composed:
+    """BEGIN, then `SET LOCAL ROLE` and the claims (and the user's row on first sight)."""
+    claims = json.dumps(caller.claims, separators=(",", ":"))
+    query = sql.SQL(
+        "begin; select set_config('role', {}, true), set_config('request.jwt.claims', {}, true)"
+    ).format(sql.Literal(caller.role), sql.Literal(claims))
+    if first_seen:
+        query += sql.SQL("; select private.ensure_user()")
+    return query
+
+
+async def _rollback(conn: AsyncConnection[Any]) -> None:
+    """Roll back after an error; a connection too broken for that is the pool's to drop."""
+    if conn.closed:
+        return
+    try:
+        await conn.execute(b"rollback")
+    except psycopg.Error:
+        logger.warning("rollback failed; the pool will discard the connection")
 
 
 class Database:
@@ -88,25 +109,28 @@ class Database:
         if caller.role == "service_role":
             logger.info("service-role transaction", extra={"reason": caller.reason})
         user_id = caller.user_id
+        first_seen = user_id is not None and user_id not in self._known_users
         try:
-            async with self._connection() as conn, conn.transaction():
-                await conn.execute(
-                    "select set_config('role', %s, true),"
-                    " set_config('request.jwt.claims', %s, true)",
-                    (caller.role, json.dumps(caller.claims, separators=(",", ":"))),
-                )
-                if user_id is not None and user_id not in self._known_users:
-                    await conn.execute("select private.ensure_user()")
-                yield conn
+            async with self._connection() as conn:
+                # BEGIN and the caller's identity in one round trip: a simple-protocol
+                # query, so the values are quoted by psycopg (sql.Literal) on this side.
+                await conn.execute(_begin_as(caller, first_seen))
+                try:
+                    yield conn
+                except BaseException:
+                    await _rollback(conn)
+                    raise
+                await conn.execute(b"commit")
         except psycopg.Error as exc:
             # The one place database errors become problems: by SQLSTATE, from exc.
             problem = translate(exc)
             if problem is None:
                 raise
             raise problem from exc
-        if user_id is not None and user_id not in self._known_users:
+        if first_seen:
             if len(self._known_users) >= KNOWN_USERS_LIMIT:
                 self._known_users.clear()
+            assert user_id is not None
             self._known_users.add(user_id)
 
     def service(self, reason: str) -> AbstractAsyncContextManager[AsyncConnection[Any]]:
