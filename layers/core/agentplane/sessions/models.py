@@ -112,23 +112,3 @@ class ActionRelease(InputModel):
     """Hand a claimed action back to the queue without counting the attempt."""
 
     fencing_token: FencingToken
-
-
-def claimed_action(row: Action) -> ClaimedAction:
-    """The runner's view of a freshly claimed action (approved_at is the decision time)."""
-    # Validated, not cast: an approval is signed in the transaction that approves, and
-    # a claimed row has a lease (check constraint), so none of these is null here.
-    return ClaimedAction.model_validate(
-        {
-            "id": row.id,
-            "agent_id": row.agent_id,
-            "payload": row.payload,
-            "payload_sha256": row.payload_sha256,
-            "approved_at": row.decided_at,
-            "approval_expires_at": row.approval_expires_at,
-            "signature": row.approval_signature,
-            "fencing_token": row.fencing_token,
-            "lease_expires_at": row.lease_expires_at,
-            "attempt": row.attempt,
-        }
-    )

@@ -25,7 +25,6 @@ from agentplane.sessions.models import (
     ResultStatus,
     Session,
     SessionCreate,
-    claimed_action,
 )
 
 Tx = AsyncConnection[Any]
@@ -124,6 +123,42 @@ async def end_session(tx: Tx, session_id: UUID) -> None:
     await requeue_session_actions(tx, [session_id], skip_locked=False)
 
 
+# Locks: the picked rows of the agent's approved queue (its partial index, in created_at
+# order), FOR UPDATE SKIP LOCKED, so concurrent claims each take different rows and
+# never wait on one another; a row another claim holds is skipped, not handed out twice.
+# The UPDATE then works on rows already locked. The fencing token moves on with every
+# claim, so a result or release carrying an earlier claim's token is refused.
+CLAIM = b"""
+with picked as (
+  select id
+    from public.agent_actions
+   where agent_id = %s
+     and status = 'approved'
+     and approval_expires_at > now()
+   order by created_at
+   limit %s
+     for update skip locked
+), claimed as (
+  update public.agent_actions a
+     set status = 'claimed',
+         session_id = %s,
+         lease_expires_at = now() + make_interval(secs => %s),
+         fencing_token = a.fencing_token + 1,
+         attempt = a.attempt + 1
+    from picked
+   where a.id = picked.id
+  returning a.id, a.agent_id, a.payload, a.payload_sha256, a.decided_at,
+            a.approval_expires_at, a.approval_signature, a.fencing_token,
+            a.lease_expires_at, a.attempt, a.created_at
+)
+select id, agent_id, payload, payload_sha256, decided_at as approved_at,
+       approval_expires_at, approval_signature as signature, fencing_token,
+       lease_expires_at, attempt
+  from claimed
+ order by created_at, id
+"""
+
+
 async def claim(
     tx: Tx, agent_id: UUID, session_id: UUID, *, max_items: int, lease_seconds: int
 ) -> list[ClaimedAction]:
@@ -140,40 +175,12 @@ async def claim(
         raise SessionNotFoundError(f"session {session_id} not found")
     if row[0] == "offline":
         raise SessionOfflineError(OFFLINE_DETAIL, session_id=str(session_id))
-    async with tx.cursor(row_factory=class_row(Action)) as actions:
-        # Locks: the picked rows of the agent's approved queue (its partial index, in
-        # created_at order), FOR UPDATE SKIP LOCKED, so concurrent claims each take
-        # different rows and never wait on one another; a row another claim holds is
-        # skipped, not handed out twice. The UPDATE then works on rows already locked.
-        # The fencing token moves on with every claim, so a result or release carrying
-        # an earlier claim's token is refused.
-        await actions.execute(
-            """
-            with picked as (
-              select id
-                from public.agent_actions
-               where agent_id = %s
-                 and status = 'approved'
-                 and approval_expires_at > now()
-               order by created_at
-               limit %s
-                 for update skip locked
-            )
-            update public.agent_actions a
-               set status = 'claimed',
-                   session_id = %s,
-                   lease_expires_at = now() + make_interval(secs => %s),
-                   fencing_token = a.fencing_token + 1,
-                   attempt = a.attempt + 1
-              from picked
-             where a.id = picked.id
-            returning a.*
-            """,
-            (agent_id, max_items, session_id, lease_seconds),
-        )
-        claimed = await actions.fetchall()
-    claimed.sort(key=lambda a: (a.created_at, a.id))
-    return [claimed_action(a) for a in claimed]
+    # Only what the runner is handed comes back, straight into its model, oldest first;
+    # ClaimedAction validates it (an approved row carries its signature: a check
+    # constraint), so none of these is null here.
+    async with tx.cursor(row_factory=class_row(ClaimedAction)) as cur:
+        await cur.execute(CLAIM, (agent_id, max_items, session_id, lease_seconds))
+        return await cur.fetchall()
 
 
 async def _explain_fencing(tx: Tx, action_id: UUID, fencing_token: int) -> NoReturn:
