@@ -12,7 +12,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agentplane.actions.models import ActionPayload
+from agentplane.actions.service import decide, propose
+from agentplane.actions.signing import ApprovalSigner
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
 from agentplane.db.embedded import HANDLES_FILE, start_embedded
@@ -85,6 +89,35 @@ async def test_after_a_failed_transaction_the_connection_is_clean(
         async with db.service("test: the next transaction") as tx:
             cur = await tx.execute("select current_user")
             assert await cur.fetchone() == ("service_role",)
+    finally:
+        await db.close()
+
+
+async def test_repeated_statements_keep_their_generic_plan(
+    fresh_db: ProvisionedDatabase,
+) -> None:
+    # Single decisions, ten times on one connection: psycopg prepares the statement from
+    # its fifth run, and the server must reuse one plan rather than plan each run anew.
+    db = Database(fresh_db.app_url, max_size=1)
+    signer = ApprovalSigner(Ed25519PrivateKey.generate())
+    try:
+        seed = await seed_demo(db)
+        for n in range(10):
+            async with db.transaction(demo_caller()) as tx:
+                action, _ = await propose(
+                    tx, seed.agent_id, ActionPayload(tool="noop", args={"n": n}), ttl_seconds=60
+                )
+                await decide(tx, action.id, "approve", None, signer=signer, approval_ttl_seconds=60)
+        async with db.transaction(demo_caller()) as tx:
+            cur = await tx.execute(
+                "select generic_plans, custom_plans from pg_prepared_statements"
+                " where statement like %s",
+                ("%decided_by = auth.uid()%",),
+            )
+            rows = await cur.fetchall()
+        assert len(rows) == 1, rows
+        generic, custom = rows[0]
+        assert (generic > 0, custom) == (True, 0)
     finally:
         await db.close()
 

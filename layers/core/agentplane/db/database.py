@@ -32,10 +32,19 @@ KNOWN_USERS_LIMIT = 10_000
 
 
 def _begin_as(caller: Caller, first_seen: bool) -> sql.Composed:
-    """BEGIN, then `SET LOCAL ROLE` and the claims (and the user's row on first sight)."""
+    """BEGIN, then `SET LOCAL ROLE` and the claims (and the user's row on first sight).
+
+    Prepared statements (psycopg prepares a query from its fifth run) keep their generic
+    plan: the server would otherwise plan a one-row decision or result afresh on every
+    run (a custom plan, whose cost for one row always looks lower than the generic
+    plan's guess), more than a quarter of the server time of a single approve. The
+    statements by id are written to read the primary key in either plan
+    (tests/integration/test_lookup_plans.py).
+    """
     claims = json.dumps(caller.claims, separators=(",", ":"))
     query = sql.SQL(
-        "begin; select set_config('role', {}, true), set_config('request.jwt.claims', {}, true)"
+        "begin; select set_config('role', {}, true), set_config('request.jwt.claims', {}, true),"
+        " set_config('plan_cache_mode', 'force_generic_plan', true)"
     ).format(sql.Literal(caller.role), sql.Literal(claims))
     if first_seen:
         query += sql.SQL("; select private.ensure_user()")
