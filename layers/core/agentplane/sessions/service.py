@@ -123,26 +123,38 @@ async def end_session(tx: Tx, session_id: UUID) -> None:
     await requeue_session_actions(tx, [session_id], skip_locked=False)
 
 
-# Locks: the picked rows of the agent's approved queue (its partial index, in created_at
-# order), FOR UPDATE SKIP LOCKED, so concurrent claims each take different rows and
-# never wait on one another; a row another claim holds is skipped, not handed out twice.
-# The UPDATE then works on rows already locked. The fencing token moves on with every
-# claim, so a result or release carrying an earlier claim's token is refused.
+# The session check and the claim, in one statement (an idle runner's poll is this
+# statement and nothing else, so it is the protocol's most frequent request).
+# - FOR SHARE on the session: the reaper (FOR UPDATE SKIP LOCKED) cannot take it offline
+#   before this transaction commits, so a claim never lands on a session whose actions
+#   the reaper has already requeued. Concurrent claims of one session share the lock; a
+#   heartbeat waits for the claim to commit. An offline session claims nothing.
+# - The picked rows of the agent's approved queue (its partial index, in created_at
+#   order) are locked FOR UPDATE SKIP LOCKED, so concurrent claims each take different
+#   rows and never wait on one another; a row another claim holds is skipped, not handed
+#   out twice. The UPDATE then works on rows already locked.
+# - The fencing token moves on with every claim, so a result or release carrying an
+#   earlier claim's token is refused.
+# The answer is the session's status on every row, beside what was claimed, oldest
+# first: no row, no session; one row of nulls, nothing claimed.
 CLAIM = b"""
-with picked as (
+with session as materialized (
+  select status from public.agent_sessions where id = %(session)s for share
+), picked as (
   select id
     from public.agent_actions
-   where agent_id = %s
+   where agent_id = %(agent)s
      and status = 'approved'
      and approval_expires_at > now()
+     and exists (select from session where status <> 'offline')
    order by created_at
-   limit %s
+   limit %(max)s
      for update skip locked
 ), claimed as (
   update public.agent_actions a
      set status = 'claimed',
-         session_id = %s,
-         lease_expires_at = now() + make_interval(secs => %s),
+         session_id = %(session)s,
+         lease_expires_at = now() + make_interval(secs => %(lease)s),
          fencing_token = a.fencing_token + 1,
          attempt = a.attempt + 1
     from picked
@@ -151,36 +163,47 @@ with picked as (
             a.approval_expires_at, a.approval_signature, a.fencing_token,
             a.lease_expires_at, a.attempt, a.created_at
 )
-select id, agent_id, payload, payload_sha256, decided_at as approved_at,
-       approval_expires_at, approval_signature as signature, fencing_token,
-       lease_expires_at, attempt
-  from claimed
- order by created_at, id
+select s.status, c.id, c.agent_id, c.payload, c.payload_sha256, c.decided_at,
+       c.approval_expires_at, c.approval_signature, c.fencing_token,
+       c.lease_expires_at, c.attempt
+  from session s
+  left join claimed c on true
+ order by c.created_at, c.id
 """
+CLAIMED_FIELDS = (
+    "id",
+    "agent_id",
+    "payload",
+    "payload_sha256",
+    "approved_at",
+    "approval_expires_at",
+    "signature",
+    "fencing_token",
+    "lease_expires_at",
+    "attempt",
+)
 
 
 async def claim(
     tx: Tx, agent_id: UUID, session_id: UUID, *, max_items: int, lease_seconds: int
 ) -> list[ClaimedAction]:
     """Lease up to `max_items` approved actions to the session, oldest first."""
-    # FOR SHARE on the session: the reaper (FOR UPDATE SKIP LOCKED) cannot take it
-    # offline between this check and the claim's commit, so a claim never lands on a
-    # session whose actions the reaper has already requeued. Concurrent claims of one
-    # session share the lock; a heartbeat waits for the claim to commit.
     cur = await tx.execute(
-        "select status from public.agent_sessions where id = %s for share", (session_id,)
+        CLAIM,
+        {"session": session_id, "agent": agent_id, "max": max_items, "lease": lease_seconds},
     )
-    row = await cur.fetchone()
-    if row is None:
+    rows = await cur.fetchall()
+    if not rows:
         raise SessionNotFoundError(f"session {session_id} not found")
-    if row[0] == "offline":
+    if rows[0][0] == "offline":
         raise SessionOfflineError(OFFLINE_DETAIL, session_id=str(session_id))
-    # Only what the runner is handed comes back, straight into its model, oldest first;
-    # ClaimedAction validates it (an approved row carries its signature: a check
-    # constraint), so none of these is null here.
-    async with tx.cursor(row_factory=class_row(ClaimedAction)) as cur:
-        await cur.execute(CLAIM, (agent_id, max_items, session_id, lease_seconds))
-        return await cur.fetchall()
+    # ClaimedAction validates what the runner is handed (an approved row carries its
+    # signature: a check constraint), so none of these is null here.
+    return [
+        ClaimedAction.model_validate(dict(zip(CLAIMED_FIELDS, row[1:], strict=True)))
+        for row in rows
+        if row[1] is not None
+    ]
 
 
 async def _explain_fencing(tx: Tx, action_id: UUID, fencing_token: int) -> NoReturn:
