@@ -43,13 +43,33 @@ def approval_message(
     approved_at: datetime,
     expires_at: datetime,
 ) -> bytes:
-    """The bytes an approval signature covers."""
-    return canonical_json(
-        {
-            "action_id": str(action_id),
-            "agent_id": str(agent_id),
-            "payload_sha256": payload_hash,
-            "approved_at": rfc3339(approved_at),
-            "expires_at": rfc3339(expires_at),
-        }
-    )
+    """The bytes an approval signature covers: the canonical JSON of
+    {action_id, agent_id, payload_sha256, approved_at, expires_at}."""
+    approved, expires = rfc3339(approved_at), rfc3339(expires_at)
+    if not _is_hex(payload_hash):
+        # Only a digest taken off the wire can be anything else (the runner checks
+        # what it was handed): then the general encoder spells it.
+        return canonical_json(
+            {
+                "action_id": str(action_id),
+                "agent_id": str(agent_id),
+                "payload_sha256": payload_hash,
+                "approved_at": approved,
+                "expires_at": expires,
+            }
+        )
+    # UUIDs, hex digits and these timestamps need no escaping, so the canonical JSON is
+    # this string with its keys in sorted order (a fifth of the encoder's time; a batch
+    # of approvals builds one message per action).
+    return (
+        f'{{"action_id":"{action_id}","agent_id":"{agent_id}","approved_at":"{approved}",'
+        f'"expires_at":"{expires}","payload_sha256":"{payload_hash}"}}'
+    ).encode()
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_hex(text: str) -> bool:
+    """Only lowercase hex digits (possibly none)."""
+    return _HEX.issuperset(text)
