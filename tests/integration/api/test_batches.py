@@ -9,24 +9,14 @@ transition.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from psycopg import AsyncConnection
 
 from agentplane.actions.audit import verify_database
 from agentplane.actions.canonical import approval_message
-from agentplane.actions.models import ActionPayload
-from agentplane.actions.service import SIGN_ON_THREAD_FROM, decide_many
-from agentplane.actions.service import propose as propose_action
-from agentplane.actions.signing import ApprovalSigner, public_key_from_jwk, verify_signature
-from agentplane.db.database import Database
-from agentplane.seed import demo_caller, seed_demo
+from agentplane.actions.signing import public_key_from_jwk, verify_signature
 from tests.conftest import ProvisionedDatabase
 from tests.integration.api.conftest import Org, assert_problem
 from tests.integration.api.test_runner_protocol import (
@@ -262,39 +252,3 @@ async def test_batches_over_the_same_actions_in_opposite_orders_do_not_deadlock(
         assert (first.status_code, second.status_code) == (200, 200), second.text
         decided = first.json()["decided"] + second.json()["decided"]
         assert sorted(a["id"] for a in decided) == sorted([x, y])
-
-
-@dataclass(frozen=True)
-class _RecordingSigner(ApprovalSigner):
-    """Signs as the server does, and notes the thread each signature was made on."""
-
-    threads: list[int] = field(default_factory=list)
-
-    def sign(self, message: bytes) -> str:
-        self.threads.append(threading.get_ident())
-        return super().sign(message)
-
-
-async def _proposed(tx: AsyncConnection[Any], agent_id: UUID, count: int) -> list[UUID]:
-    proposed = [
-        await propose_action(tx, agent_id, ActionPayload(tool="noop"), ttl_seconds=60)
-        for _ in range(count)
-    ]
-    return [action.id for action, _ in proposed]
-
-
-async def test_a_batch_is_signed_off_the_event_loop(database: Database) -> None:
-    # Signing is CPU work: a batch of approvals is signed on a worker thread, so the
-    # event loop keeps serving other requests; a single approval is signed in place.
-    seed = await seed_demo(database)
-    loop_thread = threading.get_ident()
-    for count in (1, SIGN_ON_THREAD_FROM):
-        signer = _RecordingSigner(Ed25519PrivateKey.generate())
-        async with database.transaction(demo_caller()) as tx:
-            ids = await _proposed(tx, seed.agent_id, count)
-            decided, refused = await decide_many(
-                tx, ids, "approve", None, signer=signer, approval_ttl_seconds=60
-            )
-        assert (len(decided), refused) == (count, [])
-        assert len(signer.threads) == count
-        assert (loop_thread in signer.threads) == (count == 1), (count, signer.threads)

@@ -3,7 +3,6 @@ transaction (a member through RLS, or a server job through the service context).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
@@ -20,9 +19,6 @@ from agentplane.http.problems import ConflictError, ForbiddenError, NotFoundErro
 
 Tx = AsyncConnection[Any]
 Source = Literal["user", "brain", "workflow"]
-
-# From how many approvals a batch is signed on a worker thread (see decide_many).
-SIGN_ON_THREAD_FROM = 8
 
 # Which states each decision may start from.
 DECISIONS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -205,21 +201,10 @@ async def decide_many(
             "select id, agent_id, payload_sha256 from public.agent_actions where id = any(%b)",
             (ids,),
         )
-        facts = await cur.fetchall()
-
-        def sign_all() -> dict[UUID, str]:
-            return {
-                row[0]: signer.sign(approval_message(row[0], row[1], row[2], now, approval_expires))
-                for row in facts
-            }
-
-        # A signature is about 50 us of CPU, during which OpenSSL lets go of the GIL: a
-        # batch is signed on a worker thread, so the event loop serves other requests
-        # (and their database round trips) meanwhile. One or a few are signed in place,
-        # cheaper than the hand-over.
-        signed = (
-            await asyncio.to_thread(sign_all) if len(facts) >= SIGN_ON_THREAD_FROM else sign_all()
-        )
+        signed = {
+            row[0]: signer.sign(approval_message(row[0], row[1], row[2], now, approval_expires))
+            for row in await cur.fetchall()
+        }
         signatures = [signed.get(i) for i in ids]
     # Rows are locked in id order, so two batches over the same actions wait for each
     # other instead of deadlocking.
