@@ -122,6 +122,31 @@ async def test_repeated_statements_keep_their_generic_plan(
         await db.close()
 
 
+JSON_SAMPLES = [
+    '{"tool": "write_file", "args": {"path": "notes/é🙂.txt", "content": "a\\nb \\"q\\""}}',
+    '{"big": 123456789012345678901234567890, "neg": -9223372036854775809}',
+    "[0.1, 1e308, 5e-324, 1.7976931348623157e308, 123456789.123456789, -0.0, 1e16]",
+    '{"nested": [1, {"b": null, "c": true, "d": false}], "empty": {}, "list": []}',
+    '"\\ud83d\\ude00 \\u00e9"',
+]
+
+
+@pytest.mark.parametrize("text", JSON_SAMPLES)
+async def test_json_comes_back_as_the_standard_library_reads_it(
+    database: Database, text: str
+) -> None:
+    # The pool's connections parse json and jsonb with pydantic-core: the values must be
+    # exactly what json.loads gives for the text the server sends.
+    async with database.service("test: read json") as tx:
+        cur = await tx.execute("select %s::jsonb, (%s::jsonb)::text, %s::json", (text,) * 3)
+        row = await cur.fetchone()
+    assert row is not None
+    as_jsonb, jsonb_text, as_json = row
+    assert as_jsonb == json.loads(jsonb_text)
+    assert repr(as_jsonb) == repr(json.loads(jsonb_text))
+    assert as_json == json.loads(text)
+
+
 async def test_an_error_rolls_back_every_write_of_the_request(database: Database) -> None:
     seed = await seed_demo(database)
 
