@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -18,7 +19,7 @@ from agentplane.actions.models import ActionPayload
 from agentplane.actions.service import decide, propose
 from agentplane.actions.signing import ApprovalSigner
 from agentplane.auth.caller import Caller
-from agentplane.db.database import Database
+from agentplane.db.database import Database, TransactionAbortedError
 from agentplane.db.embedded import HANDLES_FILE, start_embedded
 from agentplane.seed import demo_caller, seed_demo
 from tests.conftest import ProvisionedDatabase
@@ -145,6 +146,29 @@ async def test_json_comes_back_as_the_standard_library_reads_it(
     assert as_jsonb == json.loads(jsonb_text)
     assert repr(as_jsonb) == repr(json.loads(jsonb_text))
     assert as_json == json.loads(text)
+
+
+async def test_a_swallowed_statement_error_is_not_reported_as_committed(
+    database: Database,
+) -> None:
+    # A block that catches a failed statement and carries on ends in an aborted
+    # transaction; its COMMIT is answered with ROLLBACK, and that must not pass as success.
+    seed = await seed_demo(database)
+
+    async def swallow() -> None:
+        async with database.transaction(demo_caller()) as tx:
+            await tx.execute(
+                "insert into public.projects (organization_id, name) values (%s, 'lost')",
+                (seed.organization_id,),
+            )
+            with contextlib.suppress(psycopg.errors.DivisionByZero):
+                await tx.execute("select 1 / 0")
+
+    with pytest.raises(TransactionAbortedError):
+        await swallow()
+    async with database.transaction(demo_caller()) as tx:
+        cur = await tx.execute("select count(*) from public.projects where name = 'lost'")
+        assert await cur.fetchone() == (0,)
 
 
 async def test_an_error_rolls_back_every_write_of_the_request(database: Database) -> None:

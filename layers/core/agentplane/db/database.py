@@ -70,6 +70,10 @@ async def _rollback(conn: AsyncConnection[Any]) -> None:
         logger.warning("rollback failed; the pool will discard the connection")
 
 
+class TransactionAbortedError(RuntimeError):
+    """A block ended normally, but a statement in it had failed: nothing was committed."""
+
+
 class Database:
     """A lazily opened async connection pool and the transactions built on it."""
 
@@ -139,7 +143,13 @@ class Database:
                 except BaseException:
                     await _rollback(conn)
                     raise
-                await conn.execute(b"commit")
+                done = await conn.execute(b"commit")
+                if done.statusmessage != "COMMIT":
+                    # The server answers COMMIT with ROLLBACK when a statement failed and
+                    # the block went on regardless: nothing was written, so say so.
+                    raise TransactionAbortedError(
+                        "the transaction was rolled back: a statement in it failed"
+                    )
         except psycopg.Error as exc:
             # The one place database errors become problems: by SQLSTATE, from exc.
             problem = translate(exc)
