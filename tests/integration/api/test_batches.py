@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from agentplane.actions.audit import verify_database
 from agentplane.actions.canonical import approval_message
@@ -155,7 +156,10 @@ async def test_concurrent_batches_decide_each_action_exactly_once(
 
 
 async def test_a_batch_of_results_fences_each_one_alone(
-    client: httpx.AsyncClient, make_org: MakeOrg, fresh_db: ProvisionedDatabase
+    client: httpx.AsyncClient,
+    make_org: MakeOrg,
+    fresh_db: ProvisionedDatabase,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     org = await make_org()
     agent_id = await new_agent(client, org)
@@ -180,8 +184,17 @@ async def test_a_batch_of_results_fences_each_one_alone(
         {"action_id": items[2]["id"], "fencing_token": items[2]["fencing_token"],
          "status": "succeeded", "output": {}},
     ]  # fmt: skip
+    caplog.clear()
     resp = await client.post("/runner/results", json={"results": results}, headers=runner.headers)
     assert resp.status_code == 200, resp.text
+    # The operator sees the batch and the one lost lease, with the token it came with
+    (reported,) = [vars(r) for r in caplog.records if r.getMessage() == "action results reported"]
+    assert (reported["finished"], reported["refused"], reported["succeeded"]) == (2, 1, 1)
+    (stale,) = [vars(r) for r in caplog.records if r.getMessage().startswith("result refused")]
+    assert (stale["action_id"], stale["fencing_token"]) == (
+        items[2]["id"],
+        items[2]["fencing_token"],
+    )
     body = resp.json()
     assert [(a["id"], a["status"], a["output"]) for a in body["finished"]] == [
         (items[0]["id"], "succeeded", {"stdout": "one"}),

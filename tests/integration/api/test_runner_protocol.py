@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from agentplane.actions.audit import verify_database
 from agentplane.actions.canonical import approval_message, payload_sha256
@@ -531,3 +532,40 @@ async def test_people_list_an_agents_sessions_by_page_and_status(
         await client.get(f"/agents/{uuid.uuid4()}/sessions", headers=org.owner.headers), 404
     )
     assert_problem(await client.get(path), 401)
+
+
+async def test_the_loop_leaves_a_trail_in_the_logs(
+    client: httpx.AsyncClient, make_org: MakeOrg, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An operator reading the logs can follow an action: decided by whom, claimed by
+    # which session, how it ended, and a result refused because its lease was lost.
+    org = await make_org()
+    agent_id = await new_agent(client, org)
+    runner = await runner_for(client, agent_id, org.member)
+    session = await runner.register()
+    caplog.clear()
+
+    action_id = (await approved_action(client, agent_id, org))["id"]
+    (claimed,) = await runner.claimed(session["id"])
+    assert_problem(await runner.result(action_id, claimed["fencing_token"] + 1), 409)
+    assert (await runner.result(action_id, claimed["fencing_token"])).status_code == 200
+    assert await runner.claimed(session["id"]) == []
+
+    def logged(message: str) -> list[dict[str, Any]]:
+        return [vars(r) for r in caplog.records if r.getMessage() == message]
+
+    (decided,) = logged("action decided")
+    assert (decided["action_id"], decided["status"]) == (action_id, "approved")
+    assert decided["decided_by"] == str(org.admin.id)
+    # One claim logged: the empty poll after it is not news
+    (claim,) = logged("actions claimed")
+    assert (claim["session_id"], claim["count"], claim["action_ids"]) == (
+        session["id"],
+        1,
+        [action_id],
+    )
+    (stale,) = logged("result refused: the lease was lost")
+    assert (stale["action_id"], stale["current_status"]) == (action_id, "claimed")
+    assert stale["fencing_token"] == claimed["fencing_token"] + 1
+    (finished,) = logged("action finished")
+    assert (finished["action_id"], finished["status"]) == (action_id, "succeeded")

@@ -23,6 +23,7 @@ from agentplane.db.crud import Table
 from agentplane.http.deps import RuntimeDep, UserTx
 from agentplane.http.pagination import Page, PageDep
 from agentplane.http.problems import ValidationProblemError
+from agentplane.observability import logger
 
 router = APIRouter(tags=["actions"])
 actions = Table("agent_actions", Action, "action")
@@ -94,7 +95,7 @@ async def action_events(action_id: UUID, tx: UserTx) -> ActionEvents:
 async def _decide(
     decision: str, action_id: UUID, body: Decision | None, tx: UserTx, runtime: RuntimeDep
 ) -> Action:
-    return await service.decide(
+    action = await service.decide(
         tx,
         action_id,
         decision,
@@ -102,6 +103,16 @@ async def _decide(
         signer=runtime.signer,
         approval_ttl_seconds=runtime.settings.approval_ttl_seconds,
     )
+    logger.info(
+        "action decided",
+        extra={
+            "action_id": str(action.id),
+            "agent_id": str(action.agent_id),
+            "status": action.status,
+            "decided_by": str(action.decided_by) if action.decided_by else None,
+        },
+    )
+    return action
 
 
 @router.post("/actions/{action_id}/approve", response_model=Action)
@@ -142,6 +153,14 @@ async def decide_actions(
         body.reason,
         signer=runtime.signer,
         approval_ttl_seconds=runtime.settings.approval_ttl_seconds,
+    )
+    logger.info(
+        "actions decided",
+        extra={
+            "decision": body.decision,
+            "decided": len(decided),
+            "refused": [{"action_id": str(r.action_id), "status": r.error.status} for r in refused],
+        },
     )
     return BatchDecisionResult(decided=decided, refused=[r.refused() for r in refused])
 

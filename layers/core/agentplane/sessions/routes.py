@@ -15,6 +15,7 @@ from agentplane.db.crud import Table, require_visible
 from agentplane.http.deps import RunnerDep, RunnerTx, UserTx
 from agentplane.http.pagination import Page, PageDep
 from agentplane.http.problems import UnauthorizedError
+from agentplane.observability import logger
 from agentplane.sessions import service
 from agentplane.sessions.models import (
     ActionRelease,
@@ -63,13 +64,20 @@ async def end_session(session_id: UUID, tx: RunnerTx) -> Response:
 async def claim(body: ClaimRequest, runner: RunnerDep, tx: RunnerTx) -> ClaimedActions:
     """Lease up to `max` approved actions to an online session of this runner, oldest
     first; each comes with its signed approval and a fencing token."""
+    agent_id = _agent_of(runner)
     items = await service.claim(
-        tx,
-        _agent_of(runner),
-        body.session_id,
-        max_items=body.max,
-        lease_seconds=body.lease_seconds,
+        tx, agent_id, body.session_id, max_items=body.max, lease_seconds=body.lease_seconds
     )
+    if items:  # an idle runner polls every few seconds: empty claims are not news
+        logger.info(
+            "actions claimed",
+            extra={
+                "agent_id": str(agent_id),
+                "session_id": str(body.session_id),
+                "count": len(items),
+                "action_ids": [str(i.id) for i in items],
+            },
+        )
     return ClaimedActions(items=items)
 
 
@@ -77,7 +85,15 @@ async def claim(body: ClaimRequest, runner: RunnerDep, tx: RunnerTx) -> ClaimedA
 async def report_result(action_id: UUID, body: ActionResult, tx: RunnerTx) -> Action:
     """Report how a claimed action ended (409 with `current_status` if the fencing
     token is no longer current)."""
-    return await service.report_result(tx, action_id, body.fencing_token, body.status, body.output)
+    try:
+        action = await service.report_result(
+            tx, action_id, body.fencing_token, body.status, body.output
+        )
+    except service.StaleFencingTokenError as exc:
+        _log_stale(action_id, body.fencing_token, exc.extra.get("current_status"))
+        raise
+    logger.info("action finished", extra={"action_id": str(action_id), "status": action.status})
+    return action
 
 
 @router.post("/runner/results", response_model=ActionResultsOutcome)
@@ -91,7 +107,33 @@ async def report_results(body: ActionResults, tx: RunnerTx) -> ActionResultsOutc
             for r in body.results
         ],
     )
-    return ActionResultsOutcome(finished=finished, refused=[r.refused() for r in refused])
+    outcome = ActionResultsOutcome(finished=finished, refused=[r.refused() for r in refused])
+    tokens = {r.action_id: r.fencing_token for r in body.results}
+    for item in outcome.refused:
+        if item.status == 409:
+            _log_stale(item.action_id, tokens[item.action_id], item.current_status)
+    logger.info(
+        "action results reported",
+        extra={
+            "finished": len(finished),
+            "refused": len(refused),
+            "succeeded": sum(1 for a in finished if a.status == "succeeded"),
+        },
+    )
+    return outcome
+
+
+def _log_stale(action_id: UUID, fencing_token: int, current_status: str | None) -> None:
+    """A runner reported with a lost lease: worth an operator's look if it recurs (leases
+    too short for the work, or a runner that keeps going after the reaper gave up)."""
+    logger.warning(
+        "result refused: the lease was lost",
+        extra={
+            "action_id": str(action_id),
+            "fencing_token": fencing_token,
+            "current_status": current_status,
+        },
+    )
 
 
 @router.post("/runner/actions/{action_id}/release", response_model=Action)
