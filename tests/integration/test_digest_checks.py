@@ -1,4 +1,7 @@
-"""Hex digest columns accept a lowercase 64-digit hex string and nothing else."""
+"""Value rules of the action queue: hex digest columns accept a lowercase 64-digit hex
+string and nothing else; an action's status and payload only what the queue knows. The
+rules are domains (checked when a value is stored), so they hold on INSERT and on an
+UPDATE that sets the column."""
 
 from __future__ import annotations
 
@@ -84,4 +87,69 @@ def test_anything_else_is_refused(
 ) -> None:
     with pytest.raises(psycopg.errors.CheckViolation) as refused:
         _insert(admin, table, column, value)
-    assert refused.value.diag.constraint_name == f"{table}_{column}_check"
+    assert refused.value.diag.constraint_name == "sha256_hex_check"
+
+
+@pytest.mark.parametrize("value", BAD)
+def test_an_update_that_sets_a_digest_is_checked_too(admin: psycopg.Connection, value: str) -> None:
+    # (The payload guard refuses changing an action's digest; a runner token's is not
+    # guarded, so its UPDATE shows the domain's check.)
+    def insert_then_update() -> None:
+        with admin.transaction():
+            admin.execute("set local session_replication_role = replica")
+            admin.execute(
+                "insert into public.agent_runner_tokens (organization_id, agent_id,"
+                " token_hash, token_prefix, created_by) values (%s, %s, %s, 'aprt_x', %s)",
+                (uuid.uuid4(), uuid.uuid4(), GOOD, uuid.uuid4()),
+            )
+            admin.execute("update public.agent_runner_tokens set token_hash = %s", (value,))
+
+    with pytest.raises(psycopg.errors.CheckViolation) as refused:
+        insert_then_update()
+    assert refused.value.diag.constraint_name == "sha256_hex_check"
+
+
+STATUSES = ["pending", "approved", "rejected", "expired", "cancelled", "claimed", "succeeded",
+            "failed"]  # fmt: skip
+
+
+def _insert_action(conn: psycopg.Connection, status: str, payload: str) -> None:
+    with conn.transaction():
+        conn.execute("set local session_replication_role = replica")
+        conn.execute(
+            "insert into public.agent_actions (organization_id, agent_id, status, payload,"
+            " payload_sha256, expires_at, approval_signature, session_id, lease_expires_at)"
+            " values (%s, %s, %s, %s::jsonb, %s, now(), 'sig', %s, now())",
+            (uuid.uuid4(), uuid.uuid4(), status, payload, GOOD, uuid.uuid4()),
+        )
+        raise psycopg.Rollback
+
+
+@pytest.mark.parametrize("status", STATUSES)
+def test_every_status_of_the_queue_is_accepted(admin: psycopg.Connection, status: str) -> None:
+    _insert_action(admin, status, '{"tool": "t"}')
+
+
+@pytest.mark.parametrize("status", ["", "Pending", "done", "claimed ", "queued"])
+def test_an_unknown_status_is_refused(admin: psycopg.Connection, status: str) -> None:
+    with pytest.raises(psycopg.errors.CheckViolation) as refused:
+        _insert_action(admin, status, '{"tool": "t"}')
+    assert refused.value.diag.constraint_name == "action_status_check"
+
+
+@pytest.mark.parametrize(
+    "payload", ['{"tool": "t"}', '{"tool": "t", "args": {}}', '{"tool": "t", "args": {"a": [1]}}']
+)
+def test_a_tool_with_object_args_is_a_payload(admin: psycopg.Connection, payload: str) -> None:
+    _insert_action(admin, "pending", payload)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    ["[]", '"t"', "{}", '{"tool": 1}', '{"tool": null}', '{"tool": "t", "args": []}',
+     '{"tool": "t", "args": "x"}'],
+)  # fmt: skip
+def test_anything_else_is_not_a_payload(admin: psycopg.Connection, payload: str) -> None:
+    with pytest.raises(psycopg.errors.CheckViolation) as refused:
+        _insert_action(admin, "pending", payload)
+    assert refused.value.diag.constraint_name == "action_payload_check"
