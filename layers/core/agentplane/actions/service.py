@@ -56,16 +56,17 @@ async def propose(
 ) -> tuple[Action, bool]:
     """Write a pending action; returns (action, created). A retry with the same key
     returns the first action (created False); the same key with another payload is 409."""
-    cur = await tx.execute("select organization_id from public.agents where id = %s", (agent_id,))
+    # The agent's organization, and the payload as jsonb will hand it back (jsonb rewrites
+    # some numbers, e.g. 1e16 becomes 10000000000000000): that is what runners receive and
+    # re-hash, so it is what is hashed. One round trip.
+    cur = await tx.execute(
+        "select organization_id, %s::jsonb from public.agents where id = %s",
+        (Jsonb(payload.model_dump(mode="json")), agent_id),
+    )
     row = await cur.fetchone()
     if row is None:
         raise NotFoundError(f"agent {agent_id} not found")
-    # Hash the payload as jsonb will hand it back (jsonb rewrites some numbers, e.g.
-    # 1e16 becomes 10000000000000000), since that is what runners receive and re-hash.
-    cur = await tx.execute("select %s::jsonb", (Jsonb(payload.model_dump(mode="json")),))
-    normalized = await cur.fetchone()
-    assert normalized is not None
-    body: dict[str, Any] = normalized[0]
+    body: dict[str, Any] = row[1]
     digest = payload_sha256(body)
     created = await _one(
         tx,
