@@ -163,25 +163,13 @@ with session as materialized (
             a.approval_expires_at, a.approval_signature, a.fencing_token,
             a.lease_expires_at, a.attempt, a.created_at
 )
-select s.status, c.id, c.agent_id, c.payload, c.payload_sha256, c.decided_at,
-       c.approval_expires_at, c.approval_signature, c.fencing_token,
-       c.lease_expires_at, c.attempt
+select s.status as session_status, c.id, c.agent_id, c.payload, c.payload_sha256,
+       c.decided_at as approved_at, c.approval_expires_at, c.approval_signature as signature,
+       c.fencing_token, c.lease_expires_at, c.attempt
   from session s
   left join claimed c on true
  order by c.created_at, c.id
 """
-CLAIMED_FIELDS = (
-    "id",
-    "agent_id",
-    "payload",
-    "payload_sha256",
-    "approved_at",
-    "approval_expires_at",
-    "signature",
-    "fencing_token",
-    "lease_expires_at",
-    "attempt",
-)
 
 
 async def claim(
@@ -197,10 +185,13 @@ async def claim(
         raise SessionNotFoundError(f"session {session_id} not found")
     if rows[0][0] == "offline":
         raise SessionOfflineError(OFFLINE_DETAIL, session_id=str(session_id))
-    # ClaimedAction validates what the runner is handed (an approved row carries its
-    # signature: a check constraint), so none of these is null here.
+    # The columns after the session's status are named as ClaimedAction's fields, which
+    # validates what the runner is handed (an approved row carries its signature: a
+    # check constraint), so none of these is null here.
+    assert cur.description is not None
+    fields = [column.name for column in cur.description[1:]]
     return [
-        ClaimedAction.model_validate(dict(zip(CLAIMED_FIELDS, row[1:], strict=True)))
+        ClaimedAction.model_validate(dict(zip(fields, row[1:], strict=True)))
         for row in rows
         if row[1] is not None
     ]
