@@ -2,11 +2,14 @@
 
 Every transaction starts with
 
-    begin; select set_config('role', <role>, true), set_config('request.jwt.claims', <json>, true)
+    begin;
+    select set_config('role', <role>, true), set_config('request.jwt.claims', <json>, true),
+           set_config('plan_cache_mode', 'force_generic_plan', true)
 
-which is `SET LOCAL ROLE` plus the claims, in the same round trip as BEGIN. The
-application connects as `authenticator` (NOINHERIT): outside such a transaction it can
-read nothing, so a route that forgot to say who is calling fails closed.
+which is `SET LOCAL ROLE` plus the claims (and one plan per prepared statement, see
+_begin_as), in the same round trip as BEGIN. The application connects as `authenticator`
+(NOINHERIT): outside such a transaction it can read nothing, so a route that forgot to
+say who is calling fails closed.
 """
 
 from __future__ import annotations
@@ -135,10 +138,10 @@ class Database:
         first_seen = user_id is not None and user_id not in self._known_users
         try:
             async with self._connection() as conn:
-                # BEGIN and the caller's identity in one round trip: a simple-protocol
-                # query, so the values are quoted by psycopg (sql.Literal) on this side.
-                await conn.execute(_begin_as(caller, first_seen))
                 try:
+                    # BEGIN and the caller's identity in one round trip: a simple-protocol
+                    # query, so the values are quoted by psycopg (sql.Literal) here.
+                    await conn.execute(_begin_as(caller, first_seen))
                     yield conn
                 except BaseException:
                     await _rollback(conn)
@@ -156,10 +159,9 @@ class Database:
             if problem is None:
                 raise
             raise problem from exc
-        if first_seen:
+        if first_seen and user_id is not None:
             if len(self._known_users) >= KNOWN_USERS_LIMIT:
                 self._known_users.clear()
-            assert user_id is not None
             self._known_users.add(user_id)
 
     def service(self, reason: str) -> AbstractAsyncContextManager[AsyncConnection[Any]]:
