@@ -194,7 +194,7 @@ async def test_an_expired_proposal_cannot_be_approved(
 @pytest.mark.parametrize(
     "assignment",
     [
-        "payload = '{\"tool\": \"other\"}'::jsonb",
+        'payload = \'{"tool": "other"}\'::jsonb',
         "payload_sha256 = repeat('0', 64)",
         "status = status, payload = payload || '{\"x\": 1}'",
     ],
