@@ -108,6 +108,8 @@ async def test_a_key_goes_in_and_only_its_last_four_come_out(
     assert all(SECRET not in str(vars(r)) for r in caplog.records)
     used = await client.get("/keys", headers=org.member.headers)
     assert used.json()["items"][0]["last_used_at"] is not None
+    # Using a key is not editing it
+    assert used.json()["items"][0]["updated_at"] == listed.json()["items"][0]["updated_at"]
 
 
 async def test_keys_are_their_owners_alone(
