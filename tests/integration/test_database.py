@@ -13,15 +13,15 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agentplane.actions.models import ActionPayload
-from agentplane.actions.service import decide, propose
-from agentplane.actions.signing import ApprovalSigner
+from agentplane.actions.routes import actions as action_rows
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database, TransactionAbortedError
 from agentplane.db.embedded import HANDLES_FILE, start_embedded
+from agentplane.http.pagination import PageRequest
 from agentplane.seed import demo_caller, seed_demo
+from agentplane.sessions.models import SessionCreate
+from agentplane.sessions.service import heartbeat, register
 from tests.conftest import ProvisionedDatabase
 
 
@@ -94,31 +94,55 @@ async def test_after_a_failed_transaction_the_connection_is_clean(
         await db.close()
 
 
-async def test_repeated_statements_keep_their_generic_plan(
+async def _plans(db: Database, caller: Caller, statement_like: str) -> tuple[int, int]:
+    """(generic, custom) plans of the one prepared statement like this, on `db`'s one
+    connection."""
+    async with db.transaction(caller) as tx:
+        cur = await tx.execute(
+            "select generic_plans, custom_plans from pg_prepared_statements"
+            " where statement like %s",
+            (statement_like,),
+        )
+        rows = await cur.fetchall()
+    assert len(rows) == 1, rows
+    generic, custom = rows[0]
+    return generic, custom
+
+
+async def test_a_runners_repeated_statements_keep_their_generic_plan(
     fresh_db: ProvisionedDatabase,
 ) -> None:
-    # Single decisions, ten times on one connection: psycopg prepares the statement from
-    # its fifth run, and the server must reuse one plan rather than plan each run anew.
+    # Ten heartbeats on one connection: psycopg prepares the statement from its fifth
+    # run, and the server must reuse one plan rather than plan each run anew.
     db = Database(fresh_db.app_url, max_size=1)
-    signer = ApprovalSigner(Ed25519PrivateKey.generate())
     try:
         seed = await seed_demo(db)
-        for n in range(10):
-            async with db.transaction(demo_caller()) as tx:
-                action, _ = await propose(
-                    tx, seed.agent_id, ActionPayload(tool="noop", args={"n": n}), ttl_seconds=60
-                )
-                await decide(tx, action.id, "approve", None, signer=signer, approval_ttl_seconds=60)
-        async with db.transaction(demo_caller()) as tx:
-            cur = await tx.execute(
-                "select generic_plans, custom_plans from pg_prepared_statements"
-                " where statement like %s",
-                ("%decided_by = auth.uid()%",),
-            )
-            rows = await cur.fetchall()
-        assert len(rows) == 1, rows
-        generic, custom = rows[0]
+        runner = Caller.runner(seed.agent_id)
+        async with db.transaction(runner) as tx:
+            session = await register(tx, seed.agent_id, None, SessionCreate(socket_id="s"))
+        for _ in range(10):
+            async with db.transaction(runner) as tx:
+                await heartbeat(tx, session.id)
+        generic, custom = await _plans(db, runner, "%set last_heartbeat = now()%")
         assert (generic > 0, custom) == (True, 0)
+    finally:
+        await db.close()
+
+
+async def test_peoples_lists_are_planned_for_their_values(
+    fresh_db: ProvisionedDatabase,
+) -> None:
+    # The approval inbox filters on status = 'pending': only a plan made for that value
+    # can read the pending actions' partial index, so people keep the server's choice
+    # (a plan per value for the first five runs, and while it stays cheaper).
+    db = Database(fresh_db.app_url, max_size=1)
+    try:
+        await seed_demo(db)
+        for _ in range(10):
+            async with db.transaction(demo_caller()) as tx:
+                await action_rows.page(tx, PageRequest(limit=50, after=None), {"status": "pending"})
+        generic, custom = await _plans(db, demo_caller(), '%"agent_actions" where "status" = $1%')
+        assert custom >= 5, (generic, custom)
     finally:
         await db.close()
 
