@@ -25,10 +25,18 @@ from tests.integration.test_session_reaper import BY_ID, _scans
 
 
 def _numbered(query: bytes | str) -> str:
-    """The statement with psycopg's placeholders (%s, %b) as $1, $2, ... for PREPARE."""
+    """The statement with psycopg's placeholders as $1, $2, ... for PREPARE: %s and %b in
+    order, and each %(name)s by its first appearance."""
     text = query.decode() if isinstance(query, bytes) else query
-    count = iter(range(1, 100))
-    return re.sub(r"%[sb]", lambda _: f"${next(count)}", text)
+    names: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1) or f"#{len(names)}"
+        if name not in names:
+            names[name] = len(names) + 1
+        return f"${names[name]}"
+
+    return re.sub(r"%\((\w+)\)s|%[sb]", number, text)
 
 
 def _stale_statistics(admin_url: str) -> None:
@@ -88,11 +96,13 @@ ARGUMENTS = {
     " '{pending}', 'approved'",
     "report results": f"{UUIDS}, array_fill(1::bigint, '{{50}}'),"
     " array_fill('succeeded'::text, '{50}'), array_fill('{}'::jsonb, '{50}')",
+    "decide one": f"'approved', now(), null, 'sig', now(), '{uuid4()}', '{{pending}}'",
     "release": "gen_random_uuid(), 1",
     "heartbeat": "gen_random_uuid()",
 }
 STATEMENTS: dict[str, bytes | str] = {
     "decide": actions_service.DECIDE,
+    "decide one": actions_service.DECIDE_ONE,
     "report results": sessions_service.REPORT_RESULTS,
     "release": sessions_service.RELEASE,
     "heartbeat": sessions_service.HEARTBEAT,
@@ -110,7 +120,8 @@ def _plan(admin_url: str, name: str, mode: str) -> list[str]:
         conn.execute(f"prepare statement as {_numbered(STATEMENTS[name])}".encode())
         arguments = ARGUMENTS[name]
         if mode == "generic":
-            arguments = ", ".join(["null"] * _numbered(STATEMENTS[name]).count("$"))
+            count = len(set(re.findall(r"\$\d+", _numbered(STATEMENTS[name]))))
+            arguments = ", ".join(["null"] * count)
         row = conn.execute(
             f"explain (format json) execute statement({arguments})".encode()
         ).fetchone()
