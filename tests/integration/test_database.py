@@ -15,9 +15,8 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agentplane.actions.models import ActionPayload
 from agentplane.actions.routes import actions as action_rows
-from agentplane.actions.service import decide, propose
+from agentplane.actions.service import decide
 from agentplane.actions.signing import ApprovalSigner
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database, TransactionAbortedError
@@ -26,6 +25,7 @@ from agentplane.http.pagination import PageRequest
 from agentplane.seed import demo_caller, seed_demo
 from agentplane.sessions.models import SessionCreate
 from agentplane.sessions.service import heartbeat, register
+from bench.world import build_world, propose_bulk
 from tests.conftest import ProvisionedDatabase
 
 
@@ -138,31 +138,20 @@ async def test_single_decisions_settle_on_one_plan(fresh_db: ProvisionedDatabase
     # statements must still end up on one reused plan each (psycopg prepares from the
     # 6th run, and the server tries five plans for the values before it compares them
     # with the generic one). On a few rows every plan costs the same, so the queue holds
-    # 5,000 other actions, as a real one would.
+    # 5,000 pending actions, as a real one would.
+    world = build_world(fresh_db.admin_url)
+    propose_bulk(fresh_db.admin_url, world, 5016)
+    with psycopg.connect(fresh_db.admin_url) as admin:
+        ids = [r[0] for r in admin.execute("select id from public.agent_actions limit 16")]
     db = Database(fresh_db.app_url, max_size=1)
     signer = ApprovalSigner(Ed25519PrivateKey.generate())
     try:
-        seed = await seed_demo(db)
-        with psycopg.connect(fresh_db.admin_url, autocommit=True) as admin:
-            admin.execute(
-                "insert into public.agent_actions (organization_id, agent_id, payload,"
-                " payload_sha256, expires_at)"
-                " select %s, %s, jsonb_build_object('tool', 'noop', 'args',"
-                "   jsonb_build_object('n', g)), encode(sha256(g::text::bytea), 'hex'),"
-                "   now() + interval '1 day'"
-                " from generate_series(1, 5000) g",
-                (seed.organization_id, seed.agent_id),
-            )
-            admin.execute("analyze public.agent_actions")
-        for n in range(16):
-            async with db.transaction(demo_caller()) as tx:
-                action, _ = await propose(
-                    tx, seed.agent_id, ActionPayload(tool="noop", args={"n": n}), ttl_seconds=60
-                )
-                await decide(tx, action.id, "approve", None, signer=signer, approval_ttl_seconds=60)
+        for action_id in ids:
+            async with db.transaction(world.member()) as tx:
+                await decide(tx, action_id, "approve", None, signer=signer, approval_ttl_seconds=60)
         # Both statements of an approval: what it signs, and the decision
         for statement in ("select id, agent_id, payload_sha256 %", "%decided_by = auth.uid()%"):
-            generic, custom = await _plans(db, demo_caller(), statement)
+            generic, custom = await _plans(db, world.member(), statement)
             assert generic > 0, (statement, generic, custom)
     finally:
         await db.close()

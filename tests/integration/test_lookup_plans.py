@@ -21,7 +21,7 @@ from agentplane.actions import service as actions_service
 from agentplane.sessions import service as sessions_service
 from bench.world import build_world
 from tests.conftest import ProvisionedDatabase
-from tests.integration.test_session_reaper import BY_ID, _scans
+from tests.support.plans import BY_ID, scans
 
 
 def _numbered(query: bytes | str) -> str:
@@ -127,7 +127,7 @@ def _plan(admin_url: str, name: str, mode: str) -> list[str]:
         ).fetchone()
         assert row is not None
         plan: dict[str, Any] = row[0][0]["Plan"]
-        return _scans(plan)
+        return scans(plan)
 
 
 @pytest.mark.parametrize("mode", ["generic", "custom"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
@@ -28,6 +27,7 @@ from tests.integration.api.test_runner_protocol import (
     runner_for,
     transitions,
 )
+from tests.support.plans import BY_ID, scans
 
 
 async def _register(db: Database, agent_id: UUID, silent_for_seconds: int) -> UUID:
@@ -273,27 +273,6 @@ async def test_two_reapers_at_once_change_each_row_once(
     assert await reap(database) == ReapResult()
 
 
-# The unique indexes that lead with `id`: how an UPDATE ... FROM finds the picked rows.
-BY_ID = {
-    "agent_sessions_pkey",
-    "agent_sessions_id_agent_id_key",
-    "agent_actions_pkey",
-}
-
-
-def _scans(plan: dict[str, Any]) -> list[str]:
-    """What every scan node of an EXPLAIN (FORMAT JSON) plan reads: its index, or for a
-    sequential scan `seq:<table>`."""
-    found = []
-    if plan["Node Type"] == "Seq Scan":
-        found.append(f"seq:{plan['Relation Name']}")
-    elif "Index Name" in plan:
-        found.append(plan["Index Name"])
-    for child in plan.get("Plans", []):
-        found.extend(_scans(child))
-    return found
-
-
 async def test_each_step_reads_its_partial_index(database: Database) -> None:
     # With sequential scans priced out, the planner shows which index each statement's
     # predicate matches: the partial index of exactly the rows the step may change.
@@ -312,10 +291,10 @@ async def test_each_step_reads_its_partial_index(database: Database) -> None:
             cur = await tx.execute(f"explain (format json) {statement}".encode(), args)
             row = await cur.fetchone()
             assert row is not None
-            scans = _scans(row[0][0]["Plan"])
+            found = scans(row[0][0]["Plan"])
             # The step finds its rows through its partial index; the only other scan is
             # the UPDATE joining back to those rows by their (unique) id.
-            assert scans.count(index) == 1, (statement, scans)
-            others = [s for s in scans if s != index]
-            assert len(others) == 1, (statement, scans)
-            assert others[0] in BY_ID, (statement, scans)
+            assert found.count(index) == 1, (statement, found)
+            others = [s for s in found if s != index]
+            assert len(others) == 1, (statement, found)
+            assert others[0] in BY_ID, (statement, found)
