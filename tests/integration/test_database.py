@@ -21,7 +21,7 @@ from agentplane.actions.signing import ApprovalSigner
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database, TransactionAbortedError
 from agentplane.db.embedded import HANDLES_FILE, start_embedded
-from agentplane.http.pagination import PageRequest
+from agentplane.db.pagination import PageRequest
 from agentplane.seed import demo_caller, seed_demo
 from agentplane.sessions.models import SessionCreate
 from agentplane.sessions.service import heartbeat, register

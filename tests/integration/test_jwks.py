@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from agentplane.http.problems import UnauthorizedError
+from agentplane.errors import UnauthorizedError
 from agentplane.runtime import Runtime
 from agentplane.settings import Settings
 

@@ -116,7 +116,7 @@ def test_issuer_is_required_when_configured(tmp_path: Any) -> None:
     verifier = Runtime(settings).verifier
     good = jwt.encode(_claims(iss="https://issuer.example"), SECRET, "HS256")
     assert verifier.verify(good)["iss"] == "https://issuer.example"
-    from agentplane.http.problems import UnauthorizedError
+    from agentplane.errors import UnauthorizedError
 
     with pytest.raises(UnauthorizedError):
         verifier.verify(jwt.encode(_claims(iss="https://evil.example"), SECRET, "HS256"))

@@ -13,7 +13,7 @@ import pytest
 
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
-from agentplane.http.problems import ForbiddenError
+from agentplane.errors import ForbiddenError
 from tests.integration.api.conftest import Org
 
 MakeOrg = Callable[..., Awaitable[Org]]

@@ -16,7 +16,7 @@ from agentplane.actions.audit import verify_database
 from agentplane.actions.canonical import approval_message, payload_sha256
 from agentplane.actions.signing import public_key_from_jwk, verify_signature
 from agentplane.db.database import Database
-from agentplane.http.problems import ForbiddenError, ValidationProblemError
+from agentplane.errors import ForbiddenError, ValidationProblemError
 from tests.conftest import ProvisionedDatabase
 from tests.integration.api.conftest import Org, User, assert_problem
 

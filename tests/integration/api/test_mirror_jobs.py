@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from agentplane.db.database import Database
-from agentplane.http.problems import ConflictError
+from agentplane.errors import ConflictError
 from agentplane.mirror.jobs import enqueue_nightly_reports, run_report
 from tests.integration.api.conftest import User
 

@@ -15,7 +15,7 @@ from psycopg.errors import InsufficientPrivilege
 
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
-from agentplane.http.problems import ForbiddenError
+from agentplane.errors import ForbiddenError
 from tests.integration.api.conftest import User, assert_problem, collect_pages
 
 NewUser = Callable[[], User]

@@ -19,7 +19,7 @@ from agentplane.actions.service import propose
 from agentplane.apps import build_local_app
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
-from agentplane.http.problems import ForbiddenError
+from agentplane.errors import ForbiddenError
 from agentplane.runtime import Runtime
 from agentplane.settings import Settings
 from tests.conftest import ProvisionedDatabase

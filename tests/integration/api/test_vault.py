@@ -18,7 +18,7 @@ from moto import mock_aws
 
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
-from agentplane.http.problems import ServiceUnavailableError
+from agentplane.errors import ServiceUnavailableError
 from agentplane.settings import Settings
 from agentplane.vault.crypto import KmsWrapper, LocalKeyring
 from agentplane.vault.service import KeyUnreadableError, MissingKeyError, Vault

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from agentplane.http.models import InputModel, JsonObject, JsonObjectIn, OutputModel, distinct
+from agentplane.models import InputModel, JsonObject, JsonObjectIn, OutputModel, distinct
 
 ActionStatus = Literal[
     "pending", "approved", "rejected", "expired", "cancelled", "claimed", "succeeded", "failed"

@@ -20,9 +20,10 @@ from agentplane.actions.models import (
     Decision,
 )
 from agentplane.db.crud import Table
+from agentplane.db.pagination import Page
+from agentplane.errors import ValidationProblemError
 from agentplane.http.deps import RuntimeDep, UserTx
-from agentplane.http.pagination import Page, PageDep
-from agentplane.http.problems import ValidationProblemError
+from agentplane.http.pagination import PageDep
 from agentplane.observability import logger
 
 router = APIRouter(tags=["actions"])

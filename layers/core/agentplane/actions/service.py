@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 from agentplane.actions.canonical import approval_message, payload_sha256
 from agentplane.actions.models import Action, ActionPayload, Refused
 from agentplane.actions.signing import ApprovalSigner
-from agentplane.http.problems import ConflictError, ForbiddenError, NotFoundError, ProblemError
+from agentplane.errors import ConflictError, ForbiddenError, NotFoundError, ProblemError
 
 Tx = AsyncConnection[Any]
 Source = Literal["user", "brain", "workflow"]

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from agentplane.http.models import Description, InputModel, LongText, Name, OutputModel
+from agentplane.models import Description, InputModel, LongText, Name, OutputModel
 
 AgentStatus = Literal["active", "paused", "archived"]
 

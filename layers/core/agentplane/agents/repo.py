@@ -13,8 +13,8 @@ from psycopg import AsyncConnection, sql
 
 from agentplane.agents.models import RunnerToken, RunnerTokenCreated
 from agentplane.agents.tokens import IssuedToken
-from agentplane.http.pagination import Page, PageRequest, fetch_page
-from agentplane.http.problems import ForbiddenError, NotFoundError
+from agentplane.db.pagination import Page, PageRequest, fetch_page
+from agentplane.errors import ForbiddenError, NotFoundError
 
 # Listed columns are spelled out, so the hash never leaves the database by accident.
 RUNNER_CREDENTIAL_SELECT = (

@@ -19,9 +19,10 @@ from agentplane.agents.models import (
 )
 from agentplane.agents.tokens import issue_runner_token
 from agentplane.db.crud import Table, require_visible
+from agentplane.db.pagination import Page
+from agentplane.errors import NotFoundError
 from agentplane.http.deps import UserTx
-from agentplane.http.pagination import Page, PageDep
-from agentplane.http.problems import NotFoundError
+from agentplane.http.pagination import PageDep
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 agents = Table("agents", Agent, "agent")

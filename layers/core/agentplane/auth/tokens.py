@@ -11,7 +11,7 @@ from uuid import UUID
 
 import jwt
 
-from agentplane.http.problems import UnauthorizedError
+from agentplane.errors import UnauthorizedError
 from agentplane.settings import Settings
 
 # Fixed algorithm lists: a token's own `alg` header never chooses how it is verified.

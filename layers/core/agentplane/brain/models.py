@@ -9,7 +9,7 @@ from pydantic import Field
 
 from agentplane.actions.models import Action
 from agentplane.conversations.models import Message
-from agentplane.http.models import InputModel, OutputModel
+from agentplane.models import InputModel, OutputModel
 
 
 class TurnCreate(InputModel):

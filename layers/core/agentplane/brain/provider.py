@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentplane.http.problems import ProblemError
+from agentplane.errors import ProblemError
 from agentplane.observability import logger
 
 DEFAULT_BASE_URLS: dict[str, str] = {

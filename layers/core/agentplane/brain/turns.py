@@ -35,7 +35,7 @@ from agentplane.brain.tools import (
 from agentplane.conversations.models import Conversation, Message
 from agentplane.db.crud import require_visible
 from agentplane.db.database import Database
-from agentplane.http.problems import ConflictError, ForbiddenError, NotFoundError
+from agentplane.errors import ConflictError, ForbiddenError, NotFoundError
 from agentplane.observability import logger
 from agentplane.vault.service import Vault
 

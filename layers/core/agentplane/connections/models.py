@@ -10,7 +10,7 @@ from uuid import UUID
 from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from agentplane.http.models import InputModel, Name, OutputModel
+from agentplane.models import InputModel, Name, OutputModel
 
 Provider = Literal["hermes", "openrouter", "nous", "custom"]
 ConnectionStatus = Literal["active", "inactive", "error"]

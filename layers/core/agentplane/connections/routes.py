@@ -14,9 +14,10 @@ from agentplane.connections.models import (
     Provider,
 )
 from agentplane.db.crud import Table
+from agentplane.db.pagination import Page
+from agentplane.errors import ValidationProblemError
 from agentplane.http.deps import UserTx
-from agentplane.http.pagination import Page, PageDep
-from agentplane.http.problems import ValidationProblemError
+from agentplane.http.pagination import PageDep
 
 router = APIRouter(prefix="/connections", tags=["connections"])
 connections = Table("agent_connections", Connection, "connection")

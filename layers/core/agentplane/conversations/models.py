@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from agentplane.http.models import InputModel, JsonObject, JsonObjectIn, OutputModel, Title
+from agentplane.models import InputModel, JsonObject, JsonObjectIn, OutputModel, Title
 
 Role = Literal["user", "assistant", "system", "tool"]
 MessageContent = Annotated[str, Field(max_length=200_000)]

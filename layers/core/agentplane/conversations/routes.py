@@ -17,9 +17,10 @@ from agentplane.conversations.models import (
     MessageCreate,
 )
 from agentplane.db.crud import Table, require_visible
+from agentplane.db.pagination import Page, fetch_page
+from agentplane.errors import NotFoundError
 from agentplane.http.deps import UserTx
-from agentplane.http.pagination import Page, PageDep, fetch_page
-from agentplane.http.problems import NotFoundError
+from agentplane.http.pagination import PageDep
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 conversations = Table("conversations", Conversation, "conversation")

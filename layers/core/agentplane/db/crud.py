@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from psycopg import AsyncConnection, sql
-from psycopg.rows import class_row
+from psycopg import sql
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
-from agentplane.http.pagination import Page, PageRequest, fetch_page
-from agentplane.http.problems import ForbiddenError, NotFoundError
+from agentplane.db.pagination import Page, PageRequest, fetch_page
+from agentplane.db.rows import Tx, fetch_one, table
+from agentplane.errors import ForbiddenError, NotFoundError
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -41,14 +41,12 @@ class Table(Generic[T]):
 
     @property
     def _ident(self) -> sql.Composed:
-        return sql.SQL("public.{}").format(sql.Identifier(self.name))
+        return table(self.name)
 
-    async def _one(self, tx: AsyncConnection[Any], query: sql.Composed, args: Any) -> T | None:
-        async with tx.cursor(row_factory=class_row(self.row)) as cur:
-            await cur.execute(query, args)
-            return await cur.fetchone()
+    async def _one(self, tx: Tx, query: sql.Composed, args: Any) -> T | None:
+        return await fetch_one(tx, self.row, query, args)
 
-    async def insert(self, tx: AsyncConnection[Any], values: dict[str, Any]) -> T:
+    async def insert(self, tx: Tx, values: dict[str, Any]) -> T:
         """Insert one row and return it."""
         query = sql.SQL("insert into {} ({}) values ({}) returning *").format(
             self._ident,
@@ -59,26 +57,26 @@ class Table(Generic[T]):
         assert row is not None
         return row
 
-    async def get(self, tx: AsyncConnection[Any], row_id: UUID) -> T | None:
+    async def get(self, tx: Tx, row_id: UUID) -> T | None:
         """The row, if the caller can see it."""
         query = sql.SQL("select * from {} where {} = %s").format(
             self._ident, sql.Identifier(self.key)
         )
         return await self._one(tx, query, [row_id])
 
-    async def require(self, tx: AsyncConnection[Any], row_id: UUID) -> T:
+    async def require(self, tx: Tx, row_id: UUID) -> T:
         """The row, or 404 if it does not exist for the caller."""
         row = await self.get(tx, row_id)
         if row is None:
             raise NotFoundError(f"{self.noun} {row_id} not found")
         return row
 
-    async def _explain_no_row(self, tx: AsyncConnection[Any], row_id: UUID) -> None:
+    async def _explain_no_row(self, tx: Tx, row_id: UUID) -> None:
         if await self.get(tx, row_id) is not None:
             raise ForbiddenError(f"your role does not allow changing {self.noun} {row_id}")
         raise NotFoundError(f"{self.noun} {row_id} not found")
 
-    async def update(self, tx: AsyncConnection[Any], row_id: UUID, values: dict[str, Any]) -> T:
+    async def update(self, tx: Tx, row_id: UUID, values: dict[str, Any]) -> T:
         """Set `values` on the row and return it (no values: return it unchanged)."""
         if not values:
             return await self.require(tx, row_id)
@@ -95,7 +93,7 @@ class Table(Generic[T]):
         assert row is not None
         return row
 
-    async def delete(self, tx: AsyncConnection[Any], row_id: UUID) -> None:
+    async def delete(self, tx: Tx, row_id: UUID) -> None:
         """Delete the row, or say why not (403/404)."""
         query = sql.SQL("delete from {} where {} = %s").format(
             self._ident, sql.Identifier(self.key)
@@ -106,26 +104,25 @@ class Table(Generic[T]):
 
     async def page(
         self,
-        tx: AsyncConnection[Any],
+        tx: Tx,
         page: PageRequest,
         filters: dict[str, Any] | None = None,
     ) -> Page[T]:
         """A page of visible rows, with equality filters on the given columns."""
         given = {c: v for c, v in (filters or {}).items() if v is not None}
-        conditions = [sql.SQL("{} = %s").format(sql.Identifier(c)).as_string(None) for c in given]
         return await fetch_page(
             tx,
             self.row,
-            sql.SQL("select * from {}").format(self._ident).as_string(None),
+            sql.SQL("select * from {}").format(self._ident),
             page,
-            conditions,
+            [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in given],
             list(given.values()),
         )
 
 
-async def require_visible(tx: AsyncConnection[Any], table: str, row_id: UUID, noun: str) -> None:
-    """404 unless the caller can see row `row_id` of `public.<table>` (a parent row)."""
-    query = sql.SQL("select 1 from public.{} where id = %s").format(sql.Identifier(table))
+async def require_visible(tx: Tx, name: str, row_id: UUID, noun: str) -> None:
+    """404 unless the caller can see row `row_id` of `public.<name>` (a parent row)."""
+    query = sql.SQL("select 1 from {} where id = %s").format(table(name))
     cur = await tx.execute(query, [row_id])
     if await cur.fetchone() is None:
         raise NotFoundError(f"{noun} {row_id} not found")

@@ -29,7 +29,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from agentplane.auth.caller import Caller
 from agentplane.db.errors import translate
-from agentplane.http.problems import ServiceUnavailableError
+from agentplane.errors import ServiceUnavailableError
 from agentplane.observability import logger
 
 # How many first-seen users to remember per process before starting over.

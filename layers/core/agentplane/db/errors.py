@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import errors as pg
 
-from agentplane.http.problems import (
+from agentplane.errors import (
     ConflictError,
     ForbiddenError,
     ProblemError,

@@ -11,7 +11,7 @@ from psycopg import AsyncConnection
 
 from agentplane.agents.tokens import RUNNER_TOKEN_PREFIX, hash_runner_token
 from agentplane.auth.caller import Caller
-from agentplane.http.problems import UnauthorizedError
+from agentplane.errors import UnauthorizedError
 from agentplane.runtime import Runtime
 
 bearer = HTTPBearer(auto_error=False, description="A user JWT (Supabase-issued or local).")

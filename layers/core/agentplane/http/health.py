@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from agentplane import __version__
+from agentplane.errors import ServiceUnavailableError
 from agentplane.http.deps import RuntimeDep
-from agentplane.http.problems import ServiceUnavailableError
 
 router = APIRouter(tags=["health"])
 

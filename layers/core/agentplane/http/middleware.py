@@ -9,7 +9,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agentplane.http.problems import PROBLEM_JSON, PayloadTooLargeError
+from agentplane.errors import PayloadTooLargeError
+from agentplane.http.problems import PROBLEM_JSON
 from agentplane.observability import logger
 
 REQUEST_ID_HEADER = b"x-request-id"

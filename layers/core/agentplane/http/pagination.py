@@ -1,71 +1,12 @@
-"""Cursor pagination: a stable `(created_at, id)` order and an opaque cursor.
-
-Lists take `?limit=` (1 to 200, default 50) and `?cursor=`, and return
-`{"items": [...], "next_cursor": "..." | null}`. The cursor is the url-safe base64 of the
-last item's `[created_at, id]`; it is opaque to clients and checked on the way in.
-"""
+"""The `limit` and `cursor` query parameters of every list route (db/pagination.py pages)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
-from uuid import UUID
+from typing import Annotated
 
 from fastapi import Depends, Query
-from psycopg import AsyncConnection
-from psycopg.rows import class_row
-from pydantic import BaseModel
 
-from agentplane.http.problems import ValidationProblemError
-
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
-
-T = TypeVar("T", bound=BaseModel)
-
-
-class Page(BaseModel, Generic[T]):
-    """One page of a list."""
-
-    items: list[T]
-    next_cursor: str | None
-
-
-@dataclass(frozen=True)
-class PageRequest:
-    """Validated paging parameters: how many, and after which (created_at, id)."""
-
-    limit: int
-    after: tuple[datetime, UUID] | None
-
-
-def encode_cursor(created_at: datetime, row_id: UUID) -> str:
-    """The opaque cursor that resumes after this row."""
-    raw = json.dumps([created_at.isoformat(), str(row_id)], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    """The (created_at, id) inside a cursor; 422 naming `cursor` if it is not one of ours."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created_at, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(created_at), UUID(row_id)
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
-        raise ValidationProblemError(
-            [
-                {
-                    "field": "cursor",
-                    "in": "query",
-                    "rule": "cursor",
-                    "message": "not a cursor this API returned",
-                }
-            ]
-        ) from exc
+from agentplane.db.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageRequest, decode_cursor
 
 
 def page_request(
@@ -79,41 +20,3 @@ def page_request(
 
 
 PageDep = Annotated[PageRequest, Depends(page_request)]
-
-
-async def fetch_page(
-    tx: AsyncConnection[Any],
-    row_type: type[T],
-    select: str,
-    page: PageRequest,
-    filters: list[str] | None = None,
-    args: list[Any] | None = None,
-    *,
-    alias: str = "",
-    key: str = "id",
-) -> Page[T]:
-    """Run `select` (a constant `select ... from ...`) with filters, in page order.
-
-    `filters` are constant SQL conditions with `%s` placeholders for `args`; the page's
-    keyset condition and order (`created_at`, then the unique `key` column) are added
-    here, so every list orders the same way.
-    """
-    prefix = f"{alias}." if alias else ""
-    conditions = list(filters or [])
-    params = list(args or [])
-    if page.after is not None:
-        conditions.append(f"({prefix}created_at, {prefix}{key}) > (%s, %s)")
-        params.extend(page.after)
-    where = " and ".join(conditions) if conditions else "true"
-    query = f"{select} where {where} order by {prefix}created_at, {prefix}{key} limit %s"
-    params.append(page.limit + 1)
-    async with tx.cursor(row_factory=class_row(row_type)) as cur:
-        await cur.execute(query.encode(), params)
-        rows = await cur.fetchall()
-    more = len(rows) > page.limit
-    items = rows[: page.limit]
-    next_cursor = None
-    if more:
-        last = items[-1]
-        next_cursor = encode_cursor(getattr(last, "created_at"), getattr(last, key))  # noqa: B009
-    return Page[row_type](items=items, next_cursor=next_cursor)  # type: ignore[valid-type]

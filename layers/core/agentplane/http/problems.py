@@ -1,4 +1,4 @@
-"""Domain errors and their one mapping to RFC 9457 problem+json responses."""
+"""The one mapping of domain errors (agentplane.errors) to RFC 9457 problem+json."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pydantic import BaseModel
 from pydantic import Field as PydanticField
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from agentplane.errors import ProblemError, ValidationProblemError
 from agentplane.observability import logger
 
 PROBLEM_JSON = "application/problem+json"
-TYPE_BASE = "https://agentplane.dev/problems/"
 
 
 class FieldError(BaseModel):
@@ -55,92 +55,8 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: _problem_response("Body too large"),
     422: _problem_response("Invalid fields, each named with its rule"),
     500: _problem_response("Unexpected error"),
-    501: _problem_response("Not implemented yet"),
     503: _problem_response("The database is unavailable"),
 }
-
-
-class ProblemError(Exception):
-    """Base of every error that becomes a problem+json response."""
-
-    status: int = 500
-    type_slug: str = "internal"
-    title: str = "Internal error"
-
-    def __init__(self, detail: str | None = None, **extra: Any) -> None:
-        super().__init__(detail or self.title)
-        self.detail = detail or self.title
-        self.extra = extra
-
-    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
-        """The JSON body of this problem."""
-        body: dict[str, Any] = {
-            "type": TYPE_BASE + self.type_slug,
-            "title": self.title,
-            "status": self.status,
-            "detail": self.detail,
-        }
-        if instance:
-            body["instance"] = instance
-        body.update(self.extra)
-        return body
-
-
-class BadRequestError(ProblemError):
-    """The request cannot be understood."""
-
-    status, type_slug, title = 400, "bad-request", "Bad request"
-
-
-class UnauthorizedError(ProblemError):
-    """No valid credentials."""
-
-    status, type_slug, title = 401, "unauthorized", "Unauthorized"
-
-
-class ForbiddenError(ProblemError):
-    """Known caller, act not allowed (only where the row itself is visible)."""
-
-    status, type_slug, title = 403, "forbidden", "Forbidden"
-
-
-class NotFoundError(ProblemError):
-    """No such row, or one the caller may not see."""
-
-    status, type_slug, title = 404, "not-found", "Not found"
-
-
-class ConflictError(ProblemError):
-    """The state of the resource does not allow this."""
-
-    status, type_slug, title = 409, "conflict", "Conflict"
-
-
-class PayloadTooLargeError(ProblemError):
-    """The body is larger than the route accepts."""
-
-    status, type_slug, title = 413, "payload-too-large", "Payload too large"
-
-
-class ValidationProblemError(ProblemError):
-    """The body or parameters break a rule; `errors` names each field."""
-
-    status, type_slug, title = 422, "validation", "Validation failed"
-
-    def __init__(self, errors: list[dict[str, Any]], detail: str | None = None) -> None:
-        super().__init__(detail or "the request has invalid fields", errors=errors)
-
-
-class NotImplementedYetError(ProblemError):
-    """The route is part of the contract but its feature has not landed."""
-
-    status, type_slug, title = 501, "not-implemented", "Not implemented"
-
-
-class ServiceUnavailableError(ProblemError):
-    """A dependency (the database) is not reachable."""
-
-    status, type_slug, title = 503, "unavailable", "Service unavailable"
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import Field, StringConstraints
 
-from agentplane.http.models import InputModel, JsonObject, JsonObjectIn, LongText, OutputModel
+from agentplane.models import InputModel, JsonObject, JsonObjectIn, LongText, OutputModel
 
 Kind = Literal["fact", "preference", "entity", "event", "note"]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Response
 from psycopg.rows import class_row
 
 from agentplane.db.crud import Table, require_visible
+from agentplane.db.pagination import Page
+from agentplane.errors import NotFoundError, ValidationProblemError
 from agentplane.http.deps import UserTx
-from agentplane.http.pagination import Page, PageDep
-from agentplane.http.problems import NotFoundError, ValidationProblemError
+from agentplane.http.pagination import PageDep
 from agentplane.memory.models import Kind, MemoryNode, MemoryNodeCreate, MemoryNodeUpdate
 
 router = APIRouter(prefix="/memory-nodes", tags=["memory"])

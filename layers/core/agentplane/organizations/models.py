@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import StringConstraints
 
-from agentplane.http.models import InputModel, Name, OutputModel
+from agentplane.models import InputModel, Name, OutputModel
 
 Role = Literal["owner", "admin", "member", "viewer"]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]

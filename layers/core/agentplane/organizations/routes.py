@@ -9,9 +9,10 @@ from psycopg import errors as pg
 from psycopg.rows import class_row
 
 from agentplane.db.crud import Table, require_visible
+from agentplane.db.pagination import Page, fetch_page
+from agentplane.errors import ForbiddenError, NotFoundError
 from agentplane.http.deps import UserDep, UserTx
-from agentplane.http.pagination import Page, PageDep, fetch_page
-from agentplane.http.problems import ForbiddenError, NotFoundError
+from agentplane.http.pagination import PageDep
 from agentplane.organizations.models import (
     Member,
     MemberCreate,

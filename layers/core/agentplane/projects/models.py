@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from agentplane.http.models import Description, InputModel, Name, OutputModel
+from agentplane.models import Description, InputModel, Name, OutputModel
 
 
 class ProjectCreate(InputModel):

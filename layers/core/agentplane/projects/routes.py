@@ -7,8 +7,9 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 
 from agentplane.db.crud import Table, require_visible
+from agentplane.db.pagination import Page
 from agentplane.http.deps import UserTx
-from agentplane.http.pagination import Page, PageDep
+from agentplane.http.pagination import PageDep
 from agentplane.projects.models import Project, ProjectCreate, ProjectUpdate
 
 router = APIRouter(prefix="/projects", tags=["projects"])

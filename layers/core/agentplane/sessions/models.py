@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import Field, field_validator
 
 from agentplane.actions.models import Action, Refused
-from agentplane.http.models import InputModel, JsonObject, JsonObjectIn, OutputModel, distinct
+from agentplane.models import InputModel, JsonObject, JsonObjectIn, OutputModel, distinct
 
 SessionStatus = Literal["online", "offline", "busy"]
 ResultStatus = Literal["succeeded", "failed"]

@@ -12,9 +12,10 @@ from fastapi import APIRouter, Response
 
 from agentplane.actions.models import Action
 from agentplane.db.crud import Table, require_visible
+from agentplane.db.pagination import Page
+from agentplane.errors import UnauthorizedError
 from agentplane.http.deps import RunnerDep, RunnerTx, UserTx
-from agentplane.http.pagination import Page, PageDep
-from agentplane.http.problems import UnauthorizedError
+from agentplane.http.pagination import PageDep
 from agentplane.observability import logger
 from agentplane.sessions import service
 from agentplane.sessions.models import (

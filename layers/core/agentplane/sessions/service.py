@@ -18,8 +18,8 @@ from psycopg.types.json import Jsonb
 
 from agentplane.actions.models import Action
 from agentplane.actions.service import Refusal
-from agentplane.http.models import JsonObjectIn
-from agentplane.http.problems import ConflictError, NotFoundError
+from agentplane.errors import ConflictError, NotFoundError
+from agentplane.models import JsonObjectIn
 from agentplane.sessions.models import (
     ClaimedAction,
     ResultStatus,

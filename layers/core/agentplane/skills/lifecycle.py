@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from agentplane.http.problems import ConflictError
+from agentplane.errors import ConflictError
 
 SkillStatus = Literal["draft", "active", "deprecated", "archived"]
 

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from agentplane.http.models import (
+from agentplane.models import (
     Description,
     InputModel,
     JsonObject,

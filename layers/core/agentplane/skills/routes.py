@@ -10,9 +10,10 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from agentplane.db.crud import Table, jsonb_params
+from agentplane.db.pagination import Page
+from agentplane.errors import ConflictError
 from agentplane.http.deps import UserTx
-from agentplane.http.pagination import Page, PageDep
-from agentplane.http.problems import ConflictError
+from agentplane.http.pagination import PageDep
 from agentplane.skills.lifecycle import SkillStatus, SkillTransitionError, allowed_from
 from agentplane.skills.models import Skill, SkillCreate, SkillUpdate
 

@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
-from agentplane.http.models import InputModel, OutputModel
+from agentplane.models import InputModel, OutputModel
 
 TaskStatus = Literal["todo", "in_progress", "blocked", "done", "cancelled"]
 TaskTitle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]

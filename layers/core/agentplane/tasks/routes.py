@@ -10,9 +10,10 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from agentplane.db.crud import Table, require_visible
+from agentplane.db.pagination import Page
+from agentplane.errors import ForbiddenError
 from agentplane.http.deps import UserTx
-from agentplane.http.pagination import Page, PageDep
-from agentplane.http.problems import ForbiddenError
+from agentplane.http.pagination import PageDep
 from agentplane.tasks.models import Task, TaskCreate, TaskStatus, TaskUpdate
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import Field, StringConstraints
 
-from agentplane.http.models import Description, InputModel, LongText, Name, OutputModel
+from agentplane.models import Description, InputModel, LongText, Name, OutputModel
 
 # The same bounds as the columns of public.skills and public.memory_nodes the bundle is
 # copied into, so a bundle that validates here installs without a check violation.

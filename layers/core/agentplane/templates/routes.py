@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query, Response
 from psycopg import AsyncConnection
 
 from agentplane.db.crud import Table
+from agentplane.db.pagination import Page
+from agentplane.errors import NotFoundError
 from agentplane.http.deps import UserDep, UserTx
-from agentplane.http.pagination import Page, PageDep
-from agentplane.http.problems import NotFoundError
+from agentplane.http.pagination import PageDep
 from agentplane.templates.models import (
     Template,
     TemplateCreate,

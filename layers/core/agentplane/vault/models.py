@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import Field, SecretStr
 
-from agentplane.http.models import InputModel, OutputModel
+from agentplane.models import InputModel, OutputModel
 
 Provider = Literal["hermes", "openrouter", "nous", "custom"]
 

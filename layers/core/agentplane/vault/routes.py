@@ -7,8 +7,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
+from agentplane.db.pagination import Page
 from agentplane.http.deps import RuntimeDep, UserDep, UserTx
-from agentplane.http.pagination import Page, PageDep
+from agentplane.http.pagination import PageDep
 from agentplane.vault.models import KeyCreate, KeyInfo, Provider
 
 router = APIRouter(prefix="/keys", tags=["keys"])

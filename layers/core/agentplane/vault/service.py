@@ -18,8 +18,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
 from agentplane.db.database import Database
-from agentplane.http.pagination import Page, PageRequest, fetch_page
-from agentplane.http.problems import (
+from agentplane.db.pagination import Page, PageRequest, fetch_page
+from agentplane.errors import (
     ConflictError,
     NotFoundError,
     ServiceUnavailableError,
