@@ -1,0 +1,14 @@
+-- tasks with the Mirari seed's status default, 'pending' (our former 'todo', which meant
+-- the same and becomes it). The other states stay because the API's lifecycle uses them:
+-- pending -> in_progress -> done, with blocked and cancelled beside them; `done` stamps
+-- completed_at. `description` is optional text, as the seed has it.
+-- Pinned by tests/integration/test_seed_conformance.py.
+
+alter table public.tasks drop constraint tasks_status_check;
+update public.tasks set status = 'pending' where status = 'todo';
+alter table public.tasks
+  alter column status set default 'pending',
+  add constraint tasks_status_check
+    check (status in ('pending', 'in_progress', 'blocked', 'done', 'cancelled')),
+  alter column description drop not null,
+  alter column description drop default;

@@ -1,0 +1,60 @@
+-- templates with the Mirari seed's columns: the author is `author_id` (was `user_id`),
+-- the bundle is `payload` = {skills: [...], seed_memory: [...]} (was `bundle` with
+-- `memory`), plus `category`; `description` is optional. Stored bundles are rewritten
+-- to the new shape, their items to the new column names (instructions ->
+-- template_prompt, kind -> category, importance -> strength).
+--
+-- Policies and column grants follow a renamed column by themselves; the install
+-- function's body is text, so it is created again with the new name.
+-- Pinned by tests/integration/test_seed_conformance.py.
+
+alter table public.templates rename column user_id to author_id;
+alter index public.templates_user_id_idx rename to templates_author_id_idx;
+alter table public.templates rename constraint templates_user_id_fkey to templates_author_id_fkey;
+
+alter table public.templates rename column bundle to payload;
+alter table public.templates rename constraint templates_bundle_check to templates_payload_check;
+alter table public.templates alter column payload drop default;
+
+update public.templates t
+   set payload = jsonb_build_object(
+         'skills', coalesce((
+           select jsonb_agg(
+                    (s - 'instructions')
+                    || case when s ? 'instructions'
+                            then jsonb_build_object('template_prompt', s -> 'instructions')
+                            else '{}'::jsonb end
+                    order by n)
+             from jsonb_array_elements(t.payload -> 'skills') with ordinality as e (s, n)), '[]'),
+         'seed_memory', coalesce((
+           select jsonb_agg(
+                    (m - 'kind' - 'importance')
+                    || case when m ? 'kind' then jsonb_build_object('category', m -> 'kind')
+                            else '{}'::jsonb end
+                    || case when m ? 'importance'
+                            then jsonb_build_object('strength', m -> 'importance')
+                            else '{}'::jsonb end
+                    order by n)
+             from jsonb_array_elements(t.payload -> 'memory') with ordinality as e (m, n)), '[]'))
+ where t.payload ? 'memory' or not t.payload ? 'seed_memory';
+
+alter table public.templates
+  alter column description drop not null,
+  alter column description drop default,
+  add column category text check (length(category) <= 200);
+
+grant insert (category) on public.templates to authenticated;
+grant update (category) on public.templates to authenticated;
+
+create or replace function private.record_template_install(template_id uuid) returns integer
+  language sql volatile security definer
+  set search_path = ''
+  as $$
+    -- One conditional UPDATE: its row lock queues concurrent installs. The visibility
+    -- test repeats the select policy of public.templates, which the owner bypasses.
+    update public.templates t
+       set installs = t.installs + 1
+     where t.id = record_template_install.template_id
+       and (t.is_public or t.author_id = (select auth.uid()))
+    returning t.installs
+  $$;
