@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 # The org A roles, in the order the matrix lists them.
 ORG_ROLES = ("owner", "admin", "member", "viewer")
@@ -26,6 +27,7 @@ RUNNERS = ("runner_own", "runner_other")
 
 HEX64 = "ab" * 32
 PAYLOAD = json.dumps({"tool": "shell", "args": {}})
+EMPTY_PAYLOAD = json.dumps({"skills": [], "seed_memory": []})
 
 
 @dataclass(frozen=True)
@@ -64,10 +66,15 @@ class World:
 def _insert(conn: psycopg.Connection[Any], table: str, **values: Any) -> uuid.UUID:
     """Insert one row as the superuser, generating `id` unless given; return the id."""
     row_id: uuid.UUID = values.setdefault("id", uuid.uuid4())
-    cols = ", ".join(values)
-    marks = ", ".join(f"%({c})s" for c in values)
-    qualified = table if "." in table else f"public.{table}"
-    conn.execute(f"insert into {qualified} ({cols}) values ({marks})", values)
+    schema, _, name = table.rpartition(".")
+    conn.execute(
+        sql.SQL("insert into {} ({}) values ({})").format(
+            sql.Identifier(schema or "public", name),
+            sql.SQL(", ").join(map(sql.Identifier, values)),
+            sql.SQL(", ").join(map(sql.Placeholder, values)),
+        ),
+        values,
+    )
     return row_id
 
 
@@ -126,19 +133,35 @@ def _user_rows(conn: psycopg.Connection[Any], user: uuid.UUID, who: str) -> dict
     mine = {"user_id": user}
     ids: dict[str, Any] = {}
     ids[f"connection_{who}"] = _insert(
-        conn, "agent_connections", **mine, name="c", provider="openrouter", model="m"
+        conn,
+        "agent_connections",
+        **mine,
+        name="c",
+        provider="openrouter",
+        base_url="https://openrouter.ai/api/v1",
+        model="m",
     )
-    ids[f"conversation_{who}"] = _insert(conn, "conversations", **mine, title="t")
+    ids[f"conversation_{who}"] = _insert(
+        conn, "conversations", **mine, title="t", agent_connection_id=ids[f"connection_{who}"]
+    )
     ids[f"message_{who}"] = _insert(
         conn, "messages", **mine, conversation_id=ids[f"conversation_{who}"], role="user"
     )
-    ids[f"memory_{who}"] = _insert(conn, "memory_nodes", **mine, label="l")
-    ids[f"skill_{who}"] = _insert(conn, "skills", **mine, name="s")
-    ids[f"task_{who}"] = _insert(conn, "tasks", **mine, title="t")
-    ids[f"mirror_{who}"] = _insert(
-        conn, "mirror_reports", **mine, connection_id=ids[f"connection_{who}"]
+    ids[f"memory_{who}"] = _insert(
+        conn, "memory_nodes", **mine, label="l", category="fact", strength=0.7, source="chat"
     )
-    ids[f"template_{who}"] = _insert(conn, "templates", **mine, name="private")
+    ids[f"skill_{who}"] = _insert(
+        conn, "skills", **mine, name="s", category="c", score=0.5, template_prompt="p"
+    )
+    ids[f"task_{who}"] = _insert(
+        conn, "tasks", **mine, title="t", connection_id=ids[f"connection_{who}"]
+    )
+    ids[f"mirror_{who}"] = _insert(
+        conn, "mirror_reports", **mine, agent_connection_id=ids[f"connection_{who}"], title="r"
+    )
+    ids[f"template_{who}"] = _insert(
+        conn, "templates", author_id=user, name="private", category="c", payload=EMPTY_PAYLOAD
+    )
     return ids
 
 
@@ -165,7 +188,7 @@ def build_world(admin_url: str, app_url: str) -> World:
             organization_id=ids["org_a"],
             user_id=ids["user_owner"],
             provider="openrouter",
-            ciphertext=b"ciphertext",
+            key_ciphertext=b"ciphertext",
             nonce=bytes(12),
             wrapped_data_key=b"wrapped",
             kek_id="local",
@@ -174,6 +197,11 @@ def build_world(admin_url: str, app_url: str) -> World:
         ids |= _user_rows(conn, ids["user_owner"], "owner")
         ids |= _user_rows(conn, ids["user_outsider"], "outsider")
         ids["template_public"] = _insert(
-            conn, "templates", user_id=ids["user_outsider"], name="public", is_public=True
+            conn,
+            "templates",
+            author_id=ids["user_outsider"],
+            name="public",
+            is_public=True,
+            payload=EMPTY_PAYLOAD,
         )
     return World(app_url=app_url, admin_url=admin_url, ids=ids)

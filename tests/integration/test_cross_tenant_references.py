@@ -32,7 +32,7 @@ REFS: dict[str, Ref] = {
     "mirror-report-on-anothers-connection": Ref(
         "outsider",
         # A finished report: the connection already has its one open report.
-        "insert into public.mirror_reports (user_id, connection_id, status)"
+        "insert into public.mirror_reports (user_id, agent_connection_id, status)"
         " values (%(me)s, %(connection_owner)s, 'succeeded')",
         allowed=False,
     ),
@@ -62,7 +62,7 @@ REFS: dict[str, Ref] = {
     ),
     "conversation-on-anothers-connection": Ref(
         "outsider",
-        "insert into public.conversations (user_id, connection_id)"
+        "insert into public.conversations (user_id, agent_connection_id)"
         " values (%(me)s, %(connection_owner)s)",
         allowed=False,
     ),
@@ -120,7 +120,7 @@ REFS: dict[str, Ref] = {
     # what stays allowed
     "conversation-with-own-agent-and-connection": Ref(
         "owner",
-        "insert into public.conversations (user_id, agent_id, connection_id)"
+        "insert into public.conversations (user_id, agent_id, agent_connection_id)"
         " values (%(me)s, %(agent_a)s, %(connection_owner)s)",
         allowed=True,
     ),

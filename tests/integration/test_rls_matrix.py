@@ -181,7 +181,7 @@ SPEC: dict[str, TableSpec] = {
     # The vault: only the key's user, never the organization's other members.
     "user_keys": org_scoped(
         "id = %(key_a)s",
-        "insert into public.user_keys (organization_id, user_id, provider, ciphertext, nonce,"
+        "insert into public.user_keys (organization_id, user_id, provider, key_ciphertext, nonce,"
         " wrapped_data_key, kek_id, last4) values (%(org_a)s, %(me)s, 'openrouter',"
         " decode('00', 'hex'), decode(repeat('00', 12), 'hex'), decode('00', 'hex'),"
         " 'local', 'abcd')",
@@ -193,13 +193,14 @@ SPEC: dict[str, TableSpec] = {
     ),
     "agent_connections": user_scoped(
         "id = %(connection_owner)s",
-        "insert into public.agent_connections (user_id, name, provider, model)"
-        " values (%(user_owner)s, 'new', 'openrouter', 'm')",
-        "name = 'rls-matrix'",
+        "insert into public.agent_connections (user_id, name, provider, base_url, model)"
+        " values (%(user_owner)s, 'new', 'hermes', 'http://127.0.0.1:1/v1', 'm')",
+        "status = 'online'",
     ),
     "conversations": user_scoped(
         "id = %(conversation_owner)s",
-        "insert into public.conversations (user_id, title) values (%(user_owner)s, 'new')",
+        "insert into public.conversations (user_id, agent_connection_id)"
+        " values (%(user_owner)s, %(connection_owner)s)",
         "title = 'rls-matrix'",
     ),
     "messages": user_scoped(
@@ -210,36 +211,41 @@ SPEC: dict[str, TableSpec] = {
     ),
     "memory_nodes": user_scoped(
         "id = %(memory_owner)s",
-        "insert into public.memory_nodes (user_id, label) values (%(user_owner)s, 'new')",
-        "label = 'rls-matrix'",
+        "insert into public.memory_nodes (user_id, label, category, strength, source)"
+        " values (%(user_owner)s, 'new', 'fact', 0.9, 'chat')",
+        "strength = 0.25",
     ),
     "skills": user_scoped(
         "id = %(skill_owner)s",
-        "insert into public.skills (user_id, name) values (%(user_owner)s, 'new')",
-        "description = 'rls-matrix'",
+        "insert into public.skills (user_id, name, category, score, template_prompt)"
+        " values (%(user_owner)s, 'new', 'c', 0.5, 'p')",
+        "template_prompt = 'rls-matrix'",
     ),
     "tasks": user_scoped(
         "id = %(task_owner)s",
-        "insert into public.tasks (user_id, title) values (%(user_owner)s, 'new')",
-        "title = 'rls-matrix'",
+        "insert into public.tasks (user_id, connection_id, title)"
+        " values (%(user_owner)s, %(connection_owner)s, 'new')",
+        "status = 'in_progress'",
     ),
     "mirror_reports": user_scoped(
         "id = %(mirror_owner)s",
         # A finished report: the connection already has its one open report.
-        "insert into public.mirror_reports (user_id, connection_id, status)"
-        " values (%(user_owner)s, %(connection_owner)s, 'succeeded')",
-        "error = 'rls-matrix'",
+        "insert into public.mirror_reports (user_id, agent_connection_id, status, title)"
+        " values (%(user_owner)s, %(connection_owner)s, 'succeeded', 'new')",
+        "title = 'rls-matrix'",
     ),
     "templates": user_scoped(
         "id = %(template_owner)s",
-        "insert into public.templates (user_id, name) values (%(user_owner)s, 'new')",
-        "name = 'rls-matrix'",
+        "insert into public.templates (author_id, name, payload)"
+        " values (%(user_owner)s, 'new', '{\"skills\": [], \"seed_memory\": []}')",
+        "category = 'rls-matrix'",
     ),
     # The outsider's public template: every authenticated user reads it, its author alone
     # changes it; anyone may publish a template of their own.
     "templates.public": TableSpec(
         "id = %(template_public)s",
-        "insert into public.templates (user_id, name, is_public) values (%(me)s, 'new', true)",
+        "insert into public.templates (author_id, name, is_public, payload)"
+        " values (%(me)s, 'new', true, '{\"skills\": [], \"seed_memory\": []}')",
         "name = 'rls-matrix'",
         select=frozenset({"owner", "member", "outsider"}),
         insert_by=frozenset({"owner", "member", "outsider"}),

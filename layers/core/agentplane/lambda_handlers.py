@@ -19,7 +19,7 @@ from mangum import Mangum
 
 from agentplane.db.database import Database
 from agentplane.db.urls import urls_from_settings
-from agentplane.mirror.jobs import enqueue_nightly_reports, run_report
+from agentplane.mirror.service import enqueue_nightly_reports, run_report
 from agentplane.observability import logger, metrics, tracer
 from agentplane.sessions.reaper import reap
 from agentplane.settings import get_settings

@@ -63,8 +63,9 @@ async def create_connection(database: Database, user: User, name: str = "mine") 
     """A connection owned by `user`, written as that user (RLS applies; no API for it yet)."""
     async with database.transaction(Caller.user({"sub": str(user.id)})) as tx:
         cur = await tx.execute(
-            "insert into public.agent_connections (user_id, name, provider, model)"
-            " values (%s, %s, 'openrouter', 'some-model') returning id",
+            "insert into public.agent_connections (user_id, name, provider, base_url, model)"
+            " values (%s, %s, 'openrouter', 'https://openrouter.ai/api/v1', 'some-model')"
+            " returning id",
             (user.id, name),
         )
         row = await cur.fetchone()

@@ -45,20 +45,21 @@ async def test_create_read_update_delete(
     connection = await create_connection(client, user, name="  Router  ")
     assert connection["name"] == "Router"
     assert connection["user_id"] == str(user.id)
-    assert connection["status"] == "active"
-    assert connection["base_url"] is None
+    assert connection["status"] == "offline"
+    # A named provider without a base_url gets its public endpoint
+    assert connection["base_url"] == "https://openrouter.ai/api/v1"
     # When they read it, they get the same row
     got = await client.get(f"/connections/{connection['id']}", headers=user.headers)
     assert got.json() == connection
     # When they change the model and status, only those change and updated_at moves
     patched = await client.patch(
         f"/connections/{connection['id']}",
-        json={"model": "claude", "status": "inactive"},
+        json={"model": "claude", "status": "online"},
         headers=user.headers,
     )
     assert patched.status_code == 200, patched.text
     assert patched.json()["model"] == "claude"
-    assert patched.json()["status"] == "inactive"
+    assert patched.json()["status"] == "online"
     assert patched.json()["name"] == "Router"
     assert ts(patched.json()["updated_at"]) > ts(connection["updated_at"])
     # Then they delete it, and it is gone
@@ -129,30 +130,23 @@ async def test_custom_provider_needs_a_base_url(
     custom = await create_connection(client, user, **CUSTOM)
     assert custom["base_url"] == CUSTOM["base_url"]
     other = await create_connection(client, user)
-    # Removing the URL of a custom connection: only the row knows it is custom
-    body = assert_problem(
-        await client.patch(
-            f"/connections/{custom['id']}", json={"base_url": None}, headers=user.headers
-        ),
-        422,
-    )
-    assert field_rules(body) == [("base_url", "required_for_custom")]
-    # Turning a URL-less connection custom, with or without an explicit null URL
-    for patch in ({"provider": "custom"}, {"provider": "custom", "base_url": None}):
+    # No connection loses its URL, custom or not, and nothing changes
+    for connection in (custom, other):
         body = assert_problem(
-            await client.patch(f"/connections/{other['id']}", json=patch, headers=user.headers),
+            await client.patch(
+                f"/connections/{connection['id']}", json={"base_url": None}, headers=user.headers
+            ),
             422,
         )
-        assert field_rules(body) == [("base_url", "required_for_custom")]
-    # Nothing changed, and a URL-less provider may still drop a URL
-    assert (await client.get(f"/connections/{other['id']}", headers=user.headers)).json() == other
+        assert field_rules(body) == [("base_url", "required")]
+        path = f"/connections/{connection['id']}"
+        assert (await client.get(path, headers=user.headers)).json() == connection
+    # Turning a named provider's connection custom keeps the URL it has
     moved = await client.patch(
-        f"/connections/{custom['id']}",
-        json={"provider": "nous", "base_url": None},
-        headers=user.headers,
+        f"/connections/{other['id']}", json={"provider": "custom"}, headers=user.headers
     )
     assert moved.status_code == 200, moved.text
-    assert moved.json()["base_url"] is None
+    assert moved.json()["base_url"] == other["base_url"]
 
 
 async def test_bad_input_names_the_field_and_the_rule(

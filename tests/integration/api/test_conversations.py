@@ -52,11 +52,11 @@ async def test_create_read_update_delete(
     connection = await create_connection(client, user)
     # Given a conversation on one of the user's connections
     conversation = await create_conversation(
-        client, user, title="  Planning  ", connection_id=connection["id"]
+        client, user, title="  Planning  ", agent_connection_id=connection["id"]
     )
     assert conversation["title"] == "Planning"
     assert conversation["user_id"] == str(user.id)
-    assert conversation["connection_id"] == connection["id"]
+    assert conversation["agent_connection_id"] == connection["id"]
     assert conversation["archived"] is False
     assert conversation["last_message_at"] is None
     path = f"/conversations/{conversation['id']}"
@@ -64,11 +64,11 @@ async def test_create_read_update_delete(
     assert (await client.get(path, headers=user.headers)).json() == conversation
     # When they archive it and detach the connection, only those change
     patched = await client.patch(
-        path, json={"archived": True, "connection_id": None}, headers=user.headers
+        path, json={"archived": True, "agent_connection_id": None}, headers=user.headers
     )
     assert patched.status_code == 200, patched.text
     assert patched.json()["archived"] is True
-    assert patched.json()["connection_id"] is None
+    assert patched.json()["agent_connection_id"] is None
     assert patched.json()["title"] == "Planning"
     assert ts(patched.json()["updated_at"]) > ts(conversation["updated_at"])
     # Then deleting it takes its messages with it
@@ -88,7 +88,7 @@ async def test_list_paginates_and_filters(
     for i in range(7):
         fields: dict[str, Any] = {"title": f"c{i}", "archived": i in (1, 2)}
         if i % 2 == 0 and i < 6:
-            fields["connection_id"] = connection["id"]
+            fields["agent_connection_id"] = connection["id"]
         created.append(await create_conversation(client, user, **fields))
     await create_conversation(client, other, title="elsewhere")
 
@@ -99,7 +99,7 @@ async def test_list_paginates_and_filters(
     assert [i["id"] for i in items] == [c["id"] for c in created]
     assert pages == 3
     on_connection, _ = await collect_pages(
-        client, "/conversations", user.headers, limit=2, connection_id=connection["id"]
+        client, "/conversations", user.headers, limit=2, agent_connection_id=connection["id"]
     )
     assert [i["title"] for i in on_connection] == ["c0", "c2", "c4"]
     archived, _ = await collect_pages(
@@ -126,7 +126,7 @@ async def test_references_the_caller_cannot_see_are_404_by_name(
     # Creating on another user's connection, or with an agent the user cannot see
     body = assert_problem(
         await client.post(
-            "/conversations", json={"connection_id": theirs["id"]}, headers=user.headers
+            "/conversations", json={"agent_connection_id": theirs["id"]}, headers=user.headers
         ),
         404,
         "not-found",
@@ -141,7 +141,7 @@ async def test_references_the_caller_cannot_see_are_404_by_name(
 
     # Moving an existing conversation onto them is refused the same way, changing nothing
     mine = await create_conversation(client, user, title="mine")
-    for patch in ({"connection_id": theirs["id"]}, {"agent_id": unknown_agent}):
+    for patch in ({"agent_connection_id": theirs["id"]}, {"agent_id": unknown_agent}):
         assert_problem(
             await client.patch(f"/conversations/{mine['id']}", json=patch, headers=user.headers),
             404,

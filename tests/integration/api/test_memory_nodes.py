@@ -45,19 +45,27 @@ async def test_create_read_update_delete(
     node = await create_node(client, user, label="  Likes tea  ", metadata={"source": "chat"})
     assert node["label"] == "Likes tea"
     assert node["user_id"] == str(user.id)
-    assert (node["kind"], node["importance"], node["content"]) == ("note", 0.5, "")
+    # The seed's defaults: strength 0.5, no category, no source
+    assert (node["strength"], node["category"], node["source"]) == (0.5, None, None)
+    assert node["content"] == ""
     assert node["metadata"] == {"source": "chat"}
     assert node["last_used_at"] is None
     path = f"/memory-nodes/{node['id']}"
     # When it is updated, only the given fields change
     patched = await client.patch(
         path,
-        json={"kind": "preference", "importance": 0.9, "metadata": {"source": "user"}},
+        json={
+            "category": "preference",
+            "strength": 0.9,
+            "source": "conversation",
+            "metadata": {"source": "user"},
+        },
         headers=user.headers,
     )
     assert patched.status_code == 200, patched.text
-    assert patched.json()["kind"] == "preference"
-    assert patched.json()["importance"] == 0.9
+    assert patched.json()["category"] == "preference"
+    assert patched.json()["strength"] == 0.9
+    assert patched.json()["source"] == "conversation"
     assert patched.json()["metadata"] == {"source": "user"}
     assert patched.json()["label"] == "Likes tea"
     assert patched.json()["last_used_at"] is None
@@ -95,13 +103,13 @@ async def test_list_paginates_and_filters(
     # Given a root with three children, three facts on a connection, and another user's node
     user, other = new_user(), new_user()
     connection = await create_connection(client, user)
-    root = await create_node(client, user, label="root", kind="entity")
+    root = await create_node(client, user, label="root", category="entity")
     children = [
         await create_node(client, user, label=f"child{i}", parent_id=root["id"]) for i in range(3)
     ]
     facts = [
         await create_node(
-            client, user, label=f"fact{i}", kind="fact", connection_id=connection["id"]
+            client, user, label=f"fact{i}", category="fact", connection_id=connection["id"]
         )
         for i in range(3)
     ]
@@ -117,7 +125,9 @@ async def test_list_paginates_and_filters(
         client, "/memory-nodes", user.headers, limit=2, parent_id=root["id"]
     )
     assert [i["id"] for i in by_parent] == [c["id"] for c in children]
-    by_kind, _ = await collect_pages(client, "/memory-nodes", user.headers, limit=2, kind="fact")
+    by_kind, _ = await collect_pages(
+        client, "/memory-nodes", user.headers, limit=2, category="fact"
+    )
     assert [i["id"] for i in by_kind] == [f["id"] for f in facts]
     by_connection, _ = await collect_pages(
         client, "/memory-nodes", user.headers, limit=50, connection_id=connection["id"]
@@ -196,9 +206,12 @@ async def test_bad_input_names_the_field_and_the_rule(
 ) -> None:
     user = new_user()
     cases: list[tuple[dict[str, Any], tuple[str, str]]] = [
-        ({"label": "x", "importance": 2}, ("importance", "less_than_equal")),
-        ({"label": "x", "importance": -0.1}, ("importance", "greater_than_equal")),
-        ({"label": "x", "kind": "rumour"}, ("kind", "literal_error")),
+        ({"label": "x", "strength": 2}, ("strength", "less_than_equal")),
+        ({"label": "x", "strength": -0.1}, ("strength", "greater_than_equal")),
+        ({"label": "x", "category": "c" * 201}, ("category", "string_too_long")),
+        ({"label": "x", "category": " "}, ("category", "string_too_short")),
+        ({"label": "x", "source": "s" * 2001}, ("source", "string_too_long")),
+        ({"label": "x", "kind": "note"}, ("kind", "extra_forbidden")),
         ({"label": " "}, ("label", "string_too_short")),
         ({"label": "x", "metadata": [1]}, ("metadata", "dict_type")),
         ({"label": "x", "user_id": str(uuid.uuid4())}, ("user_id", "extra_forbidden")),
@@ -214,13 +227,14 @@ async def test_bad_input_names_the_field_and_the_rule(
     node = await create_node(client, user)
     body = assert_problem(
         await client.patch(
-            f"/memory-nodes/{node['id']}", json={"importance": 2}, headers=user.headers
+            f"/memory-nodes/{node['id']}", json={"strength": 2}, headers=user.headers
         ),
         422,
     )
-    assert body["errors"][0]["field"] == "importance"
-    body = assert_problem(await client.get("/memory-nodes?kind=rumour", headers=user.headers), 422)
-    assert body["errors"][0]["field"] == "kind"
+    assert body["errors"][0]["field"] == "strength"
+    long_category = "/memory-nodes?category=" + "c" * 201
+    body = assert_problem(await client.get(long_category, headers=user.headers), 422)
+    assert body["errors"][0]["field"] == "category"
 
 
 async def test_numbers_jsonb_cannot_hold_are_422_not_500(
@@ -232,7 +246,7 @@ async def test_numbers_jsonb_cannot_hold_are_422_not_500(
     for raw, field in (
         (b'{"label": "x", "metadata": {"score": 1e400}}', "metadata.score"),
         (b'{"label": "x", "metadata": {"deep": [{"v": NaN}]}}', "metadata.deep"),
-        (b'{"label": "x", "importance": NaN}', "importance"),
+        (b'{"label": "x", "strength": NaN}', "strength"),
     ):
         body = assert_problem(await client.post("/memory-nodes", content=raw, headers=headers), 422)
         assert [e["rule"] for e in body["errors"]] == ["finite_number"], raw

@@ -11,7 +11,7 @@ import pytest
 
 from agentplane.db.database import Database
 from agentplane.errors import ConflictError
-from agentplane.mirror.jobs import enqueue_nightly_reports, run_report
+from agentplane.mirror.service import enqueue_nightly_reports, run_report
 from tests.integration.api.conftest import User
 
 
@@ -23,7 +23,7 @@ async def _connection_with_message(client: httpx.AsyncClient, user: User) -> str
     )
     assert conn.status_code == 201, conn.text
     conv = await client.post(
-        "/conversations", json={"connection_id": conn.json()["id"]}, headers=user.headers
+        "/conversations", json={"agent_connection_id": conn.json()["id"]}, headers=user.headers
     )
     msg = await client.post(
         f"/conversations/{conv.json()['id']}/messages",
@@ -55,7 +55,9 @@ async def test_connections_with_new_messages_get_one_queued_report(
     assert len(queued) == 1
     # The report belongs to the connection's owner, and only they can see it.
     async with database.service("test: read reports") as tx:
-        cur = await tx.execute("select user_id, connection_id, status from public.mirror_reports")
+        cur = await tx.execute(
+            "select user_id, agent_connection_id, status from public.mirror_reports"
+        )
         assert await cur.fetchall() == [(alice.id, uuid.UUID(busy), "queued")]
     # While it is queued, a later night queues nothing more for it.
     assert (await enqueue_nightly_reports(database)).report_ids == []
@@ -75,7 +77,7 @@ async def test_the_database_keeps_one_open_report_per_connection(
     async def second(status: str) -> None:
         async with database.service("test: a second open report") as tx:
             await tx.execute(
-                "insert into public.mirror_reports (user_id, connection_id, status)"
+                "insert into public.mirror_reports (user_id, agent_connection_id, status)"
                 " values (%s, %s, %s)",
                 (alice.id, busy, status),
             )

@@ -1,4 +1,4 @@
-"""/skills: CRUD, every lifecycle move allowed and refused, instruction versions, others."""
+"""/skills: CRUD, every lifecycle move allowed and refused, prompt versions, others."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import pytest
 
 from tests.integration.api.conftest import User, assert_problem, collect_pages
 
-STATUSES = ["draft", "active", "deprecated", "archived"]
+STATUSES = ["suggested", "draft", "active", "deprecated", "archived"]
 ALLOWED = [
+    ("suggested", "active"),
+    ("suggested", "archived"),
     ("draft", "active"),
     ("active", "deprecated"),
     ("deprecated", "archived"),
@@ -20,8 +22,9 @@ ALLOWED = [
     ("draft", "archived"),
 ]
 REFUSED = [(a, b) for a in STATUSES for b in STATUSES if a != b and (a, b) not in ALLOWED]
-# How to bring a new draft to each status through allowed moves.
+# How to bring a new skill (suggested, or a draft) to each status through allowed moves.
 PATH_TO = {
+    "suggested": [],
     "draft": [],
     "active": ["active"],
     "deprecated": ["active", "deprecated"],
@@ -38,7 +41,7 @@ async def create_skill(client: httpx.AsyncClient, user: User, **fields: Any) -> 
 
 async def skill_in(client: httpx.AsyncClient, user: User, status: str) -> Any:
     """A new skill of the user's, moved to `status` through allowed transitions."""
-    skill = await create_skill(client, user)
+    skill = await create_skill(client, user, **({"status": "draft"} if status == "draft" else {}))
     for step in PATH_TO[status]:
         resp = await client.patch(
             f"/skills/{skill['id']}", json={"status": step}, headers=user.headers
@@ -53,31 +56,38 @@ async def test_create_read_update_delete(
     client: httpx.AsyncClient, new_user: Callable[[], User]
 ) -> None:
     user = new_user()
-    # Given a new skill: a draft at version 1
+    # Given a new skill: suggested (the seed's default), unscored, at version 1
     skill = await create_skill(
-        client, user, description="short", instructions="Be brief.", metadata={"lang": "en"}
+        client,
+        user,
+        description="short",
+        category="writing",
+        template_prompt="Be brief.",
+        metadata={"lang": "en"},
     )
-    assert (skill["status"], skill["version"]) == ("draft", 1)
+    assert (skill["status"], skill["version"], skill["score"]) == ("suggested", 1, 0)
+    assert (skill["category"], skill["template_prompt"]) == ("writing", "Be brief.")
     assert skill["user_id"] == str(user.id)
     assert skill["metadata"] == {"lang": "en"}
     path = f"/skills/{skill['id']}"
     assert (await client.get(path, headers=user.headers)).json() == skill
     # When its name and description change, its version does not
     renamed = await client.patch(
-        path, json={"name": "tldr", "description": "shorter"}, headers=user.headers
+        path, json={"name": "tldr", "description": None, "score": 0.75}, headers=user.headers
     )
     assert renamed.status_code == 200, renamed.text
     assert (renamed.json()["name"], renamed.json()["version"]) == ("tldr", 1)
+    assert (renamed.json()["description"], renamed.json()["score"]) == (None, 0.75)
     # Then it is deleted, and gone
     assert (await client.delete(path, headers=user.headers)).status_code == 204
     assert_problem(await client.get(path, headers=user.headers), 404, "not-found")
 
 
-async def test_version_counts_changes_of_instructions(
+async def test_version_counts_changes_of_the_template_prompt(
     client: httpx.AsyncClient, new_user: Callable[[], User]
 ) -> None:
     user = new_user()
-    skill = await create_skill(client, user, instructions="v1")
+    skill = await create_skill(client, user, template_prompt="v1")
     path = f"/skills/{skill['id']}"
 
     async def patch(body: dict[str, Any]) -> Any:
@@ -85,12 +95,12 @@ async def test_version_counts_changes_of_instructions(
         assert resp.status_code == 200, resp.text
         return resp.json()
 
-    assert (await patch({"instructions": "v2"}))["version"] == 2
+    assert (await patch({"template_prompt": "v2"}))["version"] == 2
     # The same text again is not a change
-    assert (await patch({"instructions": "v2"}))["version"] == 2
+    assert (await patch({"template_prompt": "v2"}))["version"] == 2
     # Together with a status change, in the same UPDATE
-    both = await patch({"instructions": "v3", "status": "active"})
-    assert (both["instructions"], both["status"], both["version"]) == ("v3", "active", 3)
+    both = await patch({"template_prompt": "v3", "status": "active"})
+    assert (both["template_prompt"], both["status"], both["version"]) == ("v3", "active", 3)
     assert (await patch({"metadata": {"x": 1}}))["version"] == 3
     assert (await patch({}))["version"] == 3
 
@@ -123,7 +133,7 @@ async def test_every_other_transition_is_409_and_changes_nothing(
     # When a move to `requested` comes with other changes
     resp = await client.patch(
         path,
-        json={"status": requested, "name": "renamed", "instructions": "new"},
+        json={"status": requested, "name": "renamed", "template_prompt": "new"},
         headers=user.headers,
     )
 
@@ -186,7 +196,7 @@ async def test_other_users_get_404_not_409_and_change_nothing(
         )
         assert body["detail"] == f"skill {skill['id']} not found"
     assert_problem(
-        await client.patch(path, json={"instructions": "pwned"}, headers=stranger.headers), 404
+        await client.patch(path, json={"template_prompt": "pwned"}, headers=stranger.headers), 404
     )
     assert_problem(await client.delete(path, headers=stranger.headers), 404)
     listed = await client.get("/skills", headers=stranger.headers)
@@ -200,6 +210,8 @@ async def test_bad_input_names_the_field_and_the_rule(
     user = new_user()
     cases: list[tuple[dict[str, Any], tuple[str, str]]] = [
         ({"name": "s", "status": "archived"}, ("status", "literal_error")),
+        ({"name": "s", "instructions": "x"}, ("instructions", "extra_forbidden")),
+        ({"name": "s", "category": ""}, ("category", "string_too_short")),
         ({"name": "s", "version": 7}, ("version", "extra_forbidden")),
         ({"name": "s", "user_id": str(uuid.uuid4())}, ("user_id", "extra_forbidden")),
         ({"name": ""}, ("name", "string_too_short")),

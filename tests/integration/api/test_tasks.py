@@ -55,7 +55,7 @@ async def test_create_read_update_delete(
     )
     assert task["title"] == "Ship it"
     assert task["user_id"] == str(user.id)
-    assert (task["status"], task["priority"], task["completed_at"]) == ("todo", 2, None)
+    assert (task["status"], task["priority"], task["completed_at"]) == ("pending", 2, None)
     assert ts(task["due_at"]) == ts("2031-01-02T03:04:05+00:00")
     path = f"/tasks/{task['id']}"
     assert (await client.get(path, headers=user.headers)).json() == task
@@ -94,7 +94,7 @@ async def test_done_sets_completed_at_and_leaving_done_clears_it(
     assert reopened["completed_at"] is None
     finished = await set_status(client, user, task["id"], "done")
     assert ts(finished["completed_at"]) > ts(done["completed_at"])
-    for status in ("blocked", "cancelled", "todo"):
+    for status in ("blocked", "cancelled", "pending"):
         assert (await set_status(client, user, task["id"], status))["completed_at"] is None
     # A task created done is completed at creation
     born_done = await create_task(client, user, status="done")
@@ -111,7 +111,10 @@ async def test_list_paginates_and_filters(
     )
     created = []
     for i in range(7):
-        fields: dict[str, Any] = {"title": f"t{i}", "status": "blocked" if i in (2, 5) else "todo"}
+        fields: dict[str, Any] = {
+            "title": f"t{i}",
+            "status": "blocked" if i in (2, 5) else "pending",
+        }
         if i < 3:
             fields["connection_id"] = connection["id"]
         created.append(await create_task(client, user, **fields))

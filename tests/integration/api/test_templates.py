@@ -1,4 +1,4 @@
-"""/templates: CRUD, the public catalog, what strangers get, and installing a bundle."""
+"""/templates: CRUD, the public catalog, what strangers get, and installing a payload."""
 
 from __future__ import annotations
 
@@ -20,15 +20,20 @@ from tests.integration.api.conftest import User, assert_problem, collect_pages
 
 NewUser = Callable[[], User]
 
-BUNDLE: dict[str, Any] = {
+PAYLOAD: dict[str, Any] = {
     "skills": [
-        {"name": "triage", "description": "sort the inbox", "instructions": "label, then file"},
+        {
+            "name": "triage",
+            "description": "sort the inbox",
+            "category": "mail",
+            "template_prompt": "label, then file",
+        },
         {"name": "summarize"},
     ],
-    "memory": [
-        {"kind": "preference", "label": "tone", "content": "brief", "importance": 0.9},
-        {"kind": "fact", "label": "timezone", "content": "UTC"},
-        {"kind": "note", "label": "empty"},
+    "seed_memory": [
+        {"category": "preference", "label": "tone", "content": "brief", "strength": 0.9},
+        {"category": "fact", "label": "timezone", "content": "UTC", "source": "onboarding"},
+        {"label": "empty"},
     ],
 }
 
@@ -41,8 +46,8 @@ def as_user(database: Database, user: User) -> AbstractAsyncContextManager[Async
 async def create(
     client: httpx.AsyncClient, user: User, name: str = "t", **fields: Any
 ) -> dict[str, Any]:
-    """Create a template through the API (the standard bundle unless one is given)."""
-    body = {"name": name, "bundle": BUNDLE, **fields}
+    """Create a template through the API (the standard payload unless one is given)."""
+    body = {"name": name, "payload": PAYLOAD, **fields}
     resp = await client.post("/templates", json=body, headers=user.headers)
     assert resp.status_code == 201, resp.text
     created: dict[str, Any] = resp.json()
@@ -62,13 +67,13 @@ async def owned_rows(database: Database, user: User) -> tuple[list[tuple[Any, ..
     async with as_user(database, user) as tx:
         skills = await (
             await tx.execute(
-                "select id, user_id, name, description, instructions, status,"
+                "select id, user_id, name, description, category, template_prompt, status,"
                 " source_template_id from public.skills order by created_at, id"
             )
         ).fetchall()
         memory = await (
             await tx.execute(
-                "select id, user_id, kind, label, content, importance"
+                "select id, user_id, category, label, content, strength, source"
                 " from public.memory_nodes order by created_at, id"
             )
         ).fetchall()
@@ -77,36 +82,46 @@ async def owned_rows(database: Database, user: User) -> tuple[list[tuple[Any, ..
 
 async def test_create_read_update_delete(client: httpx.AsyncClient, new_user: NewUser) -> None:
     author = new_user()
-    # Given an author creates a template with a partial bundle
+    # Given an author creates a template with a partial payload
     resp = await client.post(
         "/templates",
-        json={"name": "  Inbox zero  ", "bundle": {"skills": [{"name": "triage"}]}},
+        json={"name": "  Inbox zero  ", "payload": {"skills": [{"name": "triage"}]}},
         headers=author.headers,
     )
     assert resp.status_code == 201, resp.text
     template = resp.json()
     # Then the server fills in the author, the defaults and a zero install count
     assert template["name"] == "Inbox zero"
-    assert template["user_id"] == str(author.id)
-    assert template["is_public"] is False
+    assert template["author_id"] == str(author.id)
+    assert (template["is_public"], template["description"], template["category"]) == (
+        False,
+        None,
+        None,
+    )
     assert template["installs"] == 0
-    assert template["bundle"] == {
-        "skills": [{"name": "triage", "description": "", "instructions": ""}],
-        "memory": [],
+    assert template["payload"] == {
+        "skills": [
+            {"name": "triage", "description": None, "category": None, "template_prompt": None}
+        ],
+        "seed_memory": [],
     }
     # When the author reads it, they get the same row
     got = await client.get(f"/templates/{template['id']}", headers=author.headers)
     assert got.json() == template
-    # When the author publishes it with a new bundle, only those fields change
+    # When the author publishes it with a new payload, only those fields change
     patched = await client.patch(
         f"/templates/{template['id']}",
-        json={"is_public": True, "bundle": BUNDLE},
+        json={"is_public": True, "category": "productivity", "payload": PAYLOAD},
         headers=author.headers,
     )
     assert patched.status_code == 200, patched.text
     assert patched.json()["is_public"] is True
     assert patched.json()["name"] == "Inbox zero"
-    assert patched.json()["bundle"]["memory"][1] == {**BUNDLE["memory"][1], "importance": 0.5}
+    assert patched.json()["category"] == "productivity"
+    assert patched.json()["payload"]["seed_memory"][1] == {
+        **PAYLOAD["seed_memory"][1],
+        "strength": 0.5,
+    }
     assert patched.json()["updated_at"] > template["updated_at"]
     # Then the author deletes it, and it is gone
     deleted = await client.delete(f"/templates/{template['id']}", headers=author.headers)
@@ -148,7 +163,7 @@ async def test_public_list_has_every_authors_public_templates_and_no_private_one
     # Then they see every public template, in creation order, and nothing else
     assert [i["id"] for i in items] == public
     assert pages == 2
-    assert {i["user_id"] for i in items} == {str(alice.id), str(bob.id)}
+    assert {i["author_id"] for i in items} == {str(alice.id), str(bob.id)}
     # ... while their own list is empty, and `public=false` is the own list
     assert (await client.get("/templates", headers=reader.headers)).json() == {
         "items": [],
@@ -156,7 +171,7 @@ async def test_public_list_has_every_authors_public_templates_and_no_private_one
     }
     own, _ = await collect_pages(client, "/templates", alice.headers, limit=50, public="false")
     assert len(own) == 6
-    assert {i["user_id"] for i in own} == {str(alice.id)}
+    assert {i["author_id"] for i in own} == {str(alice.id)}
 
 
 async def test_strangers_get_404_on_private_and_403_on_writes_to_public(
@@ -190,7 +205,7 @@ async def test_strangers_get_404_on_private_and_403_on_writes_to_public(
         assert still.json() == template
 
 
-async def test_install_copies_the_bundle_into_the_installers_rows(
+async def test_install_copies_the_payload_into_the_installers_rows(
     client: httpx.AsyncClient, database: Database, new_user: NewUser
 ) -> None:
     author, installer = new_user(), new_user()
@@ -203,24 +218,40 @@ async def test_install_copies_the_bundle_into_the_installers_rows(
     assert resp.status_code == 201, resp.text
     installed = resp.json()
     assert installed["template_id"] == template["id"]
-    assert len(installed["skills"]) == len(BUNDLE["skills"])
-    assert len(installed["memory_nodes"]) == len(BUNDLE["memory"])
-    # ... and those rows, read as the installer, are theirs and carry the bundle's values
+    assert len(installed["skills"]) == len(PAYLOAD["skills"])
+    assert len(installed["memory_nodes"]) == len(PAYLOAD["seed_memory"])
+    # ... and those rows, read as the installer, are theirs and carry the payload's values
     skills, memory = await owned_rows(database, installer)
     installer_id, template_id = installer.id, uuid.UUID(template["id"])
     # (One transaction's rows share created_at: match them by id, in the order returned.)
     skill_by_id = {str(s[0]): s[1:] for s in skills}
     assert len(skill_by_id) == len(installed["skills"])
     assert [skill_by_id[i] for i in installed["skills"]] == [
-        (installer_id, "triage", "sort the inbox", "label, then file", "draft", template_id),
-        (installer_id, "summarize", "", "", "draft", template_id),
+        (
+            installer_id,
+            "triage",
+            "sort the inbox",
+            "mail",
+            "label, then file",
+            "draft",
+            template_id,
+        ),
+        (installer_id, "summarize", None, None, None, "draft", template_id),
     ]
     memory_by_id = {str(m[0]): m[1:] for m in memory}
     assert len(memory_by_id) == len(installed["memory_nodes"])
     assert [memory_by_id[i] for i in installed["memory_nodes"]] == [
-        (installer_id, "preference", "tone", "brief", pytest.approx(0.9)),
-        (installer_id, "fact", "timezone", "UTC", 0.5),
-        (installer_id, "note", "empty", "", 0.5),
+        # An item's own source is kept; the others name the template they came from
+        (
+            installer_id,
+            "preference",
+            "tone",
+            "brief",
+            pytest.approx(0.9),
+            f"template:{template_id}",
+        ),
+        (installer_id, "fact", "timezone", "UTC", 0.5, "onboarding"),
+        (installer_id, None, "empty", "", 0.5, f"template:{template_id}"),
     ]
     # ... the author got no rows, and the count went up by one
     assert await owned_rows(database, author) == ([], [])
@@ -241,14 +272,14 @@ async def test_install_copies_the_bundle_into_the_installers_rows(
     await client.delete(f"/templates/{template['id']}", headers=author.headers)
     skills, _ = await owned_rows(database, installer)
     assert len(skills) == 4
-    assert {s[6] for s in skills} == {None}
+    assert {s[7] for s in skills} == {None}
 
 
-async def test_installing_an_empty_bundle_creates_nothing_but_counts(
+async def test_installing_an_empty_payload_creates_nothing_but_counts(
     client: httpx.AsyncClient, new_user: NewUser
 ) -> None:
     author = new_user()
-    template = await create(client, author, bundle={})
+    template = await create(client, author, payload={})
 
     resp = await client.post(f"/templates/{template['id']}/install", headers=author.headers)
 
@@ -276,8 +307,8 @@ async def test_concurrent_installs_count_exactly_once_each(
     # Then every one succeeded, made its own copies, and was counted exactly once
     assert [r.status_code for r in responses] == [201] * n, [r.text for r in responses]
     skills, memory = await owned_rows(database, installer)
-    assert len(skills) == n * len(BUNDLE["skills"])
-    assert len(memory) == n * len(BUNDLE["memory"])
+    assert len(skills) == n * len(PAYLOAD["skills"])
+    assert len(memory) == n * len(PAYLOAD["seed_memory"])
     assert await installs_of(client, author, template["id"]) == n
 
 
@@ -323,7 +354,7 @@ async def test_nobody_sets_installs_and_installers_cannot_change_the_authors_row
         ]
     body = assert_problem(
         await client.post(
-            "/templates", json={"name": "t", "bundle": {}, "installs": 5}, headers=author.headers
+            "/templates", json={"name": "t", "payload": {}, "installs": 5}, headers=author.headers
         ),
         422,
     )
@@ -355,39 +386,48 @@ async def test_nobody_sets_installs_and_installers_cannot_change_the_authors_row
 
 
 @pytest.mark.parametrize(
-    ("bundle", "field", "rule"),
+    ("payload", "field", "rule"),
     [
-        ({"skills": [{"name": "s"}, {"name": ""}]}, "bundle.skills.1.name", "string_too_short"),
-        ({"skills": [{"description": "no name"}]}, "bundle.skills.0.name", "missing"),
+        ({"skills": [{"name": "s"}, {"name": ""}]}, "payload.skills.1.name", "string_too_short"),
+        ({"skills": [{"description": "no name"}]}, "payload.skills.0.name", "missing"),
         (
             {"skills": [{"name": "s", "status": "active"}]},
-            "bundle.skills.0.status",
+            "payload.skills.0.status",
             "extra_forbidden",
         ),
-        ({"memory": [{"kind": "rumor", "label": "x"}]}, "bundle.memory.0.kind", "literal_error"),
-        ({"memory": [{"kind": "fact", "label": " "}]}, "bundle.memory.0.label", "string_too_short"),
         (
-            {"memory": [{"kind": "fact", "label": "x", "importance": 1.5}]},
-            "bundle.memory.0.importance",
+            {"skills": [{"name": "s", "instructions": "old name"}]},
+            "payload.skills.0.instructions",
+            "extra_forbidden",
+        ),
+        (
+            {"seed_memory": [{"label": "x", "category": ""}]},
+            "payload.seed_memory.0.category",
+            "string_too_short",
+        ),
+        ({"seed_memory": [{"label": " "}]}, "payload.seed_memory.0.label", "string_too_short"),
+        (
+            {"seed_memory": [{"label": "x", "strength": 1.5}]},
+            "payload.seed_memory.0.strength",
             "less_than_equal",
         ),
-        ({"skills": [{"name": f"s{i}"} for i in range(101)]}, "bundle.skills", "too_long"),
-        ({"memory": [], "tools": []}, "bundle.tools", "extra_forbidden"),
-        ([], "bundle", "model_attributes_type"),
+        ({"skills": [{"name": f"s{i}"} for i in range(101)]}, "payload.skills", "too_long"),
+        ({"memory": []}, "payload.memory", "extra_forbidden"),
+        ([], "payload", "model_attributes_type"),
     ],
 )
-async def test_bad_bundle_is_422_naming_the_field_path(
-    client: httpx.AsyncClient, new_user: NewUser, bundle: Any, field: str, rule: str
+async def test_bad_payload_is_422_naming_the_field_path(
+    client: httpx.AsyncClient, new_user: NewUser, payload: Any, field: str, rule: str
 ) -> None:
     author = new_user()
     template = await create(client, author)
 
     for resp in (
         await client.post(
-            "/templates", json={"name": "t", "bundle": bundle}, headers=author.headers
+            "/templates", json={"name": "t", "payload": payload}, headers=author.headers
         ),
         await client.patch(
-            f"/templates/{template['id']}", json={"bundle": bundle}, headers=author.headers
+            f"/templates/{template['id']}", json={"payload": payload}, headers=author.headers
         ),
     ):
         body = assert_problem(resp, 422, "validation")
@@ -395,19 +435,21 @@ async def test_bad_bundle_is_422_naming_the_field_path(
     assert (await client.get("/templates", headers=author.headers)).json()["items"] == [template]
 
 
-async def test_bad_input_outside_the_bundle(client: httpx.AsyncClient, new_user: NewUser) -> None:
+async def test_bad_input_outside_the_payload(client: httpx.AsyncClient, new_user: NewUser) -> None:
     author = new_user()
     h = author.headers
     body = assert_problem(await client.post("/templates", json={"name": "t"}, headers=h), 422)
-    assert [(e["field"], e["rule"]) for e in body["errors"]] == [("bundle", "missing")]
+    assert [(e["field"], e["rule"]) for e in body["errors"]] == [("payload", "missing")]
     body = assert_problem(
         await client.post(
-            "/templates", json={"name": "t", "bundle": {}, "user_id": str(uuid.uuid4())}, headers=h
+            "/templates",
+            json={"name": "t", "payload": {}, "author_id": str(uuid.uuid4())},
+            headers=h,
         ),
         422,
     )
-    assert [(e["field"], e["rule"]) for e in body["errors"]] == [("user_id", "extra_forbidden")]
+    assert [(e["field"], e["rule"]) for e in body["errors"]] == [("author_id", "extra_forbidden")]
     body = assert_problem(await client.get("/templates?public=maybe", headers=h), 422)
     assert body["errors"][0]["field"] == "public"
     assert_problem(await client.post("/templates/not-a-uuid/install", headers=h), 422)
-    assert_problem(await client.post("/templates", json={"name": "t", "bundle": {}}), 401)
+    assert_problem(await client.post("/templates", json={"name": "t", "payload": {}}), 401)

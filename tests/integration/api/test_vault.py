@@ -27,7 +27,7 @@ from tests.integration.api.conftest import Org, User, assert_problem
 
 MakeOrg = Callable[..., Awaitable[Org]]
 SECRET = "sk-or-v1-0123456789abcdefXYZW"
-MATERIAL = ("ciphertext", "nonce", "wrapped_data_key", "kek_id")
+MATERIAL = ("key_ciphertext", "nonce", "wrapped_data_key", "kek_id")
 
 
 async def _store(
@@ -56,7 +56,7 @@ async def _key_for(
 def _material(admin_url: str, key_id: str) -> dict[str, Any]:
     with psycopg.connect(admin_url) as conn:
         row = conn.execute(
-            "select ciphertext, nonce, wrapped_data_key, kek_id from public.user_keys"
+            "select key_ciphertext, nonce, wrapped_data_key, kek_id from public.user_keys"
             " where id = %s",
             (key_id,),
         ).fetchone()
@@ -67,7 +67,7 @@ def _material(admin_url: str, key_id: str) -> dict[str, Any]:
 def _copy_material(admin_url: str, source: str, target: str) -> None:
     with psycopg.connect(admin_url) as conn:
         conn.execute(
-            "update public.user_keys t set ciphertext = s.ciphertext, nonce = s.nonce,"
+            "update public.user_keys t set key_ciphertext = s.key_ciphertext, nonce = s.nonce,"
             " wrapped_data_key = s.wrapped_data_key, kek_id = s.kek_id"
             " from public.user_keys s where s.id = %s and t.id = %s",
             (source, target),
@@ -96,7 +96,13 @@ async def test_a_key_goes_in_and_only_its_last_four_come_out(
     # The raw body carries no key material: not the key, not its stored forms
     assert SECRET not in listed.text
     assert SECRET[:-4] not in listed.text
-    assert not set(listed.json()["items"][0]) & {"key", "ciphertext", "nonce", "wrapped_data_key"}
+    assert not set(listed.json()["items"][0]) & {
+        "key",
+        "key_ciphertext",
+        "ciphertext",
+        "nonce",
+        "wrapped_data_key",
+    }
     assert [k["id"] for k in listed.json()["items"]] == [stored["id"]]
     # The owner decrypts it; the decrypt is logged with who, which key and why, not the key
     caplog.clear()
@@ -260,7 +266,7 @@ async def test_rotation_rewraps_every_key_and_keeps_each_readable_throughout(
     assert reads == len(stored) * 3
     for key_id, old in before.items():
         new = _material(fresh_db.admin_url, key_id)
-        assert (new["ciphertext"], new["nonce"]) == (old["ciphertext"], old["nonce"])
+        assert (new["key_ciphertext"], new["nonce"]) == (old["key_ciphertext"], old["nonce"])
         assert new["wrapped_data_key"] != old["wrapped_data_key"]
         assert (old["kek_id"], new["kek_id"]) == (old_kek, keyring.current_kek_id)
     assert await vault.kek_ids_in_use(database) == {keyring.current_kek_id}
@@ -360,7 +366,7 @@ async def test_the_kms_path_binds_the_context_and_rotates_with_reencrypt(
     assert report.rewrapped == 1
     assert report.kek_id == "kms:" + second["Arn"]
     after = _material(fresh_db.admin_url, str(mine.id))
-    assert after["ciphertext"] == before["ciphertext"]
+    assert after["key_ciphertext"] == before["key_ciphertext"]
     assert after["kek_id"] == "kms:" + second["Arn"]
     assert await _key_for(database, rotated, org.member, org.id) == SECRET
     assert base64.b64encode(SECRET.encode()) not in after["wrapped_data_key"]

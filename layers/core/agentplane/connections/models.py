@@ -13,7 +13,16 @@ from pydantic_core import PydanticCustomError
 from agentplane.models import InputModel, Name, OutputModel
 
 Provider = Literal["hermes", "openrouter", "nous", "custom"]
-ConnectionStatus = Literal["active", "inactive", "error"]
+# Presence, as the seed's front end shows it; new connections are offline until used.
+ConnectionStatus = Literal["online", "offline", "error"]
+
+# The public endpoint of each named provider: a connection created without a base_url
+# gets its provider's (a custom provider has none, so it must say where).
+DEFAULT_BASE_URLS: dict[str, str] = {
+    "openrouter": "https://openrouter.ai/api/v1",
+    "nous": "https://inference-api.nousresearch.com/v1",
+    "hermes": "https://inference-api.nousresearch.com/v1",
+}
 
 # The same rule as the table's check on base_url.
 _HTTP_URL = re.compile(r"https?://\S+")
@@ -47,7 +56,7 @@ class ConnectionCreate(InputModel):
     # Declared after provider: its validator reads the validated provider.
     base_url: Annotated[BaseUrl | None, Field(validate_default=True)] = None
     model: ModelName
-    status: ConnectionStatus = "active"
+    status: ConnectionStatus = "offline"
 
     @field_validator("base_url")
     @classmethod
@@ -55,13 +64,16 @@ class ConnectionCreate(InputModel):
         """A custom provider has no default endpoint."""
         return _custom_needs_base_url(value, info)
 
+    def to_row(self) -> dict[str, object]:
+        """The row to insert: a named provider without a base_url gets its endpoint."""
+        values = self.model_dump()
+        if values["base_url"] is None:
+            values["base_url"] = DEFAULT_BASE_URLS[self.provider]
+        return values
+
 
 class ConnectionUpdate(InputModel):
-    """Fields of a connection that can change.
-
-    Setting provider to 'custom' with `base_url: null` is refused here; the other ways to
-    leave a custom connection without a URL are refused by the table's check.
-    """
+    """Fields of a connection that can change; base_url can change but not be removed."""
 
     name: Name | None = None
     provider: Provider | None = None
@@ -71,9 +83,11 @@ class ConnectionUpdate(InputModel):
 
     @field_validator("base_url")
     @classmethod
-    def base_url_for_custom(cls, value: str | None, info: ValidationInfo) -> str | None:
-        """A custom provider has no default endpoint."""
-        return _custom_needs_base_url(value, info)
+    def base_url_stays(cls, value: str | None) -> str:
+        """Every connection has an endpoint: a base_url can change, not become null."""
+        if value is None:
+            raise PydanticCustomError("required", "a connection's base_url cannot be removed")
+        return value
 
 
 class Connection(OutputModel):
@@ -83,7 +97,7 @@ class Connection(OutputModel):
     user_id: UUID
     name: str
     provider: Provider
-    base_url: str | None
+    base_url: str
     model: str
     status: ConnectionStatus
     created_at: datetime

@@ -17,17 +17,17 @@ MessageContent = Annotated[str, Field(max_length=200_000)]
 class ConversationCreate(InputModel):
     """A new conversation, optionally with one of the caller's connections and an agent."""
 
-    title: Title = ""
-    connection_id: UUID | None = None
+    title: Title | None = None
+    agent_connection_id: UUID | None = None
     agent_id: UUID | None = None
     archived: bool = False
 
 
 class ConversationUpdate(InputModel):
-    """Fields of a conversation that can change (null detaches a connection or agent)."""
+    """Fields of a conversation that can change (null clears a title, a connection or an agent)."""
 
     title: Title | None = None
-    connection_id: UUID | None = None
+    agent_connection_id: UUID | None = None
     agent_id: UUID | None = None
     archived: bool | None = None
 
@@ -37,8 +37,8 @@ class Conversation(OutputModel):
 
     id: UUID
     user_id: UUID
-    title: str
-    connection_id: UUID | None
+    title: str | None
+    agent_connection_id: UUID | None
     agent_id: UUID | None
     archived: bool
     last_message_at: datetime | None

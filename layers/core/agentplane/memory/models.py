@@ -1,39 +1,44 @@
-"""Memory node input and output models."""
+"""Memory node input and output models (the Mirari seed's columns, and our graph)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import Field, StringConstraints
 
 from agentplane.models import InputModel, JsonObject, JsonObjectIn, LongText, OutputModel
 
-Kind = Literal["fact", "preference", "entity", "event", "note"]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-Importance = Annotated[float, Field(ge=0, le=1)]
+# Free text: 'preference', 'fact', 'project', ... whatever the client files memory under.
+Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Strength = Annotated[float, Field(ge=0, le=1)]
+# Where the memory came from: a conversation, a template, a report, a person.
+Source = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 
 
 class MemoryNodeCreate(InputModel):
     """A new memory node, optionally under a parent node and tied to a connection."""
 
-    kind: Kind = "note"
     label: Label
+    category: Category | None = None
+    strength: Strength = 0.5
+    source: Source | None = None
     content: LongText = ""
-    importance: Importance = 0.5
     metadata: JsonObjectIn = Field(default_factory=dict)
     parent_id: UUID | None = None
     connection_id: UUID | None = None
 
 
 class MemoryNodeUpdate(InputModel):
-    """Fields of a memory node that can change (null detaches a parent or connection)."""
+    """Fields of a memory node that can change (null clears an optional one)."""
 
-    kind: Kind | None = None
     label: Label | None = None
+    category: Category | None = None
+    strength: Strength | None = None
+    source: Source | None = None
     content: LongText | None = None
-    importance: Importance | None = None
     metadata: JsonObjectIn | None = None
     parent_id: UUID | None = None
     connection_id: UUID | None = None
@@ -44,10 +49,11 @@ class MemoryNode(OutputModel):
 
     id: UUID
     user_id: UUID
-    kind: Kind
     label: str
+    category: str | None
+    strength: float
+    source: str | None
     content: str
-    importance: float
     metadata: JsonObject
     parent_id: UUID | None
     connection_id: UUID | None

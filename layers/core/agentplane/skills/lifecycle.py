@@ -1,10 +1,12 @@
 """The skill lifecycle: which status may follow which, and the error for any other move.
 
-    draft -> active -> deprecated -> archived
-    deprecated -> active   (reinstate)
-    draft -> archived      (abandon a draft)
+    suggested -> active -> deprecated -> archived     (a suggestion is promoted by a person)
+    draft -> active                                   (a hand-written skill)
+    deprecated -> active                              (reinstate)
+    suggested -> archived, draft -> archived          (dismiss a suggestion, abandon a draft)
 
-Setting the status a skill already has is not a change and is always allowed.
+`suggested` is the seed's default: what a mirror report or a client proposes. Setting
+the status a skill already has is not a change and is always allowed.
 """
 
 from __future__ import annotations
@@ -13,15 +15,17 @@ from typing import Literal
 
 from agentplane.errors import ConflictError
 
-SkillStatus = Literal["draft", "active", "deprecated", "archived"]
+SkillStatus = Literal["suggested", "draft", "active", "deprecated", "archived"]
 
 TRANSITIONS: frozenset[tuple[SkillStatus, SkillStatus]] = frozenset(
     {
+        ("suggested", "active"),
+        ("suggested", "archived"),
         ("draft", "active"),
+        ("draft", "archived"),
         ("active", "deprecated"),
         ("deprecated", "archived"),
         ("deprecated", "active"),
-        ("draft", "archived"),
     }
 )
 

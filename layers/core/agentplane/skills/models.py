@@ -1,12 +1,13 @@
-"""Skill input and output models."""
+"""Skill input and output models (the Mirari seed's columns)."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, StringConstraints
 
 from agentplane.models import (
     Description,
@@ -19,15 +20,29 @@ from agentplane.models import (
 )
 from agentplane.skills.lifecycle import SkillStatus
 
+Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+# How well the skill does (0 until measured); a real number, as the seed has it.
+Score = Annotated[float, AfterValidator(_finite)]
+
 
 class SkillCreate(InputModel):
-    """A new skill: a draft unless it is created active."""
+    """A new skill: `suggested` (the seed's default), `draft` (by hand) or `active`."""
 
     name: Name
-    description: Description = ""
-    instructions: LongText = ""
+    description: Description | None = None
+    category: Category | None = None
+    template_prompt: LongText | None = None
+    score: Score = 0
     metadata: JsonObjectIn = Field(default_factory=dict)
-    status: Literal["draft", "active"] = "draft"
+    status: Literal["suggested", "draft", "active"] = "suggested"
 
 
 class SkillUpdate(InputModel):
@@ -35,22 +50,26 @@ class SkillUpdate(InputModel):
 
     name: Name | None = None
     description: Description | None = None
-    instructions: LongText | None = None
+    category: Category | None = None
+    template_prompt: LongText | None = None
+    score: Score | None = None
     metadata: JsonObjectIn | None = None
     status: SkillStatus | None = None
 
 
 class Skill(OutputModel):
-    """A skill; `version` counts changes of its instructions."""
+    """A skill; `version` counts changes of its template prompt."""
 
     id: UUID
     user_id: UUID
     name: str
-    description: str
-    instructions: str
-    metadata: JsonObject
+    description: str | None
+    category: str | None
     status: SkillStatus
+    score: float
     version: int
+    template_prompt: str | None
+    metadata: JsonObject
     source_template_id: UUID | None
     created_at: datetime
     updated_at: datetime

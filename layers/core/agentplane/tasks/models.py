@@ -11,7 +11,9 @@ from pydantic_core import PydanticCustomError
 
 from agentplane.models import InputModel, OutputModel
 
-TaskStatus = Literal["todo", "in_progress", "blocked", "done", "cancelled"]
+# pending (the seed's default) -> in_progress -> done, with blocked and cancelled beside
+# them; `done` stamps completed_at.
+TaskStatus = Literal["pending", "in_progress", "blocked", "done", "cancelled"]
 TaskTitle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 TaskDescription = Annotated[str, Field(max_length=20_000)]
 Priority = Annotated[int, Field(ge=0, le=4)]
@@ -36,8 +38,8 @@ class TaskCreate(InputModel):
     """A new task, optionally tied to a connection and a conversation."""
 
     title: TaskTitle
-    description: TaskDescription = ""
-    status: TaskStatus = "todo"
+    description: TaskDescription | None = None
+    status: TaskStatus = "pending"
     priority: Priority = 2
     due_at: DueAt | None = None
     connection_id: UUID | None = None
@@ -62,7 +64,7 @@ class Task(OutputModel):
     id: UUID
     user_id: UUID
     title: str
-    description: str
+    description: str | None
     status: TaskStatus
     priority: int
     due_at: datetime | None

@@ -1,47 +1,48 @@
-"""Template input and output models, and the bundle a template carries."""
+"""Template input and output models, and the payload a template carries (the Mirari seed's
+`{skills, seed_memory}`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
-from pydantic import Field, StringConstraints
+from pydantic import Field
 
+from agentplane.memory.models import Category, Label, Source, Strength
 from agentplane.models import Description, InputModel, LongText, Name, OutputModel
 
-# The same bounds as the columns of public.skills and public.memory_nodes the bundle is
-# copied into, so a bundle that validates here installs without a check violation.
-MAX_BUNDLE_ITEMS = 100
-MemoryKind = Literal["fact", "preference", "entity", "event", "note"]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-Importance = Annotated[float, Field(ge=0, le=1)]
+# The same bounds as the columns of public.skills and public.memory_nodes the payload is
+# copied into, so a payload that validates here installs without a check violation.
+MAX_PAYLOAD_ITEMS = 100
 
 
-class BundleSkill(InputModel):
+class PayloadSkill(InputModel):
     """A skill a template installs (as a draft) into the installer's skills."""
 
     name: Name
-    description: Description = ""
-    instructions: LongText = ""
+    description: Description | None = None
+    category: Category | None = None
+    template_prompt: LongText | None = None
 
 
-class BundleMemory(InputModel):
+class PayloadMemory(InputModel):
     """A memory node a template installs into the installer's memory graph."""
 
-    kind: MemoryKind
     label: Label
+    category: Category | None = None
+    strength: Strength = 0.5
     content: LongText = ""
-    importance: Importance = 0.5
+    source: Source | None = None
 
 
-class Bundle(InputModel):
+class Payload(InputModel):
     """What a template installs: skills and seed memory, at most 100 of each."""
 
-    skills: Annotated[list[BundleSkill], Field(max_length=MAX_BUNDLE_ITEMS)] = Field(
+    skills: Annotated[list[PayloadSkill], Field(max_length=MAX_PAYLOAD_ITEMS)] = Field(
         default_factory=list
     )
-    memory: Annotated[list[BundleMemory], Field(max_length=MAX_BUNDLE_ITEMS)] = Field(
+    seed_memory: Annotated[list[PayloadMemory], Field(max_length=MAX_PAYLOAD_ITEMS)] = Field(
         default_factory=list
     )
 
@@ -50,9 +51,10 @@ class TemplateCreate(InputModel):
     """A new template, authored by the caller (private unless `is_public`)."""
 
     name: Name
-    description: Description = ""
+    description: Description | None = None
+    category: Category | None = None
     is_public: bool = False
-    bundle: Bundle
+    payload: Payload
 
 
 class TemplateUpdate(InputModel):
@@ -60,19 +62,21 @@ class TemplateUpdate(InputModel):
 
     name: Name | None = None
     description: Description | None = None
+    category: Category | None = None
     is_public: bool | None = None
-    bundle: Bundle | None = None
+    payload: Payload | None = None
 
 
 class Template(OutputModel):
     """A template bundle."""
 
     id: UUID
-    user_id: UUID
+    author_id: UUID
     name: str
-    description: str
+    description: str | None
+    category: str | None
     is_public: bool
-    bundle: Bundle
+    payload: Payload
     installs: int
     created_at: datetime
     updated_at: datetime

@@ -120,7 +120,7 @@ class Vault:
             await cur.execute(
                 b"""
                 insert into public.user_keys
-                  (id, organization_id, user_id, provider, label, ciphertext, nonce,
+                  (id, organization_id, user_id, provider, label, key_ciphertext, nonce,
                    wrapped_data_key, kek_id, last4)
                 values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                 returning id, organization_id, provider, label, last4, created_at,
@@ -196,7 +196,7 @@ class Vault:
         provider when there is none."""
         cur = await tx.execute(
             """
-            select id, ciphertext, nonce, wrapped_data_key, kek_id,
+            select id, key_ciphertext, nonce, wrapped_data_key, kek_id,
                    current_user::text, auth.uid()
               from public.user_keys
              where user_id = %s and organization_id = %s and provider = %s

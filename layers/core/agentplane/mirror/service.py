@@ -1,4 +1,4 @@
-"""The mirror function's jobs: the nightly enqueue and the per-report run.
+"""Mirror reports: the nightly enqueue and the per-report run (the mirror function's jobs).
 
 The analyzers (LLM and heuristic) arrive with the mirror-report issue; until then a
 report run finds its report and leaves it queued, saying so in the log.
@@ -26,29 +26,29 @@ async def enqueue_nightly_reports(db: Database) -> EnqueueResult:
     A connection that already has a queued or running report gets no second one, so two
     runs at once, or a run after a slow night, queue each connection at most once: the
     NOT EXISTS skips the ones already open, and the partial unique index
-    `mirror_reports_one_open_per_connection` turns a concurrent run's insert of the same
+    `mirror_reports_one_open_per_agent_connection` turns a concurrent run's insert of the same
     connection into a conflict that is skipped.
     """
     # Server job: the nightly schedule acts for every user's connections.
     async with db.service("mirror: queue nightly reports") as tx:
         cur = await tx.execute(
             """
-            insert into public.mirror_reports (user_id, connection_id, status)
+            insert into public.mirror_reports (user_id, agent_connection_id, status)
             select c.user_id, c.id, 'queued'
               from public.agent_connections c
              where not exists (
                      select 1 from public.mirror_reports r
-                      where r.connection_id = c.id and r.status in ('queued', 'running'))
+                      where r.agent_connection_id = c.id and r.status in ('queued', 'running'))
                and exists (
                      select 1
                        from public.conversations v
                        join public.messages m on m.conversation_id = v.id
-                      where v.connection_id = c.id
+                      where v.agent_connection_id = c.id
                         and m.created_at > coalesce(
                               (select max(r.created_at) from public.mirror_reports r
-                                where r.connection_id = c.id),
+                                where r.agent_connection_id = c.id),
                               '-infinity'))
-            on conflict (connection_id) where status in ('queued', 'running') do nothing
+            on conflict (agent_connection_id) where status in ('queued', 'running') do nothing
             returning id
             """
         )
