@@ -73,27 +73,23 @@ def test_every_domain_with_routes_has_a_service() -> None:
 HTTP_EDGE = {"apps.py", "devserver.py", "lambda_handlers.py", "cli.py", "routes.py"}
 
 
+def _below_http_importing(prefixes: tuple[str, ...]) -> list[str]:
+    """Modules below the HTTP edge that import a module starting with one of `prefixes`."""
+    offenders = []
+    for path in _modules("*.py"):
+        relative = path.relative_to(PACKAGE)
+        if relative.parts[0] == "http" or path.name in HTTP_EDGE:
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for module, _ in _imports(tree):
+            if module in prefixes or module.startswith(tuple(f"{p}." for p in prefixes)):
+                offenders.append(f"{relative} imports {module}")
+    return offenders
+
+
 def test_below_http_nothing_imports_http() -> None:
-    offenders = []
-    for path in _modules("*.py"):
-        relative = path.relative_to(PACKAGE)
-        if relative.parts[0] == "http" or path.name in HTTP_EDGE:
-            continue
-        tree = ast.parse(path.read_text(), filename=str(path))
-        for module, _ in _imports(tree):
-            if module == "agentplane.http" or module.startswith("agentplane.http."):
-                offenders.append(f"{relative} imports {module}")
-    assert offenders == []
+    assert _below_http_importing(("agentplane.http",)) == []
 
 
-def test_db_runner_and_domains_import_no_fastapi() -> None:
-    offenders = []
-    for path in _modules("*.py"):
-        relative = path.relative_to(PACKAGE)
-        if relative.parts[0] == "http" or path.name in HTTP_EDGE:
-            continue
-        tree = ast.parse(path.read_text(), filename=str(path))
-        for module, _ in _imports(tree):
-            if module.split(".")[0] in {"fastapi", "starlette", "mangum"}:
-                offenders.append(f"{relative} imports {module}")
-    assert offenders == []
+def test_db_runner_and_domains_import_no_web_framework() -> None:
+    assert _below_http_importing(("fastapi", "starlette", "mangum")) == []

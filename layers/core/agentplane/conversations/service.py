@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 from uuid import UUID
 
@@ -13,12 +14,22 @@ from agentplane.conversations.models import (
     Message,
     MessageCreate,
 )
-from agentplane.db.crud import Table, require_visible
+from agentplane.db.crud import Table, require_references, require_visible
 from agentplane.db.pagination import Page, PageRequest, fetch_page
 from agentplane.db.rows import Tx, fetch_one
 from agentplane.errors import NotFoundError
 
 conversations = Table("conversations", Conversation, "conversation")
+
+
+def _references(tx: Tx, agent_connection_id: UUID | None, agent_id: UUID | None) -> Awaitable[None]:
+    """404 naming a connection or agent the caller cannot see."""
+    return require_references(
+        tx,
+        ("agent_connections", agent_connection_id, "connection"),
+        ("agents", agent_id, "agent"),
+    )
+
 
 MESSAGE_SELECT = "select * from public.messages"
 
@@ -38,19 +49,9 @@ returning *
 """
 
 
-async def _require_references(
-    tx: Tx, agent_connection_id: UUID | None, agent_id: UUID | None
-) -> None:
-    """404 naming a connection or agent the caller cannot see."""
-    if agent_connection_id is not None:
-        await require_visible(tx, "agent_connections", agent_connection_id, "connection")
-    if agent_id is not None:
-        await require_visible(tx, "agents", agent_id, "agent")
-
-
 async def create(tx: Tx, body: ConversationCreate) -> Conversation:
     """Start a conversation owned by the caller."""
-    await _require_references(tx, body.agent_connection_id, body.agent_id)
+    await _references(tx, body.agent_connection_id, body.agent_id)
     return await conversations.insert(tx, body.model_dump())
 
 
@@ -66,7 +67,7 @@ async def get(tx: Tx, conversation_id: UUID) -> Conversation:
 
 async def update(tx: Tx, conversation_id: UUID, values: dict[str, Any]) -> Conversation:
     """Change a conversation; a new connection or agent must be one the caller can see."""
-    await _require_references(tx, values.get("agent_connection_id"), values.get("agent_id"))
+    await _references(tx, values.get("agent_connection_id"), values.get("agent_id"))
     return await conversations.update(tx, conversation_id, values)
 
 

@@ -126,3 +126,16 @@ async def require_visible(tx: Tx, name: str, row_id: UUID, noun: str) -> None:
     cur = await tx.execute(query, [row_id])
     if await cur.fetchone() is None:
         raise NotFoundError(f"{noun} {row_id} not found")
+
+
+async def require_references(tx: Tx, *references: tuple[str, UUID | None, str]) -> None:
+    """404 naming the first referenced row the caller cannot see.
+
+    Each reference is `(table, id or None, noun)`; a None id is no reference and is
+    skipped. Foreign keys are checked without RLS, so this is what keeps a new reference
+    from pointing at another tenant's row (with the triggers of
+    tests/integration/test_cross_tenant_references.py behind it).
+    """
+    for name, row_id, noun in references:
+        if row_id is not None:
+            await require_visible(tx, name, row_id, noun)

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 from uuid import UUID
 
-from agentplane.db.crud import Table, require_visible
+from agentplane.db.crud import Table, require_references
 from agentplane.db.pagination import Page, PageRequest
 from agentplane.db.rows import Tx, fetch_one, fetch_value
 from agentplane.errors import NotFoundError, ValidationProblemError
 from agentplane.memory.models import MemoryNode, MemoryNodeCreate
 
 memory_nodes = Table("memory_nodes", MemoryNode, "memory node")
+
+
+def _references(tx: Tx, parent_id: UUID | None, connection_id: UUID | None) -> Awaitable[None]:
+    """404 naming a parent node or connection the caller cannot see."""
+    return require_references(
+        tx,
+        ("memory_nodes", parent_id, "parent memory node"),
+        ("agent_connections", connection_id, "connection"),
+    )
+
 
 RECALL = "update public.memory_nodes set last_used_at = now() where id = %s returning *"
 
@@ -34,14 +45,6 @@ select exists (select 1 from ancestors where id = %(node)s)
 """
 
 
-async def _require_references(tx: Tx, parent_id: UUID | None, connection_id: UUID | None) -> None:
-    """404 naming a parent node or connection the caller cannot see."""
-    if parent_id is not None:
-        await require_visible(tx, "memory_nodes", parent_id, "parent memory node")
-    if connection_id is not None:
-        await require_visible(tx, "agent_connections", connection_id, "connection")
-
-
 async def _refuse_cycle(tx: Tx, node_id: UUID, parent_id: UUID) -> None:
     """422 if `parent_id` is the node itself or one of its descendants."""
     await tx.execute(LOCK_REPARENTING)
@@ -60,7 +63,7 @@ async def _refuse_cycle(tx: Tx, node_id: UUID, parent_id: UUID) -> None:
 
 async def create(tx: Tx, body: MemoryNodeCreate) -> MemoryNode:
     """Remember something, as the caller."""
-    await _require_references(tx, body.parent_id, body.connection_id)
+    await _references(tx, body.parent_id, body.connection_id)
     return await memory_nodes.insert(tx, body.model_dump())
 
 
@@ -81,7 +84,7 @@ async def recall(tx: Tx, node_id: UUID) -> MemoryNode:
 async def update(tx: Tx, node_id: UUID, values: dict[str, Any]) -> MemoryNode:
     """Change a memory node; a new parent must not be the node or one of its descendants."""
     parent_id = values.get("parent_id")
-    await _require_references(tx, parent_id, values.get("connection_id"))
+    await _references(tx, parent_id, values.get("connection_id"))
     if parent_id is not None:
         await _refuse_cycle(tx, node_id, parent_id)
     return await memory_nodes.update(tx, node_id, values)

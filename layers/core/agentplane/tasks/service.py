@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 from uuid import UUID
 
 from psycopg import sql
 
-from agentplane.db.crud import Table, require_visible
+from agentplane.db.crud import Table, require_references
 from agentplane.db.pagination import Page, PageRequest
 from agentplane.db.rows import Tx, fetch_one
 from agentplane.errors import ForbiddenError
 from agentplane.tasks.models import Task, TaskCreate
 
 tasks = Table("tasks", Task, "task")
+
+
+def _references(
+    tx: Tx, connection_id: UUID | None, conversation_id: UUID | None
+) -> Awaitable[None]:
+    """404 naming a connection or conversation the caller cannot see."""
+    return require_references(
+        tx,
+        ("agent_connections", connection_id, "connection"),
+        ("conversations", conversation_id, "conversation"),
+    )
+
 
 # completed_at on insert: now() for a task created done.
 COMPLETED_ON_INSERT = sql.SQL("case when %(status)s::text = 'done' then now() end")
@@ -27,19 +40,9 @@ INSERT = "insert into public.tasks ({}, completed_at) values ({}, {}) returning 
 UPDATE = "update public.tasks set {} where id = %(task_id)s returning *"
 
 
-async def _require_references(
-    tx: Tx, connection_id: UUID | None, conversation_id: UUID | None
-) -> None:
-    """404 naming a connection or conversation the caller cannot see."""
-    if connection_id is not None:
-        await require_visible(tx, "agent_connections", connection_id, "connection")
-    if conversation_id is not None:
-        await require_visible(tx, "conversations", conversation_id, "conversation")
-
-
 async def create(tx: Tx, body: TaskCreate) -> Task:
     """A new task of the caller's; one created done is completed now."""
-    await _require_references(tx, body.connection_id, body.conversation_id)
+    await _references(tx, body.connection_id, body.conversation_id)
     values = body.model_dump()
     query = sql.SQL(INSERT).format(
         sql.SQL(", ").join(sql.Identifier(column) for column in values),
@@ -63,7 +66,7 @@ async def get(tx: Tx, task_id: UUID) -> Task:
 
 async def update(tx: Tx, task_id: UUID, values: dict[str, Any]) -> Task:
     """Change a task; a status change sets or clears completed_at in the same UPDATE."""
-    await _require_references(tx, values.get("connection_id"), values.get("conversation_id"))
+    await _references(tx, values.get("connection_id"), values.get("conversation_id"))
     if not values:
         return await tasks.require(tx, task_id)
     assignments: list[sql.Composable] = [
