@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "layers" / "core" / "agentplane"
-TESTS = Path(__file__).resolve().parents[1]
 
 # What running SQL looks like from Python here: psycopg itself, the shared row helpers,
 # or a cursor or connection method.
