@@ -6,7 +6,7 @@ Returns the API Gateway proxy response (status, headers, problem+json or JSON bo
 from __future__ import annotations
 
 from agentplane.apps import build_actions_app
-from agentplane.lambda_handlers import http_handler
+from agentplane.handlers.http import http_handler
 
 app = build_actions_app()
 handler = http_handler(app, function="actions")

@@ -5,6 +5,6 @@ Marks runner sessions whose heartbeat went silent as offline; returns what it re
 
 from __future__ import annotations
 
-from agentplane.lambda_handlers import heartbeat_handler
+from agentplane.handlers.jobs import heartbeat_handler
 
 handler = heartbeat_handler

@@ -6,8 +6,16 @@ Returns the API Gateway proxy response, or a summary of the job it ran.
 
 from __future__ import annotations
 
-from agentplane.apps import build_mirror_app
-from agentplane.lambda_handlers import mirror_handler
+from agentplane.handlers import Handler
+from agentplane.handlers.jobs import mirror_handler
 
-app = build_mirror_app()
-handler = mirror_handler(app)
+
+def _http() -> Handler:
+    # Built on the first HTTP event: a job never imports FastAPI, Starlette or Mangum.
+    from agentplane.apps import build_mirror_app
+    from agentplane.handlers.http import http_handler
+
+    return http_handler(build_mirror_app(), function="mirror")
+
+
+handler = mirror_handler(http=_http)

@@ -88,19 +88,23 @@ def test_handler_on_event(event_file: str, fresh_db: ProvisionedDatabase, tmp_pa
             assert headers["content-type"] == "application/problem+json"
 
 
+@pytest.mark.parametrize(
+    "event_file", ["api_get_me.json", "heartbeat_schedule.json", "mirror_nightly.json"]
+)
 def test_a_warm_handler_reuses_its_pool_across_invocations(
-    fresh_db: ProvisionedDatabase, tmp_path: Path
+    event_file: str, fresh_db: ProvisionedDatabase, tmp_path: Path
 ) -> None:
-    # Lambda keeps the process (and Mangum's event loop) between invocations; the pool
-    # opened on the first must serve the next ones.
+    # Lambda keeps the process (and its one event loop) between invocations; the pool
+    # opened on the first must serve the next ones, for HTTP and jobs alike.
+    function, expected = EXPECTED[event_file]
     out = tmp_path / "results.json"
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
             "agentplane.invoke",
-            "api",
-            str(EVENTS / "api_get_me.json"),
+            function,
+            str(EVENTS / event_file),
             "--repeat",
             "3",
             "--output",
@@ -113,4 +117,138 @@ def test_a_warm_handler_reuses_its_pool_across_invocations(
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert [r["statusCode"] for r in json.loads(out.read_text())] == [200, 200, 200]
+    results = json.loads(out.read_text())
+    assert [{k: r[k] for k in expected} for r in results] == [expected] * 3
+
+
+WEB_STACK = ("fastapi", "starlette", "mangum")
+
+# Runs in a fresh interpreter: imports the job functions as Lambda would, handles their
+# events, and reports which parts of the web stack were imported at each point.
+JOBS_WITHOUT_WEB_STACK = """
+import json, sys
+from pathlib import Path
+
+def web_stack():
+    return sorted({m.split(".")[0] for m in sys.modules} & {"fastapi", "starlette", "mangum"})
+
+import functions.heartbeat.app as heartbeat
+import functions.mirror.app as mirror
+report = {"imported": web_stack()}
+
+from agentplane.invoke import LocalContext
+events = Path("events")
+def handle(function, module, name):
+    event = json.loads((events / name).read_text())
+    return module.handler(event, LocalContext(function_name="agentplane-" + function))
+
+report["heartbeat"] = handle("heartbeat", heartbeat, "heartbeat_schedule.json")
+report["nightly"] = handle("mirror", mirror, "mirror_nightly.json")
+report["report"] = handle("mirror", mirror, "mirror_async.json")
+report["after_jobs"] = web_stack()
+# The mirror function's routes: its app is built on the first HTTP event.
+report["http_status"] = handle("mirror", mirror, "api_get_health.json")["statusCode"]
+report["after_http"] = web_stack()
+print(json.dumps(report))
+"""
+
+
+def test_job_functions_run_without_the_web_stack(
+    fresh_db: ProvisionedDatabase, tmp_path: Path
+) -> None:
+    # Given a fresh process, configured as SAM would (DATABASE_URL of this test's database)
+    env = _env(fresh_db, tmp_path)
+
+    # When it imports the heartbeat and mirror functions and handles their job events
+    proc = subprocess.run(
+        [sys.executable, "-c", JOBS_WITHOUT_WEB_STACK],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    # Then neither the imports nor the jobs loaded FastAPI, Starlette or Mangum
+    assert report["imported"] == []
+    assert report["heartbeat"]["sessions_offline"] == 0
+    assert report["nightly"] == {"queued": []}
+    assert report["report"]["status"] == "not_found"
+    assert report["after_jobs"] == []
+    # and the mirror function's first HTTP event builds its app (no routes yet: 404)
+    assert report["http_status"] == 404
+    assert report["after_http"] == sorted(WEB_STACK)
+
+
+# Runs in a fresh interpreter: heartbeat twice, an HTTP request that reads the database,
+# heartbeat again; after each, which pool, which loop and which server connection.
+ONE_POOL_PER_PROCESS = """
+import asyncio, json
+from pathlib import Path
+
+import functions.api.app as api
+import functions.heartbeat.app as heartbeat
+from agentplane.handlers.loop import process_loop, run
+from agentplane.invoke import LocalContext
+from agentplane.runtime import get_runtime
+
+async def backend_pid(db):
+    async with db.service("test: which connection the jobs used") as tx:
+        return (await (await tx.execute("select pg_backend_pid()")).fetchone())[0]
+
+def handle(function, module, name):
+    event = json.loads((Path("events") / name).read_text())
+    return module.handler(event, LocalContext(function_name="agentplane-" + function))
+
+seen = []
+for function, module, name in [
+    ("heartbeat", heartbeat, "heartbeat_schedule.json"),
+    ("heartbeat", heartbeat, "heartbeat_schedule.json"),
+    ("api", api, "api_get_health.json"),
+    ("heartbeat", heartbeat, "heartbeat_schedule.json"),
+]:
+    result = handle(function, module, name)
+    db = get_runtime().database
+    seen.append({
+        "ok": result.get("statusCode", 200) == 200,
+        "database": id(db),
+        "loop": id(process_loop()),
+        "backend": run(backend_pid(db)),
+    })
+loop = process_loop()
+print(json.dumps({
+    "seen": seen,
+    "loop_closed": loop.is_closed(),
+    "tasks_waiting_on_loop": sorted(t.get_name() for t in asyncio.all_tasks(loop)),
+}))
+"""
+
+
+def test_warm_invocations_share_one_pool_on_one_loop(
+    fresh_db: ProvisionedDatabase, tmp_path: Path
+) -> None:
+    # Given one process (a warm Lambda container), when jobs and an HTTP request that
+    # reads the database are handled one after the other
+    proc = subprocess.run(
+        [sys.executable, "-c", ONE_POOL_PER_PROCESS],
+        cwd=ROOT,
+        env=_env(fresh_db, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    # Then every invocation succeeded on the same Database, loop and server connection:
+    # the pool was opened once and kept its connection between invocations
+    seen = report["seen"]
+    assert all(s["ok"] for s in seen), seen
+    assert len({s["database"] for s in seen}) == 1
+    assert len({s["loop"] for s in seen}) == 1
+    assert len({s["backend"] for s in seen}) == 1
+    # and the loop the pool was opened on is still open, its workers waiting on it
+    assert report["loop_closed"] is False
+    assert any(name.endswith("-scheduler") for name in report["tasks_waiting_on_loop"])

@@ -9,7 +9,6 @@ so authorized routes work against the local database (DATABASE_URL, or the embed
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import json
 import os
@@ -57,6 +56,9 @@ def load_event(path: Path, token: str | None) -> dict[str, Any]:
 def invoke(function: str, event: dict[str, Any], repeat: int = 1) -> list[Any]:
     """Import `functions.<function>.app` as Lambda would and call its handler `repeat`
     times in the same process: the first call is the cold start, the rest are warm."""
+    from agentplane.handlers.loop import close_process_loop, run
+    from agentplane.runtime import get_runtime
+
     module = importlib.import_module(f"functions.{function}.app")
     try:
         return [
@@ -64,15 +66,10 @@ def invoke(function: str, event: dict[str, Any], repeat: int = 1) -> list[Any]:
             for _ in range(repeat)
         ]
     finally:
-        app = getattr(module, "app", None)
-        if app is not None:
-            # Lambda freezes the process with its pool open; a local run closes it, on
-            # the loop Mangum used (a job's asyncio.run leaves none behind).
-            try:
-                loop = asyncio.get_event_loop()
-            except RuntimeError:
-                loop = asyncio.new_event_loop()
-            loop.run_until_complete(app.state.runtime.close())
+        # Lambda freezes the process with its pool open; a local run closes it, on the
+        # process's loop that every handler ran on, then the loop.
+        run(get_runtime().close())
+        close_process_loop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from agentplane.auth.tokens import mint_token
     from agentplane.cli import database_urls
     from agentplane.db.migrate import load_migrations, migrate
+    from agentplane.runtime import get_runtime
     from agentplane.seed import DEMO_EMAIL, DEMO_USER_ID
     from agentplane.settings import get_settings
 
@@ -102,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         # What SAM would put in the function's environment: where its database is.
         os.environ["DATABASE_URL"] = urls.app
         get_settings.cache_clear()
+        get_runtime.cache_clear()
         results = invoke(args.function, load_event(args.event, token), repeat=args.repeat)
     result = results[0] if args.repeat == 1 else results
     text = json.dumps(result, indent=2, default=str) + "\n"

@@ -6,14 +6,14 @@ comes from Secrets Manager), so importing a handler stays cheap.
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 from agentplane.actions.signing import ApprovalSigner
 from agentplane.auth.tokens import TokenVerifier
 from agentplane.db.database import Database
 from agentplane.db.urls import DatabaseNotConfiguredError, urls_from_settings
-from agentplane.settings import Settings
+from agentplane.settings import Settings, get_settings
 from agentplane.vault.crypto import KmsWrapper, LocalKeyring
 from agentplane.vault.service import Vault
 
@@ -106,3 +106,10 @@ class Runtime:
             await self._database.close()
         if "chat" in self.__dict__:
             await self.chat.aclose()
+
+
+@lru_cache(maxsize=1)
+def get_runtime() -> Runtime:
+    """The process's runtime, built on first use from `get_settings()`: a function's HTTP
+    app and its jobs share it, and its pool stays open between warm invocations."""
+    return Runtime(get_settings())

@@ -11,8 +11,7 @@ from fastapi import APIRouter, FastAPI
 from agentplane import __version__
 from agentplane.http.middleware import BodyLimitMiddleware, CorrelationIdMiddleware
 from agentplane.http.problems import PROBLEM_RESPONSES, Problem, install_problem_handlers
-from agentplane.runtime import Runtime
-from agentplane.settings import get_settings
+from agentplane.runtime import Runtime, get_runtime
 
 
 def create_app(
@@ -21,8 +20,9 @@ def create_app(
     runtime: Runtime | None = None,
     title: str = "agentplane",
 ) -> FastAPI:
-    """An app serving `routers`, with problem+json errors and the process runtime."""
-    rt = runtime or Runtime(get_settings())
+    """An app serving `routers`, with problem+json errors and `runtime` (by default the
+    process's, which the function's jobs share)."""
+    rt = runtime or get_runtime()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

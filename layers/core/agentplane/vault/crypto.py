@@ -30,7 +30,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 NONCE_BYTES = 12
-DATA_KEY_BYTES = 32
 HKDF_INFO = b"agentplane vault: data-key wrapping key v1"
 LOCAL_PREFIX = "local:"
 KMS_PREFIX = "kms:"

@@ -1,0 +1,84 @@
+"""The jobs' handlers: the heartbeat cron and the mirror function's schedule and reports.
+
+No web stack: a job imports neither FastAPI, Starlette nor Mangum, so its cold start pays
+only for what it runs (tests/integration/test_handlers_on_events.py pins it). Jobs run on
+the process's loop with the process runtime's pool, which stays open between warm
+invocations. Each handler is wrapped in Powertools (Lambda context on every log line,
+metrics flushed per invocation, a trace segment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, cast
+from uuid import UUID
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from agentplane.db.database import Database
+from agentplane.handlers import Handler
+from agentplane.handlers.loop import run
+from agentplane.mirror.service import enqueue_nightly_reports, run_report
+from agentplane.observability import logger, metrics, tracer
+from agentplane.runtime import get_runtime
+from agentplane.sessions.reaper import reap
+
+# Metric name -> the reaper count it reports.
+REAPER_METRICS = {
+    "SessionsReaped": "sessions_offline",
+    "LeasesRequeued": "leases_requeued",
+    "LeasesFailed": "leases_failed",
+    "ActionsExpired": "actions_expired",
+    "ApprovalsExpired": "approvals_expired",
+}
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def heartbeat_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """EventBridge schedule: take silent sessions offline, requeue (or fail) lost leases,
+    expire undecided proposals and unclaimed approvals; returns the counts."""
+    counts = run(reap(get_runtime().database)).as_counts()
+    for name, key in REAPER_METRICS.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts[key])
+    logger.info("heartbeat reaped", extra=counts)
+    return dict(counts)
+
+
+async def _mirror_job(db: Database, event: dict[str, Any]) -> dict[str, Any]:
+    if event.get("source") == "aws.events":
+        queued = await enqueue_nightly_reports(db)
+        metrics.add_metric(
+            name="MirrorReportsQueued", unit=MetricUnit.Count, value=len(queued.report_ids)
+        )
+        return {"queued": [str(i) for i in queued.report_ids]}
+    if "report_id" in event:
+        report_id = UUID(str(event["report_id"]))
+        return {"report_id": str(report_id), "status": await run_report(db, report_id)}
+    raise ValueError(f"the mirror function does not handle this event: {sorted(event)}")
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def mirror_job_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The nightly schedule queues reports; an async `{"report_id"}` invocation runs one."""
+    return run(_mirror_job(get_runtime().database, event))
+
+
+def mirror_handler(http: Callable[[], Handler]) -> Handler:
+    """The mirror function: HTTP events go to the handler `http()` builds on the first of
+    them (so a job never imports the web stack), every other event to its jobs."""
+    served: Handler | None = None
+
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        nonlocal served
+        if "requestContext" in event:
+            if served is None:
+                served = http()
+            return served(event, context)
+        return cast(dict[str, Any], mirror_job_handler(event, context))
+
+    return handler
