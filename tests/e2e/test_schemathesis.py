@@ -28,7 +28,7 @@ from schemathesis.checks import (
 )
 
 from agentplane.apps import build_local_app
-from tests.conftest import TEST_JWT_SECRET, ProvisionedDatabase
+from tests.support.database import TEST_JWT_SECRET, ProvisionedDatabase
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,6 @@ from agentplane.db.database import Database
 from agentplane.seed import seed_demo
 from agentplane.sessions import reaper, service
 from agentplane.sessions.reaper import ReapResult, reap, reap_stale_sessions
-from tests.conftest import ProvisionedDatabase
 from tests.integration.api import conftest as api_fixtures
 from tests.integration.api.conftest import Org, assert_problem
 from tests.integration.api.test_runner_protocol import (
@@ -27,6 +26,7 @@ from tests.integration.api.test_runner_protocol import (
     runner_for,
     transitions,
 )
+from tests.support.database import ProvisionedDatabase
 from tests.support.plans import BY_ID, scans
 
 

@@ -18,7 +18,6 @@ import pytest
 from agentplane.actions.audit import verify_database
 from agentplane.actions.canonical import approval_message
 from agentplane.actions.signing import public_key_from_jwk, verify_signature
-from tests.conftest import ProvisionedDatabase
 from tests.integration.api.conftest import Org, assert_problem
 from tests.integration.api.test_runner_protocol import (
     approved_action,
@@ -28,6 +27,7 @@ from tests.integration.api.test_runner_protocol import (
     runner_for,
     transitions,
 )
+from tests.support.database import ProvisionedDatabase
 
 MakeOrg = Callable[..., Awaitable[Org]]
 

@@ -18,9 +18,9 @@ import pytest
 from agentplane.actions.audit import verify_database
 from agentplane.actions.canonical import approval_message, payload_sha256
 from agentplane.actions.signing import public_key_from_jwk, verify_signature
-from tests.conftest import ProvisionedDatabase
 from tests.integration.api.conftest import Org, User, assert_problem, collect_pages
 from tests.integration.api.test_agents import create_agent, create_project, issue_token
+from tests.support.database import ProvisionedDatabase
 
 MakeOrg = Callable[..., Awaitable[Org]]
 PAYLOAD = {"tool": "write_file", "args": {"path": "notes/hello.txt", "content": "hi ✓"}}
