@@ -25,6 +25,8 @@ from agentplane.db.database import Database
 from agentplane.db.migrate import migrate
 from agentplane.runtime import Runtime
 from agentplane.settings import Settings
+from tests.support.api import MakeOrg, NewUser, Org, User
+from tests.support.builders import create_org
 from tests.support.database import (
     TEST_JWT_SECRET,
     ProvisionedDatabase,
@@ -146,5 +148,26 @@ def auth_headers(token_for: Callable[..., str]) -> Callable[[uuid.UUID], dict[st
 
     def make(user_id: uuid.UUID) -> dict[str, str]:
         return {"Authorization": f"Bearer {token_for(user_id)}"}
+
+    return make
+
+
+@pytest.fixture
+def new_user(auth_headers: Callable[[uuid.UUID], dict[str, str]]) -> NewUser:
+    """A fresh user (their auth row appears on their first request)."""
+
+    def make() -> User:
+        user_id = uuid.uuid4()
+        return User(user_id, auth_headers(user_id))
+
+    return make
+
+
+@pytest.fixture
+def make_org(client: httpx.AsyncClient, new_user: NewUser) -> MakeOrg:
+    """Create an organization through the API, with an admin, a member and a viewer."""
+
+    async def make(name: str = "Acme") -> Org:
+        return await create_org(client, new_user, name)
 
     return make

@@ -15,9 +15,8 @@ from typing import Any
 import httpx
 
 from agentplane.db.database import Database
-from tests.integration.api import conftest as api_fixtures
-from tests.integration.api.conftest import Org, assert_problem
-from tests.integration.api.test_runner_protocol import (
+from tests.support.api import Org, assert_problem
+from tests.support.builders import (
     Runner,
     new_agent,
     propose,
@@ -25,9 +24,6 @@ from tests.integration.api.test_runner_protocol import (
 )
 
 MakeOrg = Callable[..., Awaitable[Org]]
-# The API tests' fixtures (organizations with a user per role), used from here too.
-make_org = api_fixtures.make_org
-new_user = api_fixtures.new_user
 
 ACTIONS = 200
 SESSIONS = 8

@@ -16,9 +16,8 @@ from agentplane.db.database import Database
 from agentplane.seed import seed_demo
 from agentplane.sessions import reaper, service
 from agentplane.sessions.reaper import ReapResult, reap, reap_stale_sessions
-from tests.integration.api import conftest as api_fixtures
-from tests.integration.api.conftest import Org, assert_problem
-from tests.integration.api.test_runner_protocol import (
+from tests.support.api import Org, assert_problem
+from tests.support.builders import (
     approved_action,
     get_action,
     new_agent,
@@ -86,9 +85,6 @@ async def test_two_reapers_at_once_reap_each_session_once(database: Database) ->
 # time passes by backdating deadlines as the service role, never by sleeping.
 
 MakeOrg = Callable[..., Awaitable[Org]]
-# The API tests' fixtures (organizations with a user per role), used from here too.
-make_org = api_fixtures.make_org
-new_user = api_fixtures.new_user
 
 
 async def _backdate(database: Database, table: str, column: str, row_ids: list[str]) -> None:

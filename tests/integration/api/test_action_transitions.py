@@ -14,7 +14,7 @@ import pytest
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
 from agentplane.errors import ForbiddenError
-from tests.integration.api.conftest import Org
+from tests.support.api import Org
 
 MakeOrg = Callable[..., Awaitable[Org]]
 

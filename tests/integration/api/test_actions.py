@@ -17,7 +17,7 @@ from agentplane.actions.canonical import approval_message, payload_sha256
 from agentplane.actions.signing import public_key_from_jwk, verify_signature
 from agentplane.db.database import Database
 from agentplane.errors import ForbiddenError, ValidationProblemError
-from tests.integration.api.conftest import Org, User, assert_problem
+from tests.support.api import Org, User, assert_problem
 from tests.support.database import ProvisionedDatabase
 
 MakeOrg = Callable[..., Awaitable[Org]]

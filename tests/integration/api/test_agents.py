@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -12,9 +11,8 @@ import httpx
 
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
-from tests.integration.api.conftest import Org, User, assert_problem, collect_pages
-
-MakeOrg = Callable[..., Awaitable[Org]]
+from tests.support.api import MakeOrg, NewUser, User, assert_problem, collect_pages, field_rules
+from tests.support.builders import create_agent, create_project, issue_token
 
 CONFIG = {
     "model": "anthropic/claude-sonnet",
@@ -23,40 +21,6 @@ CONFIG = {
     "connection_id": None,
     "allowed_tools": ["read_file", "http_get"],
 }
-
-
-async def create_project(client: httpx.AsyncClient, org: Org, name: str = "p") -> str:
-    """A project of `org`, created by its owner."""
-    resp = await client.post(
-        "/projects",
-        json={"organization_id": str(org.id), "name": name},
-        headers=org.owner.headers,
-    )
-    assert resp.status_code == 201, resp.text
-    project_id: str = resp.json()["id"]
-    return project_id
-
-
-async def create_agent(
-    client: httpx.AsyncClient, project_id: str, user: User, name: str = "scout"
-) -> dict[str, Any]:
-    """An agent of the project, created by `user`."""
-    resp = await client.post(
-        "/agents", json={"project_id": project_id, "name": name}, headers=user.headers
-    )
-    assert resp.status_code == 201, resp.text
-    agent: dict[str, Any] = resp.json()
-    return agent
-
-
-async def issue_token(client: httpx.AsyncClient, agent_id: str, user: User) -> dict[str, Any]:
-    """A runner token of the agent, issued by `user`."""
-    resp = await client.post(
-        f"/agents/{agent_id}/runner-tokens", json={"name": "laptop"}, headers=user.headers
-    )
-    assert resp.status_code == 201, resp.text
-    created: dict[str, Any] = resp.json()
-    return created
 
 
 async def create_connection(database: Database, user: User, name: str = "mine") -> uuid.UUID:
@@ -71,11 +35,6 @@ async def create_connection(database: Database, user: User, name: str = "mine") 
     assert row is not None
     connection_id: uuid.UUID = row[0]
     return connection_id
-
-
-def field_rules(problem: dict[str, Any]) -> list[tuple[str, str]]:
-    """The (field, rule) pairs of a 422."""
-    return [(e["field"], e["rule"]) for e in problem["errors"]]
 
 
 # --- agents ---------------------------------------------------------------------------
@@ -174,7 +133,7 @@ async def test_agent_list_paginates_and_filters_by_project_and_organization(
 async def test_strangers_get_404_and_change_nothing(
     client: httpx.AsyncClient,
     make_org: MakeOrg,
-    new_user: Callable[[], User],
+    new_user: NewUser,
     database: Database,
 ) -> None:
     # Given an agent with a config and a runner token, and a user outside the organization
@@ -409,7 +368,7 @@ async def test_bad_config_names_the_field_and_changes_nothing(
 async def test_config_connection_must_be_the_callers_own(
     client: httpx.AsyncClient,
     make_org: MakeOrg,
-    new_user: Callable[[], User],
+    new_user: NewUser,
     database: Database,
 ) -> None:
     # Given two agents, the owner's own connection, and an outsider's connection

@@ -22,8 +22,8 @@ from agentplane.db.database import Database
 from agentplane.errors import ForbiddenError
 from agentplane.runtime import Runtime
 from agentplane.settings import Settings
-from tests.integration.api.conftest import Org, assert_problem
-from tests.integration.api.test_runner_protocol import new_agent, runner_for
+from tests.support.api import Org, assert_problem
+from tests.support.builders import new_agent, runner_for
 from tests.support.database import ProvisionedDatabase
 from tests.support.fake_provider import FakeProvider, Reply
 

@@ -22,7 +22,7 @@ from agentplane.errors import ServiceUnavailableError
 from agentplane.settings import Settings
 from agentplane.vault.crypto import KmsWrapper, LocalKeyring
 from agentplane.vault.service import KeyUnreadableError, MissingKeyError, Vault
-from tests.integration.api.conftest import Org, User, assert_problem
+from tests.support.api import Org, User, assert_problem
 from tests.support.database import ProvisionedDatabase
 
 MakeOrg = Callable[..., Awaitable[Org]]
