@@ -1,5 +1,6 @@
 """Test data, built the way the product builds it: through the HTTP API of the test app
-(its in-process httpx client). Never by hand-written INSERTs, which drift from the schema.
+(its in-process httpx client), or, where a runner or server job would, through the
+layer's domain functions. Never by hand-written INSERTs, which drift from the schema.
 
 Each builder checks the status it expects and returns the new row as the API shows it.
 """
@@ -12,6 +13,10 @@ from typing import Any
 
 import httpx
 
+from agentplane.auth.caller import Caller
+from agentplane.db.database import Database
+from agentplane.sessions import service as sessions
+from agentplane.sessions.models import SessionCreate
 from tests.support.api import NewUser, Org, User, ensure_known
 
 # What a proposal carries unless the test says otherwise.
@@ -148,6 +153,15 @@ async def runner_for(client: httpx.AsyncClient, agent_id: str, user: User) -> Ru
     """A runner with a fresh token of the agent, issued by `user`."""
     token = await issue_token(client, agent_id, user)
     return Runner(client, agent_id, token["id"], {"Authorization": f"Bearer {token['token']}"})
+
+
+async def register_session(
+    database: Database, agent_id: uuid.UUID, socket_id: str = "sock"
+) -> uuid.UUID:
+    """An online session of the agent, registered as its runner would (RLS applies)."""
+    async with database.transaction(Caller.runner(agent_id)) as tx:
+        session = await sessions.register(tx, agent_id, None, SessionCreate(socket_id=socket_id))
+    return session.id
 
 
 # --- the queue: proposals and their decisions ------------------------------------------
