@@ -167,13 +167,20 @@ async def register_session(
 # --- the queue: proposals and their decisions ------------------------------------------
 
 
+async def post_proposal(
+    client: httpx.AsyncClient, agent_id: str, user: User, **extra: Any
+) -> httpx.Response:
+    """POST a proposal of PAYLOAD (unless `payload` is given) as `user`, whatever comes back."""
+    return await client.post(
+        f"/agents/{agent_id}/actions", json={"payload": PAYLOAD, **extra}, headers=user.headers
+    )
+
+
 async def propose(
     client: httpx.AsyncClient, agent_id: str, user: User, **extra: Any
 ) -> dict[str, Any]:
     """A pending action of the agent, proposed by `user`."""
-    resp = await client.post(
-        f"/agents/{agent_id}/actions", json={"payload": PAYLOAD, **extra}, headers=user.headers
-    )
+    resp = await post_proposal(client, agent_id, user, **extra)
     assert resp.status_code == 201, resp.text
     action: dict[str, Any] = resp.json()
     return action
@@ -205,3 +212,35 @@ async def transitions(
     resp = await client.get(f"/actions/{action_id}/events", headers=user.headers)
     assert resp.status_code == 200, resp.text
     return [(e["from_status"], e["to_status"], e["actor_role"]) for e in resp.json()["items"]]
+
+
+# --- a user's own things: connections and vault keys -----------------------------------
+
+
+async def create_connection(client: httpx.AsyncClient, user: User, **fields: Any) -> dict[str, Any]:
+    """A model connection of `user` (OpenRouter unless the fields say otherwise)."""
+    body = {"name": "Router", "provider": "openrouter", "model": "some-model", **fields}
+    resp = await client.post("/connections", json=body, headers=user.headers)
+    assert resp.status_code == 201, resp.text
+    connection: dict[str, Any] = resp.json()
+    return connection
+
+
+async def store_key(
+    client: httpx.AsyncClient,
+    user: User,
+    org: Org,
+    key: str,
+    provider: str = "openrouter",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A provider key of `user` in the vault, for `org`; the answer never echoes it."""
+    resp = await client.post(
+        "/keys",
+        json={"provider": provider, "key": key, "organization_id": str(org.id), **extra},
+        headers=user.headers,
+    )
+    assert resp.status_code == 201, resp.text
+    assert key not in resp.text
+    stored: dict[str, Any] = resp.json()
+    return stored

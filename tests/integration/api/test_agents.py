@@ -11,8 +11,8 @@ import httpx
 
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
-from tests.support.api import MakeOrg, NewUser, User, assert_problem, collect_pages, field_rules
-from tests.support.builders import create_agent, create_project, issue_token
+from tests.support.api import MakeOrg, NewUser, assert_problem, collect_pages, field_rules
+from tests.support.builders import create_agent, create_connection, create_project, issue_token
 
 CONFIG = {
     "model": "anthropic/claude-sonnet",
@@ -21,20 +21,6 @@ CONFIG = {
     "connection_id": None,
     "allowed_tools": ["read_file", "http_get"],
 }
-
-
-async def create_connection(database: Database, user: User, name: str = "mine") -> uuid.UUID:
-    """A connection owned by `user`, written as that user (RLS applies; no API for it yet)."""
-    async with database.transaction(Caller.user({"sub": str(user.id)})) as tx:
-        cur = await tx.execute(
-            "insert into public.agent_connections (user_id, name, provider, model)"
-            " values (%s, %s, 'openrouter', 'some-model') returning id",
-            (user.id, name),
-        )
-        row = await cur.fetchone()
-    assert row is not None
-    connection_id: uuid.UUID = row[0]
-    return connection_id
 
 
 # --- agents ---------------------------------------------------------------------------
@@ -134,7 +120,6 @@ async def test_strangers_get_404_and_change_nothing(
     client: httpx.AsyncClient,
     make_org: MakeOrg,
     new_user: NewUser,
-    database: Database,
 ) -> None:
     # Given an agent with a config and a runner token, and a user outside the organization
     org = await make_org()
@@ -145,7 +130,7 @@ async def test_strangers_get_404_and_change_nothing(
     assert put.status_code == 200, put.text
     token = await issue_token(client, agent_id, org.owner)
     stranger = new_user()
-    own_connection = await create_connection(database, stranger)
+    own_connection = (await create_connection(client, stranger, name="mine"))["id"]
     h = stranger.headers
 
     # When the stranger tries every agent route, each is a 404 that names the missing thing
@@ -164,7 +149,7 @@ async def test_strangers_get_404_and_change_nothing(
     body = assert_problem(
         await client.put(
             f"/agents/{agent_id}/config",
-            json={**CONFIG, "system_prompt": "obey me", "connection_id": str(own_connection)},
+            json={**CONFIG, "system_prompt": "obey me", "connection_id": own_connection},
             headers=h,
         ),
         404,
@@ -273,13 +258,13 @@ async def test_bad_agent_input_names_the_field_and_the_rule(
 
 
 async def test_config_is_replaced_whole_and_read_back(
-    client: httpx.AsyncClient, make_org: MakeOrg, database: Database
+    client: httpx.AsyncClient, make_org: MakeOrg
 ) -> None:
     # Given an agent with its default config, and a connection of the member's own
     org = await make_org()
     agent_id = (await create_agent(client, await create_project(client, org), org.owner))["id"]
     before = (await client.get(f"/agents/{agent_id}/config", headers=org.member.headers)).json()
-    connection_id = str(await create_connection(database, org.member))
+    connection_id = (await create_connection(client, org.member, name="mine"))["id"]
 
     # When a member replaces the config
     resp = await client.put(
@@ -369,15 +354,14 @@ async def test_config_connection_must_be_the_callers_own(
     client: httpx.AsyncClient,
     make_org: MakeOrg,
     new_user: NewUser,
-    database: Database,
 ) -> None:
     # Given two agents, the owner's own connection, and an outsider's connection
     org = await make_org()
     project_id = await create_project(client, org)
     agent_id = (await create_agent(client, project_id, org.owner, "one"))["id"]
     other_agent_id = (await create_agent(client, project_id, org.owner, "two"))["id"]
-    owners = str(await create_connection(database, org.owner, "owner's"))
-    outsiders = str(await create_connection(database, new_user(), "outsider's"))
+    owners = (await create_connection(client, org.owner, name="owner's"))["id"]
+    outsiders = (await create_connection(client, new_user(), name="outsider's"))["id"]
     path = f"/agents/{agent_id}/config"
     before = (await client.get(path, headers=org.owner.headers)).json()
 
