@@ -12,15 +12,12 @@ import os
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from agentplane.apps import build_local_app
 from agentplane.auth.tokens import mint_token
@@ -28,25 +25,17 @@ from agentplane.db.database import Database
 from agentplane.db.migrate import migrate
 from agentplane.runtime import Runtime
 from agentplane.settings import Settings
+from tests.support.api import MakeOrg, NewUser, Org, User
+from tests.support.builders import create_org
+from tests.support.database import (
+    TEST_JWT_SECRET,
+    ProvisionedDatabase,
+    create_database,
+    drop_databases,
+    with_database,
+)
 
 TEMPLATE_DB = "agentplane_test_template"
-TEST_JWT_SECRET = "test-secret-" + "x" * 40
-
-
-def _with_database(url: str, dbname: str, **overrides: Any) -> str:
-    params = conninfo_to_dict(url)
-    params["dbname"] = dbname
-    params.update(overrides)
-    return make_conninfo("", **params)
-
-
-@dataclass(frozen=True)
-class ProvisionedDatabase:
-    """One database of the test server: its superuser URL and the app's (authenticator)."""
-
-    name: str
-    admin_url: str
-    app_url: str
 
 
 @pytest.fixture(scope="session")
@@ -80,10 +69,8 @@ def authenticator_password() -> str:
 @pytest.fixture(scope="session")
 def template_database(pg_server_url: str, authenticator_password: str) -> str:
     """A database migrated once, that every per-test database is cloned from."""
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {}").format(sql.Identifier(TEMPLATE_DB)))
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(TEMPLATE_DB)))
-    migrate(_with_database(pg_server_url, TEMPLATE_DB))
+    drop_databases(pg_server_url, TEMPLATE_DB)
+    migrate(create_database(pg_server_url, TEMPLATE_DB))
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(
             sql.SQL("alter role authenticator password {}").format(
@@ -102,27 +89,18 @@ def make_database(
 
     def make() -> ProvisionedDatabase:
         name = f"t_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(pg_server_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("create database {} template {}").format(
-                    sql.Identifier(name), sql.Identifier(template_database)
-                )
-            )
+        admin_url = create_database(pg_server_url, name, template=template_database)
         created.append(name)
         return ProvisionedDatabase(
             name=name,
-            admin_url=_with_database(pg_server_url, name),
-            app_url=_with_database(
+            admin_url=admin_url,
+            app_url=with_database(
                 pg_server_url, name, user="authenticator", password=authenticator_password
             ),
         )
 
     yield make
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        for name in created:
-            conn.execute(
-                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-            )
+    drop_databases(pg_server_url, *created)
 
 
 @pytest.fixture
@@ -170,5 +148,26 @@ def auth_headers(token_for: Callable[..., str]) -> Callable[[uuid.UUID], dict[st
 
     def make(user_id: uuid.UUID) -> dict[str, str]:
         return {"Authorization": f"Bearer {token_for(user_id)}"}
+
+    return make
+
+
+@pytest.fixture
+def new_user(auth_headers: Callable[[uuid.UUID], dict[str, str]]) -> NewUser:
+    """A fresh user (their auth row appears on their first request)."""
+
+    def make() -> User:
+        user_id = uuid.uuid4()
+        return User(user_id, auth_headers(user_id))
+
+    return make
+
+
+@pytest.fixture
+def make_org(client: httpx.AsyncClient, new_user: NewUser) -> MakeOrg:
+    """Create an organization through the API, with an admin, a member and a viewer."""
+
+    async def make(name: str = "Acme") -> Org:
+        return await create_org(client, new_user, name)
 
     return make

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_dev_server import STARTUP_DEADLINE_S, _stop, dev_server
+from tests.support.dev_server import STARTUP_DEADLINE_S, dev_server, stop
 
 pytestmark = pytest.mark.e2e
 
@@ -81,7 +81,7 @@ def test_propose_approve_run_and_verify(tmp_path: Path) -> None:
         assert action["output"]["bytes"] == len("hello from the runner")
         events = api.get(f"/actions/{action_id}/events").json()["items"]
         assert [e["to_status"] for e in events] == ["pending", "approved", "claimed", "succeeded"]
-        assert _stop(server) == 0
+        assert stop(server) == 0
 
     # And the audit chain verifies (the CLI attaches to the same embedded database)
     verify = subprocess.run(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,8 @@ from schemathesis.checks import (
 )
 
 from agentplane.apps import build_local_app
-from tests.conftest import TEST_JWT_SECRET, ProvisionedDatabase
+from tests.support.database import TEST_JWT_SECRET, ProvisionedDatabase
+from tests.support.dev_server import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -41,19 +41,13 @@ CHECKS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def live_server(
     make_database: Callable[[], ProvisionedDatabase], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """`agentplane dev --no-seed` on a fresh database, as a real process."""
     db = make_database()
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": db.app_url,

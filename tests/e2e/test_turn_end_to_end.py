@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_dev_server import STARTUP_DEADLINE_S, _stop, dev_server
+from tests.support.dev_server import STARTUP_DEADLINE_S, dev_server, stop
 from tests.support.fake_provider import FakeProvider, demo_reply
 
 pytestmark = pytest.mark.e2e
@@ -85,7 +85,7 @@ def test_turn_approve_run_and_the_next_turn_sees_the_result(tmp_path: Path) -> N
         assert [json.loads(m["content"])["status"] for m in tool_notes] == ["succeeded"]
         assert second.json()["reply"]["content"].startswith("The runner reported:")
         assert '"succeeded"' in second.json()["reply"]["content"]
-        assert _stop(server) == 0
+        assert stop(server) == 0
         # And the key never shows in the server's output (its logs included)
         while True:
             try:

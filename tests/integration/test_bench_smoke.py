@@ -12,7 +12,7 @@ import pytest
 
 from bench import queue_throughput, reaper_cost, transition_cost
 from bench.pg import create_database, drop_database
-from tests.conftest import ProvisionedDatabase
+from tests.support.database import ProvisionedDatabase
 
 ACTIONS = 60
 SESSIONS = 2_000

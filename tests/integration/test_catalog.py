@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tests.conftest import ProvisionedDatabase
+from tests.support.database import ProvisionedDatabase
 
 # Columns a policy may filter on; each must lead an index of its table.
 POLICY_COLUMNS = ("organization_id", "user_id", "agent_id", "id", "action_id", "is_public")

@@ -9,25 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
 from agentplane.db.database import Database
-from tests.integration.api import conftest as api_fixtures
-from tests.integration.api.conftest import Org, assert_problem
-from tests.integration.api.test_runner_protocol import (
-    Runner,
-    new_agent,
-    propose,
-    runner_for,
-)
-
-MakeOrg = Callable[..., Awaitable[Org]]
-# The API tests' fixtures (organizations with a user per role), used from here too.
-make_org = api_fixtures.make_org
-new_user = api_fixtures.new_user
+from tests.support.api import MakeOrg, Org, assert_problem
+from tests.support.builders import Runner, approved_action, new_agent, runner_for
 
 ACTIONS = 200
 SESSIONS = 8
@@ -43,10 +31,7 @@ async def _approved_queue(client: httpx.AsyncClient, agent_id: str, org: Org) ->
 
     async def one() -> str:
         async with gate:
-            action = await propose(client, agent_id, org.member)
-            resp = await client.post(f"/actions/{action['id']}/approve", headers=org.admin.headers)
-            assert resp.status_code == 200, resp.text
-            action_id: str = action["id"]
+            action_id: str = (await approved_action(client, agent_id, org))["id"]
             return action_id
 
     return set(await asyncio.gather(*(one() for _ in range(ACTIONS))))

@@ -26,7 +26,7 @@ from agentplane.seed import demo_caller, seed_demo
 from agentplane.sessions.models import SessionCreate
 from agentplane.sessions.service import heartbeat, register
 from bench.world import build_world, propose_bulk
-from tests.conftest import ProvisionedDatabase
+from tests.support.database import ProvisionedDatabase
 
 
 async def test_transaction_carries_role_and_claims(database: Database) -> None:

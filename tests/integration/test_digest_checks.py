@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tests.conftest import ProvisionedDatabase
+from tests.support.database import ProvisionedDatabase
 
 GOOD = "0123456789abcdef" * 4
 BAD = [

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TEST_JWT_SECRET, ProvisionedDatabase
+from tests.support.database import TEST_JWT_SECRET, ProvisionedDatabase
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"

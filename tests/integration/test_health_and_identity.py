@@ -13,7 +13,7 @@ from agentplane.apps import build_local_app
 from agentplane.db.database import Database
 from agentplane.runtime import Runtime
 from agentplane.settings import Settings
-from tests.conftest import ProvisionedDatabase
+from tests.support.database import ProvisionedDatabase
 
 
 async def test_health_reports_database_up(client: httpx.AsyncClient) -> None:

@@ -20,7 +20,7 @@ import pytest
 from agentplane.actions import service as actions_service
 from agentplane.sessions import service as sessions_service
 from bench.world import build_world
-from tests.conftest import ProvisionedDatabase
+from tests.support.database import ProvisionedDatabase
 from tests.support.plans import BY_ID, scans
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from agentplane.db.migrate import (
     Migration,
@@ -18,17 +17,14 @@ from agentplane.db.migrate import (
     migrate,
     status,
 )
-from tests.conftest import _with_database
+from tests.support.database import create_database, drop_databases
 
 
 @pytest.fixture
 def empty_db_url(pg_server_url: str) -> Iterator[str]:
     name = f"m_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    yield _with_database(pg_server_url, name)
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
+    yield create_database(pg_server_url, name)
+    drop_databases(pg_server_url, name)
 
 
 def test_fresh_database_migrates_then_second_run_is_a_no_op(empty_db_url: str) -> None:

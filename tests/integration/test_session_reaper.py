@@ -4,45 +4,39 @@ expired proposals and approvals; two crons at once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from uuid import UUID, uuid4
 
 import httpx
 from psycopg import sql
 
 from agentplane.actions.audit import verify_database
-from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
 from agentplane.seed import seed_demo
 from agentplane.sessions import reaper, service
 from agentplane.sessions.reaper import ReapResult, reap, reap_stale_sessions
-from tests.conftest import ProvisionedDatabase
-from tests.integration.api import conftest as api_fixtures
-from tests.integration.api.conftest import Org, assert_problem
-from tests.integration.api.test_runner_protocol import (
+from tests.support.api import MakeOrg, assert_problem
+from tests.support.builders import (
     approved_action,
     get_action,
     new_agent,
     propose,
+    register_session,
     runner_for,
     transitions,
 )
+from tests.support.database import ProvisionedDatabase
 from tests.support.plans import BY_ID, scans
 
 
 async def _register(db: Database, agent_id: UUID, silent_for_seconds: int) -> UUID:
-    # A runner registers its own session (as agent_runner, through RLS).
-    async with db.transaction(Caller.runner(agent_id)) as tx:
-        cur = await tx.execute(
-            "insert into public.agent_sessions (organization_id, agent_id, socket_id,"
-            " last_heartbeat)"
-            " select organization_id, id, 'sock', now() - make_interval(secs => %s)"
-            " from public.agents where id = %s returning id",
-            (silent_for_seconds, agent_id),
+    # A runner registers its own session (as agent_runner, through RLS), then is silent.
+    session_id = await register_session(db, agent_id)
+    async with db.service("test: let time pass") as tx:
+        await tx.execute(
+            "update public.agent_sessions"
+            " set last_heartbeat = now() - make_interval(secs => %s) where id = %s",
+            (silent_for_seconds, session_id),
         )
-        row = await cur.fetchone()
-    assert row is not None
-    session_id: UUID = row[0]
     return session_id
 
 
@@ -84,11 +78,6 @@ async def test_two_reapers_at_once_reap_each_session_once(database: Database) ->
 # --- the whole heartbeat: leases, attempts, TTLs, approvals ------------------------------
 # Data is built through the API (organizations, agents, runner tokens, approvals, claims);
 # time passes by backdating deadlines as the service role, never by sleeping.
-
-MakeOrg = Callable[..., Awaitable[Org]]
-# The API tests' fixtures (organizations with a user per role), used from here too.
-make_org = api_fixtures.make_org
-new_user = api_fixtures.new_user
 
 
 async def _backdate(database: Database, table: str, column: str, row_ids: list[str]) -> None:

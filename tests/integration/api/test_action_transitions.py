@@ -4,7 +4,6 @@ SQL too (PostgREST, psql), not only through the API's conditional updates."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -14,29 +13,15 @@ import pytest
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
 from agentplane.errors import ForbiddenError
-from tests.integration.api.conftest import Org
-
-MakeOrg = Callable[..., Awaitable[Org]]
+from tests.support.api import MakeOrg, Org
+from tests.support.builders import approved_action, new_agent, propose
 
 
 async def _pending_and_approved(client: httpx.AsyncClient, org: Org) -> tuple[str, str, str]:
-    project = await client.post(
-        "/projects", json={"organization_id": str(org.id), "name": "p"}, headers=org.owner.headers
-    )
-    agent = await client.post(
-        "/agents", json={"project_id": project.json()["id"], "name": "a"}, headers=org.owner.headers
-    )
-    agent_id = agent.json()["id"]
-    ids = []
-    for _ in range(2):
-        resp = await client.post(
-            f"/agents/{agent_id}/actions",
-            json={"payload": {"tool": "read_file", "args": {"path": "x"}}},
-            headers=org.member.headers,
-        )
-        ids.append(resp.json()["id"])
-    await client.post(f"/actions/{ids[1]}/approve", headers=org.member.headers)
-    return agent_id, ids[0], ids[1]
+    agent_id = await new_agent(client, org)
+    pending = await propose(client, agent_id, org.member)
+    approved = await approved_action(client, agent_id, org)
+    return agent_id, pending["id"], approved["id"]
 
 
 async def _refused(database: Database, caller: Caller, sql: str, args: Any) -> BaseException:

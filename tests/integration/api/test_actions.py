@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
 
 import httpx
 import psycopg
@@ -17,46 +15,24 @@ from agentplane.actions.canonical import approval_message, payload_sha256
 from agentplane.actions.signing import public_key_from_jwk, verify_signature
 from agentplane.db.database import Database
 from agentplane.errors import ForbiddenError, ValidationProblemError
-from tests.conftest import ProvisionedDatabase
-from tests.integration.api.conftest import Org, User, assert_problem
-
-MakeOrg = Callable[..., Awaitable[Org]]
-PAYLOAD = {"tool": "write_file", "args": {"path": "notes/hello.txt", "content": "hi ✓"}}
-
-
-async def _agent(client: httpx.AsyncClient, org: Org) -> str:
-    project = await client.post(
-        "/projects", json={"organization_id": str(org.id), "name": "p"}, headers=org.owner.headers
-    )
-    agent = await client.post(
-        "/agents", json={"project_id": project.json()["id"], "name": "a"}, headers=org.owner.headers
-    )
-    assert agent.status_code == 201, agent.text
-    agent_id: str = agent.json()["id"]
-    return agent_id
-
-
-async def _propose(
-    client: httpx.AsyncClient, agent_id: str, user: User, **extra: Any
-) -> httpx.Response:
-    return await client.post(
-        f"/agents/{agent_id}/actions", json={"payload": PAYLOAD, **extra}, headers=user.headers
-    )
+from tests.support.api import MakeOrg, NewUser, assert_problem
+from tests.support.builders import PAYLOAD, new_agent, post_proposal, propose
+from tests.support.database import ProvisionedDatabase
 
 
 async def test_propose_hashes_the_canonical_payload_and_retries_are_idempotent(
     client: httpx.AsyncClient, make_org: MakeOrg
 ) -> None:
     org = await make_org()
-    agent_id = await _agent(client, org)
-    first = await _propose(client, agent_id, org.member, idempotency="turn-1/call-1")
+    agent_id = await new_agent(client, org)
+    first = await post_proposal(client, agent_id, org.member, idempotency="turn-1/call-1")
     assert first.status_code == 201, first.text
     action = first.json()
     assert action["status"] == "pending"
     assert action["payload"] == PAYLOAD
     assert action["payload_sha256"] == payload_sha256(PAYLOAD)
     # A retry returns the first action, never a second one (body key or header alike)
-    again = await _propose(client, agent_id, org.member, idempotency="turn-1/call-1")
+    again = await post_proposal(client, agent_id, org.member, idempotency="turn-1/call-1")
     assert (again.status_code, again.json()["id"]) == (200, action["id"])
     by_header = await client.post(
         f"/agents/{agent_id}/actions",
@@ -79,8 +55,8 @@ async def test_approval_is_signed_over_the_payload_hash(
     client: httpx.AsyncClient, make_org: MakeOrg
 ) -> None:
     org = await make_org()
-    agent_id = await _agent(client, org)
-    action = (await _propose(client, agent_id, org.member)).json()
+    agent_id = await new_agent(client, org)
+    action = await propose(client, agent_id, org.member)
 
     resp = await client.post(
         f"/actions/{action['id']}/approve", json={"reason": "looks fine"}, headers=org.admin.headers
@@ -116,8 +92,8 @@ async def test_of_many_concurrent_decisions_exactly_one_wins(
     client: httpx.AsyncClient, make_org: MakeOrg
 ) -> None:
     org = await make_org()
-    agent_id = await _agent(client, org)
-    action_id = (await _propose(client, agent_id, org.member)).json()["id"]
+    agent_id = await new_agent(client, org)
+    action_id = (await propose(client, agent_id, org.member))["id"]
 
     # When 20 people decide at once, half approving and half rejecting
     calls = [
@@ -144,11 +120,11 @@ async def test_of_many_concurrent_decisions_exactly_one_wins(
 
 
 async def test_who_may_decide(
-    client: httpx.AsyncClient, make_org: MakeOrg, new_user: Callable[[], User]
+    client: httpx.AsyncClient, make_org: MakeOrg, new_user: NewUser
 ) -> None:
     org = await make_org()
-    agent_id = await _agent(client, org)
-    action_id = (await _propose(client, agent_id, org.member)).json()["id"]
+    agent_id = await new_agent(client, org)
+    action_id = (await propose(client, agent_id, org.member))["id"]
     assert_problem(
         await client.post(f"/actions/{action_id}/approve", headers=org.viewer.headers), 403
     )
@@ -157,8 +133,8 @@ async def test_who_may_decide(
         await client.post(f"/actions/{action_id}/approve", headers=stranger.headers), 404
     )
     assert_problem(await client.get(f"/actions/{action_id}", headers=stranger.headers), 404)
-    assert_problem(await _propose(client, agent_id, stranger), 404)
-    assert_problem(await _propose(client, agent_id, org.viewer), 403)
+    assert_problem(await post_proposal(client, agent_id, stranger), 404)
+    assert_problem(await post_proposal(client, agent_id, org.viewer), 403)
     # After a rejection nothing else applies; an approved action can still be cancelled
     assert (
         await client.post(f"/actions/{action_id}/reject", headers=org.member.headers)
@@ -167,7 +143,7 @@ async def test_who_may_decide(
         await client.post(f"/actions/{action_id}/approve", headers=org.member.headers), 409
     )
     assert body["current_status"] == "rejected"
-    other = (await _propose(client, agent_id, org.member)).json()["id"]
+    other = (await propose(client, agent_id, org.member))["id"]
     await client.post(f"/actions/{other}/approve", headers=org.member.headers)
     cancelled = await client.post(f"/actions/{other}/cancel", headers=org.member.headers)
     assert cancelled.json()["status"] == "cancelled"
@@ -177,8 +153,8 @@ async def test_an_expired_proposal_cannot_be_approved(
     client: httpx.AsyncClient, make_org: MakeOrg, database: Database
 ) -> None:
     org = await make_org()
-    agent_id = await _agent(client, org)
-    action_id = (await _propose(client, agent_id, org.member, ttl_seconds=10)).json()["id"]
+    agent_id = await new_agent(client, org)
+    action_id = (await propose(client, agent_id, org.member, ttl_seconds=10))["id"]
     async with database.service("test: let the proposal's TTL pass") as tx:
         await tx.execute(
             "update public.agent_actions set expires_at = now() - interval '1 second'"
@@ -203,8 +179,8 @@ async def test_the_payload_cannot_change_even_for_the_service_role(
     client: httpx.AsyncClient, make_org: MakeOrg, database: Database, assignment: str
 ) -> None:
     org = await make_org()
-    agent_id = await _agent(client, org)
-    action_id = (await _propose(client, agent_id, org.member)).json()["id"]
+    agent_id = await new_agent(client, org)
+    action_id = (await propose(client, agent_id, org.member))["id"]
 
     async def rewrite() -> None:
         async with database.service("test: try to rewrite a payload") as tx:
@@ -230,8 +206,8 @@ async def test_audit_chain_verifies_and_names_a_tampered_row(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     org = await make_org()
-    agent_id = await _agent(client, org)
-    ids = [(await _propose(client, agent_id, org.member)).json()["id"] for _ in range(3)]
+    agent_id = await new_agent(client, org)
+    ids = [(await propose(client, agent_id, org.member))["id"] for _ in range(3)]
     await client.post(f"/actions/{ids[0]}/approve", headers=org.member.headers)
     await client.post(f"/actions/{ids[1]}/reject", headers=org.member.headers)
     await client.post(f"/actions/{ids[0]}/cancel", headers=org.member.headers)
@@ -273,7 +249,7 @@ async def test_the_hash_covers_the_payload_as_runners_will_receive_it(
     # jsonb spells some numbers differently from Python's json (1e16 -> 10000000000000000);
     # the stored hash must match what a runner recomputes from the payload it is served.
     org = await make_org()
-    agent_id = await _agent(client, org)
+    agent_id = await new_agent(client, org)
     payload = {"tool": "http_get", "args": {"n": 1e16, "x": 1.5, "big": 12345678901234567890}}
     resp = await client.post(
         f"/agents/{agent_id}/actions", json={"payload": payload}, headers=org.member.headers
@@ -287,8 +263,8 @@ async def test_the_database_refuses_an_approval_without_a_signature(
     client: httpx.AsyncClient, make_org: MakeOrg, database: Database
 ) -> None:
     org = await make_org()
-    agent_id = await _agent(client, org)
-    action_id = (await _propose(client, agent_id, org.member)).json()["id"]
+    agent_id = await new_agent(client, org)
+    action_id = (await propose(client, agent_id, org.member))["id"]
 
     async def approve_unsigned() -> None:
         async with database.service("test: approve behind the API's back") as tx:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -12,9 +11,8 @@ import httpx
 
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
-from tests.integration.api.conftest import Org, User, assert_problem, collect_pages
-
-MakeOrg = Callable[..., Awaitable[Org]]
+from tests.support.api import MakeOrg, NewUser, assert_problem, collect_pages, field_rules
+from tests.support.builders import create_agent, create_connection, create_project, issue_token
 
 CONFIG = {
     "model": "anthropic/claude-sonnet",
@@ -23,60 +21,6 @@ CONFIG = {
     "connection_id": None,
     "allowed_tools": ["read_file", "http_get"],
 }
-
-
-async def create_project(client: httpx.AsyncClient, org: Org, name: str = "p") -> str:
-    """A project of `org`, created by its owner."""
-    resp = await client.post(
-        "/projects",
-        json={"organization_id": str(org.id), "name": name},
-        headers=org.owner.headers,
-    )
-    assert resp.status_code == 201, resp.text
-    project_id: str = resp.json()["id"]
-    return project_id
-
-
-async def create_agent(
-    client: httpx.AsyncClient, project_id: str, user: User, name: str = "scout"
-) -> dict[str, Any]:
-    """An agent of the project, created by `user`."""
-    resp = await client.post(
-        "/agents", json={"project_id": project_id, "name": name}, headers=user.headers
-    )
-    assert resp.status_code == 201, resp.text
-    agent: dict[str, Any] = resp.json()
-    return agent
-
-
-async def issue_token(client: httpx.AsyncClient, agent_id: str, user: User) -> dict[str, Any]:
-    """A runner token of the agent, issued by `user`."""
-    resp = await client.post(
-        f"/agents/{agent_id}/runner-tokens", json={"name": "laptop"}, headers=user.headers
-    )
-    assert resp.status_code == 201, resp.text
-    created: dict[str, Any] = resp.json()
-    return created
-
-
-async def create_connection(database: Database, user: User, name: str = "mine") -> uuid.UUID:
-    """A connection owned by `user`, written as that user (RLS applies; no API for it yet)."""
-    async with database.transaction(Caller.user({"sub": str(user.id)})) as tx:
-        cur = await tx.execute(
-            "insert into public.agent_connections (user_id, name, provider, base_url, model)"
-            " values (%s, %s, 'openrouter', 'https://openrouter.ai/api/v1', 'some-model')"
-            " returning id",
-            (user.id, name),
-        )
-        row = await cur.fetchone()
-    assert row is not None
-    connection_id: uuid.UUID = row[0]
-    return connection_id
-
-
-def field_rules(problem: dict[str, Any]) -> list[tuple[str, str]]:
-    """The (field, rule) pairs of a 422."""
-    return [(e["field"], e["rule"]) for e in problem["errors"]]
 
 
 # --- agents ---------------------------------------------------------------------------
@@ -175,8 +119,7 @@ async def test_agent_list_paginates_and_filters_by_project_and_organization(
 async def test_strangers_get_404_and_change_nothing(
     client: httpx.AsyncClient,
     make_org: MakeOrg,
-    new_user: Callable[[], User],
-    database: Database,
+    new_user: NewUser,
 ) -> None:
     # Given an agent with a config and a runner token, and a user outside the organization
     org = await make_org()
@@ -187,7 +130,7 @@ async def test_strangers_get_404_and_change_nothing(
     assert put.status_code == 200, put.text
     token = await issue_token(client, agent_id, org.owner)
     stranger = new_user()
-    own_connection = await create_connection(database, stranger)
+    own_connection = (await create_connection(client, stranger, name="mine"))["id"]
     h = stranger.headers
 
     # When the stranger tries every agent route, each is a 404 that names the missing thing
@@ -206,7 +149,7 @@ async def test_strangers_get_404_and_change_nothing(
     body = assert_problem(
         await client.put(
             f"/agents/{agent_id}/config",
-            json={**CONFIG, "system_prompt": "obey me", "connection_id": str(own_connection)},
+            json={**CONFIG, "system_prompt": "obey me", "connection_id": own_connection},
             headers=h,
         ),
         404,
@@ -315,13 +258,13 @@ async def test_bad_agent_input_names_the_field_and_the_rule(
 
 
 async def test_config_is_replaced_whole_and_read_back(
-    client: httpx.AsyncClient, make_org: MakeOrg, database: Database
+    client: httpx.AsyncClient, make_org: MakeOrg
 ) -> None:
     # Given an agent with its default config, and a connection of the member's own
     org = await make_org()
     agent_id = (await create_agent(client, await create_project(client, org), org.owner))["id"]
     before = (await client.get(f"/agents/{agent_id}/config", headers=org.member.headers)).json()
-    connection_id = str(await create_connection(database, org.member))
+    connection_id = (await create_connection(client, org.member, name="mine"))["id"]
 
     # When a member replaces the config
     resp = await client.put(
@@ -410,16 +353,15 @@ async def test_bad_config_names_the_field_and_changes_nothing(
 async def test_config_connection_must_be_the_callers_own(
     client: httpx.AsyncClient,
     make_org: MakeOrg,
-    new_user: Callable[[], User],
-    database: Database,
+    new_user: NewUser,
 ) -> None:
     # Given two agents, the owner's own connection, and an outsider's connection
     org = await make_org()
     project_id = await create_project(client, org)
     agent_id = (await create_agent(client, project_id, org.owner, "one"))["id"]
     other_agent_id = (await create_agent(client, project_id, org.owner, "two"))["id"]
-    owners = str(await create_connection(database, org.owner, "owner's"))
-    outsiders = str(await create_connection(database, new_user(), "outsider's"))
+    owners = (await create_connection(client, org.owner, name="owner's"))["id"]
+    outsiders = (await create_connection(client, new_user(), name="outsider's"))["id"]
     path = f"/agents/{agent_id}/config"
     before = (await client.get(path, headers=org.owner.headers)).json()
 

@@ -9,7 +9,6 @@ transition.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -18,23 +17,13 @@ import pytest
 from agentplane.actions.audit import verify_database
 from agentplane.actions.canonical import approval_message
 from agentplane.actions.signing import public_key_from_jwk, verify_signature
-from tests.conftest import ProvisionedDatabase
-from tests.integration.api.conftest import Org, assert_problem
-from tests.integration.api.test_runner_protocol import (
-    approved_action,
-    at,
-    new_agent,
-    propose,
-    runner_for,
-    transitions,
-)
-
-MakeOrg = Callable[..., Awaitable[Org]]
+from tests.support.api import MakeOrg, assert_problem, at, field_rules
+from tests.support.builders import approved_action, new_agent, propose, runner_for, transitions
+from tests.support.database import ProvisionedDatabase
 
 
 def _field_errors(resp: httpx.Response) -> list[tuple[str, str]]:
-    body = assert_problem(resp, 422)
-    return [(e["field"], e["rule"]) for e in body["errors"]]
+    return field_rules(assert_problem(resp, 422))
 
 
 async def _decide(

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.integration.api.conftest import User, assert_problem, collect_pages
+from tests.support.api import User, assert_problem, collect_pages
 
 
 def ts(value: str) -> datetime:

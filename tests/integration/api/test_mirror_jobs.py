@@ -12,7 +12,7 @@ import pytest
 from agentplane.db.database import Database
 from agentplane.errors import ConflictError
 from agentplane.mirror.service import enqueue_nightly_reports, run_report
-from tests.integration.api.conftest import User
+from tests.support.api import User
 
 
 async def _connection_with_message(client: httpx.AsyncClient, user: User) -> str:

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import httpx
 
-from tests.integration.api.conftest import (
-    Org,
-    User,
-    assert_problem,
-    collect_pages,
-    ensure_known,
-)
-
-MakeOrg = Callable[..., Awaitable[Org]]
+from tests.support.api import MakeOrg, NewUser, assert_problem, collect_pages, ensure_known
 
 
-async def test_create_read_update_delete(
-    client: httpx.AsyncClient, new_user: Callable[[], User]
-) -> None:
+async def test_create_read_update_delete(client: httpx.AsyncClient, new_user: NewUser) -> None:
     owner = new_user()
     # Given a user creates an organization, they are its owner
     resp = await client.post(
@@ -46,7 +34,7 @@ async def test_create_read_update_delete(
     assert (await client.get("/me", headers=owner.headers)).json()["organizations"] == []
 
 
-async def test_list_paginates(client: httpx.AsyncClient, new_user: Callable[[], User]) -> None:
+async def test_list_paginates(client: httpx.AsyncClient, new_user: NewUser) -> None:
     owner = new_user()
     ids = []
     for i in range(5):
@@ -57,9 +45,7 @@ async def test_list_paginates(client: httpx.AsyncClient, new_user: Callable[[], 
     assert pages == 3
 
 
-async def test_duplicate_slug_is_409(
-    client: httpx.AsyncClient, new_user: Callable[[], User]
-) -> None:
+async def test_duplicate_slug_is_409(client: httpx.AsyncClient, new_user: NewUser) -> None:
     a, b = new_user(), new_user()
     await client.post("/organizations", json={"name": "x", "slug": "taken"}, headers=a.headers)
     resp = await client.post(
@@ -88,7 +74,7 @@ async def test_roles_decide_who_may_change_what(
 
 
 async def test_members_add_change_remove_and_conflicts(
-    client: httpx.AsyncClient, make_org: MakeOrg, new_user: Callable[[], User]
+    client: httpx.AsyncClient, make_org: MakeOrg, new_user: NewUser
 ) -> None:
     org = await make_org()
     newcomer = new_user()
@@ -132,7 +118,7 @@ async def test_the_last_owner_cannot_leave_or_be_demoted(
 
 
 async def test_strangers_get_404_and_change_nothing(
-    client: httpx.AsyncClient, make_org: MakeOrg, new_user: Callable[[], User]
+    client: httpx.AsyncClient, make_org: MakeOrg, new_user: NewUser
 ) -> None:
     org = await make_org()
     stranger = new_user()
@@ -160,7 +146,7 @@ async def test_strangers_get_404_and_change_nothing(
     assert len(members) == 4
 
 
-async def test_bad_input(client: httpx.AsyncClient, new_user: Callable[[], User]) -> None:
+async def test_bad_input(client: httpx.AsyncClient, new_user: NewUser) -> None:
     h = new_user().headers
     body = assert_problem(
         await client.post("/organizations", json={"name": "x", "slug": "Not A Slug"}, headers=h),

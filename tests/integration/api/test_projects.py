@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 
 import httpx
 
-from tests.integration.api.conftest import Org, User, assert_problem, collect_pages
-
-MakeOrg = Callable[..., Awaitable[Org]]
+from tests.support.api import MakeOrg, NewUser, assert_problem, collect_pages
 
 
 async def test_create_read_update_delete(client: httpx.AsyncClient, make_org: MakeOrg) -> None:
@@ -74,7 +71,7 @@ async def test_list_paginates_across_pages_in_a_stable_order(
 
 
 async def test_strangers_get_404_and_change_nothing(
-    client: httpx.AsyncClient, make_org: MakeOrg, new_user: Callable[[], User]
+    client: httpx.AsyncClient, make_org: MakeOrg, new_user: NewUser
 ) -> None:
     org = await make_org()
     stranger = new_user()

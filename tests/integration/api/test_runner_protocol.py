@@ -7,8 +7,6 @@ once), proposals approved by a person. The runner's calls carry that token.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,136 +16,23 @@ import pytest
 from agentplane.actions.audit import verify_database
 from agentplane.actions.canonical import approval_message, payload_sha256
 from agentplane.actions.signing import public_key_from_jwk, verify_signature
-from tests.conftest import ProvisionedDatabase
-from tests.integration.api.conftest import Org, User, assert_problem, collect_pages
-from tests.integration.api.test_agents import create_agent, create_project, issue_token
-
-MakeOrg = Callable[..., Awaitable[Org]]
-PAYLOAD = {"tool": "write_file", "args": {"path": "notes/hello.txt", "content": "hi ✓"}}
-
-
-# --- helpers (the claim-race and reaper tests use them too) ----------------------------
-
-
-@dataclass(frozen=True)
-class Runner:
-    """A runner of one agent: its token's headers, speaking the protocol over `client`."""
-
-    client: httpx.AsyncClient
-    agent_id: str
-    token_id: str
-    headers: dict[str, str]
-
-    async def register(self, **body: Any) -> dict[str, Any]:
-        """A new session (201)."""
-        resp = await self.client.post("/runner/sessions", json=body, headers=self.headers)
-        assert resp.status_code == 201, resp.text
-        session: dict[str, Any] = resp.json()
-        return session
-
-    async def heartbeat(self, session_id: str) -> httpx.Response:
-        """POST /runner/sessions/{id}/heartbeat."""
-        return await self.client.post(
-            f"/runner/sessions/{session_id}/heartbeat", headers=self.headers
-        )
-
-    async def end(self, session_id: str) -> httpx.Response:
-        """DELETE /runner/sessions/{id}."""
-        return await self.client.delete(f"/runner/sessions/{session_id}", headers=self.headers)
-
-    async def claim(self, session_id: str, **body: Any) -> httpx.Response:
-        """POST /runner/claim for the session."""
-        return await self.client.post(
-            "/runner/claim", json={"session_id": session_id, **body}, headers=self.headers
-        )
-
-    async def claimed(self, session_id: str, **body: Any) -> list[dict[str, Any]]:
-        """The items of a successful claim."""
-        resp = await self.claim(session_id, **body)
-        assert resp.status_code == 200, resp.text
-        items: list[dict[str, Any]] = resp.json()["items"]
-        return items
-
-    async def result(
-        self,
-        action_id: str,
-        fencing_token: int,
-        status: str = "succeeded",
-        output: dict[str, Any] | None = None,
-    ) -> httpx.Response:
-        """POST /runner/actions/{id}/result."""
-        return await self.client.post(
-            f"/runner/actions/{action_id}/result",
-            json={"fencing_token": fencing_token, "status": status, "output": output or {}},
-            headers=self.headers,
-        )
-
-    async def release(self, action_id: str, fencing_token: int) -> httpx.Response:
-        """POST /runner/actions/{id}/release."""
-        return await self.client.post(
-            f"/runner/actions/{action_id}/release",
-            json={"fencing_token": fencing_token},
-            headers=self.headers,
-        )
-
-
-async def new_agent(client: httpx.AsyncClient, org: Org, name: str = "scout") -> str:
-    """An agent in a new project of `org`."""
-    project_id = await create_project(client, org, f"p-{name}")
-    agent_id: str = (await create_agent(client, project_id, org.owner, name))["id"]
-    return agent_id
-
-
-async def runner_for(client: httpx.AsyncClient, agent_id: str, user: User) -> Runner:
-    """A runner with a fresh token of the agent, issued by `user`."""
-    token = await issue_token(client, agent_id, user)
-    return Runner(client, agent_id, token["id"], {"Authorization": f"Bearer {token['token']}"})
-
-
-async def propose(
-    client: httpx.AsyncClient, agent_id: str, user: User, **extra: Any
-) -> dict[str, Any]:
-    """A pending action of the agent, proposed by `user`."""
-    resp = await client.post(
-        f"/agents/{agent_id}/actions", json={"payload": PAYLOAD, **extra}, headers=user.headers
-    )
-    assert resp.status_code == 201, resp.text
-    action: dict[str, Any] = resp.json()
-    return action
-
-
-async def approved_action(
-    client: httpx.AsyncClient, agent_id: str, org: Org, **extra: Any
-) -> dict[str, Any]:
-    """An action of the agent, proposed by a member and approved by an admin."""
-    action = await propose(client, agent_id, org.member, **extra)
-    resp = await client.post(f"/actions/{action['id']}/approve", headers=org.admin.headers)
-    assert resp.status_code == 200, resp.text
-    approved: dict[str, Any] = resp.json()
-    return approved
-
-
-async def get_action(client: httpx.AsyncClient, action_id: str, user: User) -> dict[str, Any]:
-    """The action as a person sees it."""
-    resp = await client.get(f"/actions/{action_id}", headers=user.headers)
-    assert resp.status_code == 200, resp.text
-    action: dict[str, Any] = resp.json()
-    return action
-
-
-async def transitions(
-    client: httpx.AsyncClient, action_id: str, user: User
-) -> list[tuple[str | None, str, str]]:
-    """The action's audit log as (from, to, actor_role), oldest first."""
-    resp = await client.get(f"/actions/{action_id}/events", headers=user.headers)
-    assert resp.status_code == 200, resp.text
-    return [(e["from_status"], e["to_status"], e["actor_role"]) for e in resp.json()["items"]]
-
-
-def at(text: str) -> datetime:
-    """A timestamp of a response."""
-    return datetime.fromisoformat(text)
-
+from tests.support.api import (
+    MakeOrg,
+    NewUser,
+    assert_problem,
+    at,
+    collect_pages,
+    field_rules,
+)
+from tests.support.builders import (
+    PAYLOAD,
+    approved_action,
+    get_action,
+    new_agent,
+    runner_for,
+    transitions,
+)
+from tests.support.database import ProvisionedDatabase
 
 # --- the happy path ---------------------------------------------------------------------
 
@@ -461,8 +346,7 @@ async def test_runner_bodies_are_validated(client: httpx.AsyncClient, make_org: 
 
     async def rules(path: str, body: dict[str, Any]) -> list[tuple[str, str]]:
         resp = await client.post(path, json=body, headers=runner.headers)
-        problem = assert_problem(resp, 422, "validation")
-        return [(e["field"], e["rule"]) for e in problem["errors"]]
+        return field_rules(assert_problem(resp, 422, "validation"))
 
     assert await rules("/runner/sessions", {"socket_id": "s" * 201}) == [
         ("socket_id", "string_too_long")
@@ -505,7 +389,7 @@ async def test_runner_bodies_are_validated(client: httpx.AsyncClient, make_org: 
 
 
 async def test_people_list_an_agents_sessions_by_page_and_status(
-    client: httpx.AsyncClient, make_org: MakeOrg, new_user: Callable[[], User]
+    client: httpx.AsyncClient, make_org: MakeOrg, new_user: NewUser
 ) -> None:
     org = await make_org()
     agent_id = await new_agent(client, org)

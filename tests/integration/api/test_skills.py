@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.api.conftest import User, assert_problem, collect_pages
+from tests.support.api import User, assert_problem, collect_pages
 
 STATUSES = ["suggested", "draft", "active", "deprecated", "archived"]
 ALLOWED = [

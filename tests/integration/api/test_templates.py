@@ -16,7 +16,7 @@ from psycopg.errors import InsufficientPrivilege
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
 from agentplane.errors import ForbiddenError
-from tests.integration.api.conftest import User, assert_problem, collect_pages
+from tests.support.api import User, assert_problem, collect_pages
 
 NewUser = Callable[[], User]
 

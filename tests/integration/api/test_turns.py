@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +22,11 @@ from agentplane.db.database import Database
 from agentplane.errors import ForbiddenError
 from agentplane.runtime import Runtime
 from agentplane.settings import Settings
-from tests.conftest import ProvisionedDatabase
-from tests.integration.api.conftest import Org, assert_problem
-from tests.integration.api.test_runner_protocol import new_agent, runner_for
+from tests.support.api import MakeOrg, Org, assert_problem
+from tests.support.builders import create_connection, new_agent, runner_for, store_key
+from tests.support.database import ProvisionedDatabase
 from tests.support.fake_provider import FakeProvider, Reply
 
-MakeOrg = Callable[..., Awaitable[Org]]
 KEY = "sk-fake-provider-key-7731"
 SYSTEM = "You are a careful assistant. Write files only when asked."
 WRITE = {"path": "notes/hello.txt", "content": "hello ✓\n"}
@@ -65,30 +64,22 @@ class World:
 async def world(client: httpx.AsyncClient, make_org: MakeOrg, fake: FakeProvider) -> World:
     org = await make_org()
     agent_id = await new_agent(client, org)
-    connection = await client.post(
-        "/connections",
-        json={"name": "local", "provider": "custom", "base_url": fake.base_url, "model": "m1"},
-        headers=org.member.headers,
+    connection = await create_connection(
+        client, org.member, name="local", provider="custom", base_url=fake.base_url, model="m1"
     )
-    assert connection.status_code == 201, connection.text
     config = await client.put(
         f"/agents/{agent_id}/config",
         json={
             "model": "",
             "system_prompt": SYSTEM,
             "temperature": 0.2,
-            "connection_id": connection.json()["id"],
+            "connection_id": connection["id"],
             "allowed_tools": ["write_file", "read_file"],
         },
         headers=org.member.headers,
     )
     assert config.status_code == 200, config.text
-    stored = await client.post(
-        "/keys",
-        json={"provider": "custom", "key": KEY, "organization_id": str(org.id)},
-        headers=org.member.headers,
-    )
-    assert stored.status_code == 201, stored.text
+    await store_key(client, org.member, org, KEY, provider="custom")
     return World(org, agent_id)
 
 
@@ -341,12 +332,7 @@ async def test_a_base_url_set_by_another_user_never_receives_your_key(
     # Given the agent's connection (with its base URL) is the member's, and the admin
     # has a key for the same provider
     org = world.org
-    stored = await client.post(
-        "/keys",
-        json={"provider": "custom", "key": "sk-admin-secret-0000", "organization_id": str(org.id)},
-        headers=org.admin.headers,
-    )
-    assert stored.status_code == 201
+    await store_key(client, org.admin, org, "sk-admin-secret-0000", provider="custom")
     # When the admin holds a turn with the agent
     resp = await client.post(
         f"/agents/{world.agent_id}/turns", json={"message": "hi"}, headers=org.admin.headers

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -22,26 +22,12 @@ from agentplane.errors import ServiceUnavailableError
 from agentplane.settings import Settings
 from agentplane.vault.crypto import KmsWrapper, LocalKeyring
 from agentplane.vault.service import KeyUnreadableError, MissingKeyError, Vault
-from tests.conftest import ProvisionedDatabase
-from tests.integration.api.conftest import Org, User, assert_problem
+from tests.support.api import MakeOrg, Org, User, assert_problem
+from tests.support.builders import store_key
+from tests.support.database import ProvisionedDatabase
 
-MakeOrg = Callable[..., Awaitable[Org]]
 SECRET = "sk-or-v1-0123456789abcdefXYZW"
 MATERIAL = ("key_ciphertext", "nonce", "wrapped_data_key", "kek_id")
-
-
-async def _store(
-    client: httpx.AsyncClient, user: User, org: Org, key: str = SECRET, **extra: Any
-) -> dict[str, Any]:
-    resp = await client.post(
-        "/keys",
-        json={"provider": "openrouter", "key": key, "organization_id": str(org.id), **extra},
-        headers=user.headers,
-    )
-    assert resp.status_code == 201, resp.text
-    assert key not in resp.text
-    body: dict[str, Any] = resp.json()
-    return body
 
 
 async def _key_for(
@@ -88,7 +74,7 @@ async def test_a_key_goes_in_and_only_its_last_four_come_out(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     org = await make_org()
-    stored = await _store(client, org.member, org, label="work")
+    stored = await store_key(client, org.member, org, SECRET, label="work")
     assert (stored["provider"], stored["label"], stored["last4"]) == ("openrouter", "work", "XYZW")
     assert "kek_id" not in stored  # which key wraps it is the operator's business
     listed = await client.get("/keys", headers=org.member.headers)
@@ -122,7 +108,7 @@ async def test_keys_are_their_owners_alone(
     client: httpx.AsyncClient, make_org: MakeOrg, database: Database, local_vault: Vault
 ) -> None:
     org = await make_org()
-    stored = await _store(client, org.member, org)
+    stored = await store_key(client, org.member, org, SECRET)
     for other in (org.owner, org.admin, org.viewer):
         listed = await client.get("/keys", headers=other.headers)
         assert listed.json()["items"] == []
@@ -152,7 +138,7 @@ async def test_a_server_job_uses_the_key_of_the_user_who_owns_the_work(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     org = await make_org()
-    stored = await _store(client, org.member, org)
+    stored = await store_key(client, org.member, org, SECRET)
     caplog.clear()
     async with database.service("mirror report for a test") as tx:
         key = await local_vault.key_for(
@@ -193,9 +179,9 @@ async def test_a_ciphertext_moved_to_another_row_does_not_decrypt(
         headers=other_org.owner.headers,
     )
     assert resp.status_code == 201, resp.text
-    mine = await _store(client, org.member, org)
-    theirs = await _store(client, org.admin, org, key="sk-admin-key-000000")
-    elsewhere = await _store(client, org.member, other_org, key="sk-other-org-00000")
+    mine = await store_key(client, org.member, org, SECRET)
+    theirs = await store_key(client, org.admin, org, "sk-admin-key-000000")
+    elsewhere = await store_key(client, org.member, other_org, "sk-other-org-00000")
     # Another user's row in the same organization
     _copy_material(fresh_db.admin_url, mine["id"], theirs["id"])
     with pytest.raises(KeyUnreadableError):
@@ -216,7 +202,7 @@ async def test_a_wrong_master_key_does_not_decrypt(
     settings: Settings,
 ) -> None:
     org = await make_org()
-    await _store(client, org.member, org)
+    await store_key(client, org.member, org, SECRET)
     keyring = LocalKeyring.load_or_create(settings.vault_keyring_path)
     impostor = LocalKeyring({keyring.current: b"\x01" * 32}, keyring.current)
     with pytest.raises(KeyUnreadableError):
@@ -237,7 +223,7 @@ async def test_rotation_rewraps_every_key_and_keeps_each_readable_throughout(
     for i, org in enumerate(orgs):
         for j, user in enumerate((org.owner, org.member)):
             secret = f"sk-rotation-{i}-{j}-{uuid.uuid4().hex}"
-            stored.append((org, user, secret, await _store(client, user, org, key=secret)))
+            stored.append((org, user, secret, await store_key(client, user, org, secret)))
     before = {s[3]["id"]: _material(fresh_db.admin_url, s[3]["id"]) for s in stored}
     keyring = LocalKeyring.load_or_create(settings.vault_keyring_path)
     old_kek = keyring.current_kek_id
@@ -385,8 +371,8 @@ async def test_keys_rotate_command_rotates_the_local_master_key(
     from agentplane.settings import get_settings
 
     org = await make_org()
-    await _store(client, org.member, org)
-    await _store(client, org.owner, org, key="sk-owner-key-0000000")
+    await store_key(client, org.member, org, SECRET)
+    await store_key(client, org.owner, org, "sk-owner-key-0000000")
     old_master = LocalKeyring.load_or_create(settings.vault_keyring_path).current
     monkeypatch.setenv("DATABASE_URL", fresh_db.app_url)
     monkeypatch.setenv("AGENTPLANE_DATA_DIR", str(settings.data_dir))
@@ -413,7 +399,7 @@ async def test_a_running_server_follows_a_rotation_of_the_keyring_file(
 ) -> None:
     # Given a server's vault, loaded before the operator rotates the keyring file
     org = await make_org()
-    await _store(client, org.member, org)
+    await store_key(client, org.member, org, SECRET)
     server = Vault([LocalKeyring.load_or_create(settings.vault_keyring_path)])
     assert await _key_for(database, server, org.member, org.id) == SECRET
 
@@ -430,7 +416,7 @@ async def test_a_running_server_follows_a_rotation_of_the_keyring_file(
     # Then the server still reads the re-wrapped key, and wraps new keys under the new
     # master key (not the retired one)
     assert await _key_for(database, server, org.member, org.id) == SECRET
-    fresh = await _store(client, org.owner, org, key="sk-after-rotation-00")
+    fresh = await store_key(client, org.owner, org, "sk-after-rotation-00")
     stored = await operator.kek_counts(database)
     assert stored == {operator_keyring.current_kek_id: 2}
     assert fresh["last4"] == "n-00"
@@ -444,7 +430,7 @@ async def test_rotation_waits_for_keys_being_read_rather_than_leaving_them(
     fresh_db: ProvisionedDatabase,
 ) -> None:
     org = await make_org()
-    stored = await _store(client, org.member, org)
+    stored = await store_key(client, org.member, org, SECRET)
     keyring = LocalKeyring.load_or_create(settings.vault_keyring_path)
     keyring.add_master_key()
     keyring.save()

@@ -1,14 +1,14 @@
-"""Fixtures for API tests: users with tokens, and data built through the API itself."""
+"""Speaking to the test app over HTTP: who calls, and reading what comes back."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
-import pytest
 
 
 @dataclass(frozen=True)
@@ -30,45 +30,15 @@ class Org:
     viewer: User
 
 
-@pytest.fixture
-def new_user(auth_headers: Callable[[uuid.UUID], dict[str, str]]) -> Callable[[], User]:
-    """A fresh user (their auth row appears on their first request)."""
-
-    def make() -> User:
-        user_id = uuid.uuid4()
-        return User(user_id, auth_headers(user_id))
-
-    return make
+# The types of the `new_user` and `make_org` fixtures (tests/conftest.py).
+NewUser = Callable[[], User]
+MakeOrg = Callable[..., Awaitable[Org]]
 
 
 async def ensure_known(client: httpx.AsyncClient, user: User) -> None:
     """Make the user's first request, which creates their auth.users row."""
     resp = await client.get("/me", headers=user.headers)
     assert resp.status_code == 200, resp.text
-
-
-@pytest.fixture
-def make_org(
-    client: httpx.AsyncClient, new_user: Callable[[], User]
-) -> Callable[..., Awaitable[Org]]:
-    """Create an organization through the API, with an admin, a member and a viewer."""
-
-    async def make(name: str = "Acme") -> Org:
-        owner, admin, member, viewer = (new_user() for _ in range(4))
-        resp = await client.post("/organizations", json={"name": name}, headers=owner.headers)
-        assert resp.status_code == 201, resp.text
-        org_id = uuid.UUID(resp.json()["id"])
-        for user, role in ((admin, "admin"), (member, "member"), (viewer, "viewer")):
-            await ensure_known(client, user)
-            resp = await client.post(
-                f"/organizations/{org_id}/members",
-                json={"user_id": str(user.id), "role": role},
-                headers=owner.headers,
-            )
-            assert resp.status_code == 201, resp.text
-        return Org(org_id, owner, admin, member, viewer)
-
-    return make
 
 
 async def collect_pages(
@@ -100,3 +70,13 @@ def assert_problem(resp: httpx.Response, status: int, slug: str | None = None) -
     if slug is not None:
         assert body["type"].endswith("/" + slug), body
     return body
+
+
+def field_rules(problem: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (field, rule) pairs of a 422."""
+    return [(e["field"], e["rule"]) for e in problem["errors"]]
+
+
+def at(text: str) -> datetime:
+    """A timestamp of a response."""
+    return datetime.fromisoformat(text)
