@@ -6,7 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
-from agentplane.agents import repo
+from agentplane.agents import service
 from agentplane.agents.models import (
     Agent,
     AgentConfig,
@@ -32,7 +32,7 @@ configs = Table("agent_configs", AgentConfig, "config of agent", key="agent_id")
 @router.post("", status_code=201, response_model=Agent)
 async def create_agent(body: AgentCreate, tx: UserTx) -> Agent:
     """Create an agent and its default config (members and up)."""
-    organization_id = await repo.project_organization(tx, body.project_id)
+    organization_id = await service.project_organization(tx, body.project_id)
     agent = await agents.insert(tx, {"organization_id": organization_id, **body.model_dump()})
     await configs.insert(tx, {"agent_id": agent.id, "organization_id": organization_id})
     return agent
@@ -87,7 +87,7 @@ async def replace_agent_config(agent_id: UUID, body: AgentConfigUpdate, tx: User
     current = await configs.get(tx, agent_id)
     # No config row (an agent made outside this API): the agent must be visible, and the
     # PUT creates the row.
-    organization_id = await repo.agent_organization(tx, agent_id) if current is None else None
+    organization_id = await service.agent_organization(tx, agent_id) if current is None else None
     current_connection = current.connection_id if current is not None else None
     # Like the database's trigger, only a connection being set or changed must be the
     # caller's: a teammate's connection already on the config may stay while others edit.
@@ -108,8 +108,8 @@ async def create_runner_token(
     """Issue a runner token (members and up); the token is in this response only. The
     body is optional: without one the token has no name and lasts until revoked."""
     body = body or RunnerTokenCreate()
-    organization_id = await repo.require_runner_token_access(tx, agent_id)
-    created = await repo.insert_runner_token(
+    organization_id = await service.require_runner_token_access(tx, agent_id)
+    created = await service.insert_runner_token(
         tx,
         organization_id=organization_id,
         agent_id=agent_id,
@@ -124,8 +124,8 @@ async def create_runner_token(
 @router.get("/{agent_id}/runner-tokens", response_model=Page[RunnerToken])
 async def list_runner_tokens(agent_id: UUID, tx: UserTx, page: PageDep) -> Page[RunnerToken]:
     """The agent's runner tokens without their secret (members and up; viewers get 403)."""
-    await repo.require_runner_token_access(tx, agent_id)
-    return await repo.list_runner_tokens(tx, agent_id, page)
+    await service.require_runner_token_access(tx, agent_id)
+    return await service.list_runner_tokens(tx, agent_id, page)
 
 
 @router.delete("/{agent_id}/runner-tokens/{token_id}", status_code=204, response_class=Response)
@@ -135,6 +135,6 @@ async def revoke_runner_token(agent_id: UUID, token_id: UUID, tx: UserTx) -> Res
     Revoking an already revoked token is a 204 too and keeps its first revoked_at, so a
     retried DELETE is safe.
     """
-    await repo.require_runner_token_access(tx, agent_id)
-    await repo.revoke_runner_token(tx, agent_id, token_id)
+    await service.require_runner_token_access(tx, agent_id)
+    await service.revoke_runner_token(tx, agent_id, token_id)
     return Response(status_code=204)
