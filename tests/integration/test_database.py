@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agentplane.actions.routes import actions as action_rows
+from agentplane.actions.service import actions as action_rows
 from agentplane.actions.service import decide
 from agentplane.actions.signing import ApprovalSigner
 from agentplane.auth.caller import Caller

@@ -6,12 +6,10 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Response
-from psycopg.rows import class_row
 
 from agentplane.actions import service
 from agentplane.actions.models import (
     Action,
-    ActionEvent,
     ActionEvents,
     ActionProposal,
     ActionStatus,
@@ -19,7 +17,6 @@ from agentplane.actions.models import (
     BatchDecisionResult,
     Decision,
 )
-from agentplane.db.crud import Table
 from agentplane.db.pagination import Page
 from agentplane.errors import ValidationProblemError
 from agentplane.http.deps import RuntimeDep, UserTx
@@ -27,7 +24,6 @@ from agentplane.http.pagination import PageDep
 from agentplane.observability import logger
 
 router = APIRouter(tags=["actions"])
-actions = Table("agent_actions", Action, "action")
 
 
 @router.post("/agents/{agent_id}/actions", status_code=201, response_model=Action)
@@ -72,7 +68,7 @@ async def list_actions(
     status: ActionStatus | None = None,
 ) -> Page[Action]:
     """The queue and its history, oldest first (`?agent_id=&status=`)."""
-    return await actions.page(tx, page, {"agent_id": agent_id, "status": status})
+    return await service.list_actions(tx, page, agent_id, status)
 
 
 @router.get("/actions/{action_id}", response_model=Action)
@@ -84,13 +80,7 @@ async def get_action(action_id: UUID, tx: UserTx) -> Action:
 @router.get("/actions/{action_id}/events", response_model=ActionEvents)
 async def action_events(action_id: UUID, tx: UserTx) -> ActionEvents:
     """Every transition of the action, oldest first, with its hash chain."""
-    await service.get_action(tx, action_id)
-    async with tx.cursor(row_factory=class_row(ActionEvent)) as cur:
-        await cur.execute(
-            "select * from public.agent_action_events where action_id = %s order by id",
-            (action_id,),
-        )
-        return ActionEvents(items=await cur.fetchall())
+    return ActionEvents(items=await service.action_events(tx, action_id))
 
 
 async def _decide(

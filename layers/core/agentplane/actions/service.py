@@ -8,16 +8,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 from uuid import UUID
 
-from psycopg import AsyncConnection
-from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from agentplane.actions.canonical import approval_message, payload_sha256
-from agentplane.actions.models import Action, ActionPayload, Refused
+from agentplane.actions.models import (
+    Action,
+    ActionEvent,
+    ActionPayload,
+    ActionStatus,
+    Refused,
+)
 from agentplane.actions.signing import ApprovalSigner
+from agentplane.db.crud import Table
+from agentplane.db.pagination import Page, PageRequest
+from agentplane.db.rows import Tx, fetch_all, fetch_one
 from agentplane.errors import ConflictError, ForbiddenError, NotFoundError, ProblemError
 
-Tx = AsyncConnection[Any]
+actions = Table("agent_actions", Action, "action")
 Source = Literal["user", "brain", "workflow"]
 
 # Which states each decision may start from.
@@ -28,18 +35,52 @@ DECISIONS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-async def _one(tx: Tx, query: str, args: Any) -> Action | None:
-    async with tx.cursor(row_factory=class_row(Action)) as cur:
-        await cur.execute(query.encode(), args)
-        return await cur.fetchone()
+ACTION = "select * from public.agent_actions where id = %s"
+EVENTS = "select * from public.agent_action_events where action_id = %s order by id"
 
 
 async def get_action(tx: Tx, action_id: UUID) -> Action:
     """The action, or 404 if the caller cannot see it."""
-    action = await _one(tx, "select * from public.agent_actions where id = %s", (action_id,))
+    action = await fetch_one(tx, Action, ACTION, (action_id,))
     if action is None:
         raise NotFoundError(f"action {action_id} not found")
     return action
+
+
+async def list_actions(
+    tx: Tx,
+    page: PageRequest,
+    agent_id: UUID | None = None,
+    status: ActionStatus | None = None,
+) -> Page[Action]:
+    """A page of the actions the caller can see, oldest first, optionally of one agent
+    or in one status."""
+    return await actions.page(tx, page, {"agent_id": agent_id, "status": status})
+
+
+async def action_events(tx: Tx, action_id: UUID) -> list[ActionEvent]:
+    """Every transition of a visible action, oldest first; 404 otherwise."""
+    await get_action(tx, action_id)
+    return await fetch_all(tx, ActionEvent, EVENTS, (action_id,))
+
+
+# The agent's organization, and the payload as jsonb hands it back (jsonb rewrites some
+# numbers, e.g. 1e16), since that is what runners receive and re-hash, in one round trip
+# (test_actions.py::test_the_hash_covers_the_payload_as_runners_will_receive_it).
+AGENT_AND_PAYLOAD = "select organization_id, %s::jsonb from public.agents where id = %s"
+# A retry with the same key inserts nothing and reads the first action instead.
+PROPOSE = """
+insert into public.agent_actions
+  (organization_id, agent_id, payload, payload_sha256, idempotency_key, source,
+   expires_at, max_attempts, workflow_run_id, message_id)
+values (%s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s), %s, %s, %s)
+on conflict (agent_id, idempotency_key) where idempotency_key is not null
+do nothing
+returning *
+"""
+BY_IDEMPOTENCY_KEY = (
+    "select * from public.agent_actions where agent_id = %s and idempotency_key = %s"
+)
 
 
 async def propose(
@@ -56,29 +97,16 @@ async def propose(
 ) -> tuple[Action, bool]:
     """Write a pending action; returns (action, created). A retry with the same key
     returns the first action (created False); the same key with another payload is 409."""
-    # The agent's organization, and the payload as jsonb will hand it back (jsonb rewrites
-    # some numbers, e.g. 1e16 becomes 10000000000000000): that is what runners receive and
-    # re-hash, so it is what is hashed. One round trip.
-    cur = await tx.execute(
-        "select organization_id, %s::jsonb from public.agents where id = %s",
-        (Jsonb(payload.model_dump(mode="json")), agent_id),
-    )
+    cur = await tx.execute(AGENT_AND_PAYLOAD, (Jsonb(payload.model_dump(mode="json")), agent_id))
     row = await cur.fetchone()
     if row is None:
         raise NotFoundError(f"agent {agent_id} not found")
     body: dict[str, Any] = row[1]
     digest = payload_sha256(body)
-    created = await _one(
+    created = await fetch_one(
         tx,
-        """
-        insert into public.agent_actions
-          (organization_id, agent_id, payload, payload_sha256, idempotency_key, source,
-           expires_at, max_attempts, workflow_run_id, message_id)
-        values (%s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s), %s, %s, %s)
-        on conflict (agent_id, idempotency_key) where idempotency_key is not null
-        do nothing
-        returning *
-        """,
+        Action,
+        PROPOSE,
         (
             row[0],
             agent_id,
@@ -94,11 +122,7 @@ async def propose(
     )
     if created is not None:
         return created, True
-    first = await _one(
-        tx,
-        "select * from public.agent_actions where agent_id = %s and idempotency_key = %s",
-        (agent_id, idempotency_key),
-    )
+    first = await fetch_one(tx, Action, BY_IDEMPOTENCY_KEY, (agent_id, idempotency_key))
     if first is None:  # the conflicting row is not visible to this caller
         raise NotFoundError(f"agent {agent_id} not found")
     if first.payload_sha256 != digest:
@@ -150,15 +174,9 @@ async def decide(
     return decided[0]
 
 
-# One decision on a batch of actions. The WHERE clause is the whole race: the row lock
-# makes a second decision re-check `status` after the first commits, and find it no
-# longer pending. The rows are found by primary key: `(a.status = any(...)) is true`
-# means the same as without `is true`, but does not match the predicate of the partial
-# indexes on pending or approved rows, which statistics taken while few rows were in
-# that state make look cheaper than a lookup per id (and then every pending action of
-# every organization is read and joined against the batch).
-# Arrays are sent in binary (%b): psycopg's text array dumper quotes every element in
-# Python, about 9 us each, which a batch of 50 pays twice over.
+# One decision on a batch. The WHERE clause is the whole race: the row lock makes a second
+# decision re-check `status` and find it taken (test_batches.py); `is true` keeps the rows
+# found by primary key (test_lookup_plans.py); arrays go in binary (docs/architecture.md).
 DECIDE = b"""
 update public.agent_actions a
    set status = %s,
@@ -177,11 +195,9 @@ returning a.*
 """
 
 
-# The same decision on one action, shaped for one row. A single decision (the approve,
-# reject and cancel routes) runs this rather than DECIDE, whose generic plan guesses a
-# batch from its arrays: that guess always looked costlier than a plan for one row, so
-# the server planned every single decision afresh. This one's generic plan is the same
-# primary-key lookup as any custom one, and the server settles on it after five runs.
+# The same decision shaped for one row: DECIDE's generic plan guesses a batch, so a single
+# decision was planned afresh every time; this one settles on one plan
+# (test_database.py::test_single_decisions_settle_on_one_plan; docs/architecture.md).
 DECIDE_ONE = b"""
 update public.agent_actions a
    set status = %(to)s,
@@ -198,9 +214,7 @@ update public.agent_actions a
 returning a.*
 """
 # What an approval signs, read first (see decide_many): one row by `id = %s`, a batch by
-# `id = any(%b)`, for the same reason as DECIDE_ONE. With both, a single approve went
-# from about 1,430 to 1,000 us of server CPU (one connection, 2,000 approvals among
-# 20,000 actions; tests/integration/test_database.py checks that both settle).
+# `id = any(%b)`, for DECIDE_ONE's reason (the same test pins both).
 SIGNED_FACTS_ONE = b"select id, agent_id, payload_sha256 from public.agent_actions where id = %s"
 SIGNED_FACTS = b"select id, agent_id, payload_sha256 from public.agent_actions where id = any(%b)"
 
@@ -238,35 +252,38 @@ async def decide_many(
     # Rows are locked in id order, so two batches over the same actions wait for each
     # other instead of deadlocking.
     by_id = sorted(zip(ids, signatures, strict=True))
-    async with tx.cursor(row_factory=class_row(Action)) as cur:
-        if len(ids) == 1:
-            await cur.execute(
-                DECIDE_ONE,
-                {
-                    "to": to_status,
-                    "now": now,
-                    "reason": reason,
-                    "signature": signatures[0],
-                    "expires": approval_expires,
-                    "id": ids[0],
-                    "from": list(from_states),
-                },
-            )
-        else:
-            await cur.execute(
-                DECIDE,
-                (
-                    to_status,
-                    now,
-                    reason,
-                    approval_expires,
-                    [i for i, _ in by_id],
-                    [sig for _, sig in by_id],
-                    list(from_states),
-                    to_status,
-                ),
-            )
-        rows = {a.id: a for a in await cur.fetchall()}
+    if len(ids) == 1:
+        changed = await fetch_all(
+            tx,
+            Action,
+            DECIDE_ONE,
+            {
+                "to": to_status,
+                "now": now,
+                "reason": reason,
+                "signature": signatures[0],
+                "expires": approval_expires,
+                "id": ids[0],
+                "from": list(from_states),
+            },
+        )
+    else:
+        changed = await fetch_all(
+            tx,
+            Action,
+            DECIDE,
+            (
+                to_status,
+                now,
+                reason,
+                approval_expires,
+                [i for i, _ in by_id],
+                [sig for _, sig in by_id],
+                list(from_states),
+                to_status,
+            ),
+        )
+    rows = {a.id: a for a in changed}
     decided = [rows[i] for i in ids if i in rows]
     missing = [i for i in ids if i not in rows]
     if not missing:

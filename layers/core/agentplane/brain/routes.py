@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter
 
 from agentplane.brain.models import Turn, TurnCreate
-from agentplane.brain.turns import hold_turn
+from agentplane.brain.service import hold_turn
 from agentplane.http.deps import RuntimeDep, UserDep
 
 router = APIRouter(tags=["brain"])

@@ -9,8 +9,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg import AsyncConnection
 
-from agentplane.agents.tokens import RUNNER_TOKEN_PREFIX, hash_runner_token
+from agentplane.agents.tokens import RUNNER_TOKEN_PREFIX
 from agentplane.auth.caller import Caller
+from agentplane.auth.service import authenticate_runner
 from agentplane.errors import UnauthorizedError
 from agentplane.runtime import Runtime
 
@@ -63,14 +64,10 @@ async def current_runner(
     # Before the runner has an identity it is nobody: the lookup runs as anon and can only
     # call private.authenticate_runner, which answers for a live token and nothing else.
     async with runtime.database.transaction(Caller.anon()) as tx:
-        cur = await tx.execute(
-            "select token_id, agent_id from private.authenticate_runner(%s)",
-            (hash_runner_token(credentials.credentials),),
-        )
-        row = await cur.fetchone()
-    if row is None:
+        runner = await authenticate_runner(tx, credentials.credentials)
+    if runner is None:
         raise UnauthorizedError("the runner token is unknown, revoked or expired")
-    return Caller.runner(agent_id=row[1], token_id=row[0])
+    return runner
 
 
 RunnerDep = Annotated[Caller, Depends(current_runner)]

@@ -20,17 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, fields
-from typing import Any
-
-from psycopg import AsyncConnection
 
 from agentplane.db.database import Database
+from agentplane.db.rows import Tx
 from agentplane.sessions.service import requeue_expired_leases, requeue_session_actions
 
 DEFAULT_STALE_AFTER_SECONDS = 90
 DEFAULT_BATCH = 1000
-
-Tx = AsyncConnection[Any]
 
 
 @dataclass(frozen=True)
@@ -100,7 +96,7 @@ async def reap_stale_sessions(
     actions they still hold go through the requeue rule, in the same transaction."""
 
     async def step(tx: Tx) -> tuple[int, ReapResult]:
-        cur = await tx.execute(OFFLINE_STALE_SESSIONS.encode(), (stale_after_seconds, batch))
+        cur = await tx.execute(OFFLINE_STALE_SESSIONS, (stale_after_seconds, batch))
         offline = [r[0] for r in await cur.fetchall()]
         requeued, failed = await requeue_session_actions(tx, offline, skip_locked=True)
         return len(offline), ReapResult(
@@ -155,7 +151,7 @@ async def expire_pending(db: Database, *, batch: int = DEFAULT_BATCH) -> ReapRes
     """(c) Pending actions past their TTL (`expires_at`) expire undecided."""
 
     async def step(tx: Tx) -> tuple[int, ReapResult]:
-        cur = await tx.execute(EXPIRE_PENDING.encode(), (batch,))
+        cur = await tx.execute(EXPIRE_PENDING, (batch,))
         return cur.rowcount, ReapResult(actions_expired=cur.rowcount)
 
     return await _drain(db, "heartbeat: expire undecided actions", batch, step)
@@ -165,7 +161,7 @@ async def expire_approvals(db: Database, *, batch: int = DEFAULT_BATCH) -> ReapR
     """(d) Approved actions nobody claimed before `approval_expires_at` expire."""
 
     async def step(tx: Tx) -> tuple[int, ReapResult]:
-        cur = await tx.execute(EXPIRE_APPROVALS.encode(), (batch,))
+        cur = await tx.execute(EXPIRE_APPROVALS, (batch,))
         return cur.rowcount, ReapResult(approvals_expired=cur.rowcount)
 
     return await _drain(db, "heartbeat: expire unclaimed approvals", batch, step)

@@ -11,7 +11,6 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 
 from agentplane.actions.models import Action
-from agentplane.db.crud import Table, require_visible
 from agentplane.db.pagination import Page
 from agentplane.errors import UnauthorizedError
 from agentplane.http.deps import RunnerDep, RunnerTx, UserTx
@@ -31,7 +30,6 @@ from agentplane.sessions.models import (
 )
 
 router = APIRouter(tags=["runner"])
-sessions = Table("agent_sessions", Session, "session")
 
 
 def _agent_of(runner: RunnerDep) -> UUID:
@@ -149,5 +147,4 @@ async def list_sessions(
 ) -> Page[Session]:
     """The agent's runner sessions, oldest first (`?status=`); 404 if the agent is not
     visible."""
-    await require_visible(tx, "agents", agent_id, "agent")
-    return await sessions.page(tx, page, {"agent_id": agent_id, "status": status})
+    return await service.list_sessions(tx, agent_id, page, status)

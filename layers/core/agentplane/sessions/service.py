@@ -1,9 +1,10 @@
 """The runner protocol's rules in SQL: sessions, heartbeats, claims, results, releases.
 
 Each function runs in the caller's transaction: a runner's (role agent_runner, whose RLS
-sees only its own agent's sessions and actions), or the heartbeat cron's service-role
-one for the requeue rule. Every status change of an action is written to its audit log
-by a trigger on `agent_actions`, never here.
+sees only its own agent's sessions and actions), a person's for the list of an agent's
+sessions, or the heartbeat cron's service-role one for the requeue rule. Every status
+change of an action is written to its audit log by a trigger on `agent_actions`, never
+here.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple, NoReturn
 from uuid import UUID
 
-from psycopg import AsyncConnection
-from psycopg.rows import class_row
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from agentplane.actions.models import Action
 from agentplane.actions.service import Refusal
+from agentplane.db.crud import Table, require_visible
+from agentplane.db.pagination import Page, PageRequest
+from agentplane.db.rows import Tx, fetch_all, fetch_one, fetch_value
 from agentplane.errors import ConflictError, NotFoundError
 from agentplane.models import JsonObjectIn
 from agentplane.sessions.models import (
@@ -25,9 +28,10 @@ from agentplane.sessions.models import (
     ResultStatus,
     Session,
     SessionCreate,
+    SessionStatus,
 )
 
-Tx = AsyncConnection[Any]
+sessions = Table("agent_sessions", Session, "session")
 
 OFFLINE_DETAIL = "session is offline; register a new session"
 
@@ -45,49 +49,48 @@ class StaleFencingTokenError(ConflictError):
     re-queued, claimed again or finished. 409 with the action's `current_status`."""
 
 
-async def _session(tx: Tx, query: str, args: Any) -> Session | None:
-    async with tx.cursor(row_factory=class_row(Session)) as cur:
-        await cur.execute(query.encode(), args)
-        return await cur.fetchone()
-
-
-async def _action(tx: Tx, query: str, args: Any) -> Action | None:
-    async with tx.cursor(row_factory=class_row(Action)) as cur:
-        await cur.execute(query.encode(), args)
-        return await cur.fetchone()
+# The organization comes from the agent row, which RLS shows the runner only for its own
+# agent; the insert policy checks agent_id again.
+REGISTER = """
+insert into public.agent_sessions
+  (organization_id, agent_id, runner_token_id, socket_id, metadata)
+select organization_id, id, %s, %s, %s
+  from public.agents
+ where id = %s
+returning *
+"""
 
 
 async def register(tx: Tx, agent_id: UUID, token_id: UUID | None, body: SessionCreate) -> Session:
     """A new online session of the runner's agent, on the token it presented."""
-    # The organization comes from the agent row, which RLS shows the runner only for
-    # its own agent; the insert policy checks agent_id again.
-    session = await _session(
-        tx,
-        """
-        insert into public.agent_sessions
-          (organization_id, agent_id, runner_token_id, socket_id, metadata)
-        select organization_id, id, %s, %s, %s
-          from public.agents
-         where id = %s
-        returning *
-        """,
-        (token_id, body.socket_id, Jsonb(body.metadata), agent_id),
+    session = await fetch_one(
+        tx, Session, REGISTER, (token_id, body.socket_id, Jsonb(body.metadata), agent_id)
     )
     if session is None:
         raise NotFoundError(f"agent {agent_id} not found")
     return session
 
 
+async def list_sessions(
+    tx: Tx, agent_id: UUID, page: PageRequest, status: SessionStatus | None = None
+) -> Page[Session]:
+    """A page of an agent's sessions, oldest first; 404 if the agent is not visible."""
+    await require_visible(tx, "agents", agent_id, "agent")
+    return await sessions.page(tx, page, {"agent_id": agent_id, "status": status})
+
+
+SESSION_EXISTS = "select 1 from public.agent_sessions where id = %s"
+
+
 async def _explain_session(tx: Tx, session_id: UUID) -> NoReturn:
     """Why a conditional update of a live session touched nothing: 404, or offline."""
-    cur = await tx.execute("select 1 from public.agent_sessions where id = %s", (session_id,))
-    if await cur.fetchone() is None:
+    if await fetch_value(tx, SESSION_EXISTS, (session_id,)) is None:
         raise SessionNotFoundError(f"session {session_id} not found")
     raise SessionOfflineError(OFFLINE_DETAIL, session_id=str(session_id))
 
 
-# By primary key; `is true` keeps the live sessions' partial index out of the plan (see
-# REPORT_RESULTS).
+# By primary key; `is true` keeps the live sessions' partial index out of the plan
+# (docs/architecture.md; test_lookup_plans.py).
 HEARTBEAT = """
 update public.agent_sessions
    set last_heartbeat = now(), status = 'online'
@@ -100,43 +103,31 @@ async def heartbeat(tx: Tx, session_id: UUID) -> Session:
     """Record a sign of life; 409 once the session is offline, 404 if it is not ours."""
     # One conditional update: a heartbeat racing the reaper either lands first (and the
     # reaper's re-check of last_heartbeat spares the row) or finds it offline.
-    session = await _session(tx, HEARTBEAT, (session_id,))
+    session = await fetch_one(tx, Session, HEARTBEAT, (session_id,))
     if session is None:
         await _explain_session(tx, session_id)
     return session
 
 
+END_SESSION = """
+update public.agent_sessions
+   set status = 'offline', ended_at = coalesce(ended_at, now())
+ where id = %s
+returning id
+"""
+
+
 async def end_session(tx: Tx, session_id: UUID) -> None:
     """Take the session offline and requeue what it still holds (an ended session is a
     lost lease). Ending an offline session again is a no-op, so a retry is safe."""
-    cur = await tx.execute(
-        """
-        update public.agent_sessions
-           set status = 'offline', ended_at = coalesce(ended_at, now())
-         where id = %s
-        returning id
-        """,
-        (session_id,),
-    )
-    if await cur.fetchone() is None:
+    if await fetch_value(tx, END_SESSION, (session_id,)) is None:
         raise SessionNotFoundError(f"session {session_id} not found")
     await requeue_session_actions(tx, [session_id], skip_locked=False)
 
 
-# The session check and the claim, in one statement (an idle runner's poll is this
-# statement and nothing else, so it is the protocol's most frequent request).
-# - FOR SHARE on the session: the reaper (FOR UPDATE SKIP LOCKED) cannot take it offline
-#   before this transaction commits, so a claim never lands on a session whose actions
-#   the reaper has already requeued. Concurrent claims of one session share the lock; a
-#   heartbeat waits for the claim to commit. An offline session claims nothing.
-# - The picked rows of the agent's approved queue (its partial index, in created_at
-#   order) are locked FOR UPDATE SKIP LOCKED, so concurrent claims each take different
-#   rows and never wait on one another; a row another claim holds is skipped, not handed
-#   out twice. The UPDATE then works on rows already locked.
-# - The fencing token moves on with every claim, so a result or release carrying an
-#   earlier claim's token is refused.
-# The answer is the session's status on every row, beside what was claimed, oldest
-# first: no row, no session; one row of nulls, nothing claimed.
+# The session check and the claim in one statement (an idle runner's whole poll): the
+# session FOR SHARE so the reaper cannot requeue under the claim, rows picked FOR UPDATE
+# SKIP LOCKED, the fencing token moved on (docs/architecture.md; test_claim_races.py).
 CLAIM = b"""
 with session as materialized (
   select status from public.agent_sessions where id = %(session)s for share
@@ -181,6 +172,8 @@ async def claim(
         {"session": session_id, "agent": agent_id, "max": max_items, "lease": lease_seconds},
     )
     rows = await cur.fetchall()
+    # Every row carries the session's status beside what was claimed, oldest first: no
+    # row, no session; one row of nulls, nothing claimed.
     if not rows:
         raise SessionNotFoundError(f"session {session_id} not found")
     if rows[0][0] == "offline":
@@ -227,14 +220,9 @@ class ResultItem(NamedTuple):
     output: JsonObjectIn
 
 
-# The WHERE clause is the fence: a runner whose lease was lost (re-queued, claimed again
-# with a higher token, or failed by the reaper) matches no row. The rows are found by
-# primary key, one lookup per result: `(a.status = 'claimed') is true` means what
-# `a.status = 'claimed'` means, but it does not match the predicate of the partial
-# indexes on claimed rows, which statistics taken while few rows were claimed make look
-# cheaper. A plan through one of those reads every claimed action of every agent and
-# joins each against the whole batch (50 results against 10,000 leases: 500,000 pairs).
-# The arrays go in binary (%b), as in decide_many: no per-element quoting in Python.
+# The WHERE clause is the fence: a lost lease matches no row (test_batches.py). `is true`
+# keeps the rows found by primary key, not through a partial index (docs/architecture.md;
+# test_lookup_plans.py); the arrays go in binary (%b), as in DECIDE.
 REPORT_RESULTS = b"""
 update public.agent_actions a
    set status = r.status, output = r.output, finished_at = now(), lease_expires_at = null
@@ -253,17 +241,18 @@ async def report_results(
     the order given."""
     ids = [r.action_id for r in results]
     by_id = sorted(results, key=lambda r: r.action_id)  # lock order: id, no deadlocks
-    async with tx.cursor(row_factory=class_row(Action)) as cur:
-        await cur.execute(
-            REPORT_RESULTS,
-            (
-                [r.action_id for r in by_id],
-                [r.fencing_token for r in by_id],
-                [r.status for r in by_id],
-                [Jsonb(r.output) for r in by_id],
-            ),
-        )
-        rows = {a.id: a for a in await cur.fetchall()}
+    reported = await fetch_all(
+        tx,
+        Action,
+        REPORT_RESULTS,
+        (
+            [r.action_id for r in by_id],
+            [r.fencing_token for r in by_id],
+            [r.status for r in by_id],
+            [Jsonb(r.output) for r in by_id],
+        ),
+    )
+    rows = {a.id: a for a in reported}
     finished = [rows[i] for i in ids if i in rows]
     stale = [r for r in results if r.action_id not in rows]
     if not stale:
@@ -303,18 +292,16 @@ returning *
 
 async def release(tx: Tx, action_id: UUID, fencing_token: int) -> Action:
     """Hand a claimed action back to the queue; the attempt is not counted."""
-    action = await _action(tx, RELEASE, (action_id, fencing_token))
+    action = await fetch_one(tx, Action, RELEASE, (action_id, fencing_token))
     if action is None:
         await _explain_fencing(tx, action_id, fencing_token)
     return action
 
 
 # The requeue rule for a lost lease (expired, or its session gone): back to 'approved'
-# while attempts remain, else 'failed' for good. `{which}` picks the claimed rows, in the
-# order of the partial index it reads; `{lock}` is FOR UPDATE, with SKIP LOCKED for the
-# cron (a row locked by a runner reporting its result right now is left to that runner,
-# or to a later run) and without it when a runner ends its own session.
-_REQUEUE = """
+# while attempts remain, else 'failed'. The cron skips rows a runner holds right now; a
+# runner ending its own session waits for them (test_session_reaper.py).
+_REQUEUE = sql.SQL("""
 update public.agent_actions a
    set status = case when a.attempt < a.max_attempts then 'approved' else 'failed' end,
        session_id = case when a.attempt < a.max_attempts then null else a.session_id end,
@@ -333,22 +320,27 @@ update public.agent_actions a
   ) lost
  where a.id = lost.id
 returning a.status
-"""
+""")
+
+
+def _requeue_statement(which: str, order: str, lock: str) -> str:
+    """The requeue rule for one way of picking rows, composed once at import."""
+    return _REQUEUE.format(
+        which=sql.SQL(which), order=sql.SQL(order), lock=sql.SQL(lock)
+    ).as_string()
+
+
 # Parameters: (session ids, limit or None); reads agent_actions_claimed_session_idx.
-REQUEUE_BY_SESSION = _REQUEUE.format(
-    which="session_id = any(%s)", order="session_id", lock=" skip locked"
-)
-REQUEUE_BY_SESSION_WAITING = _REQUEUE.format(
-    which="session_id = any(%s)", order="session_id", lock=""
-)
+REQUEUE_BY_SESSION = _requeue_statement("session_id = any(%s)", "session_id", " skip locked")
+REQUEUE_BY_SESSION_WAITING = _requeue_statement("session_id = any(%s)", "session_id", "")
 # Parameters: (limit,); reads agent_actions_claimed_lease_idx.
-REQUEUE_EXPIRED_LEASES = _REQUEUE.format(
-    which="lease_expires_at < now()", order="lease_expires_at", lock=" skip locked"
+REQUEUE_EXPIRED_LEASES = _requeue_statement(
+    "lease_expires_at < now()", "lease_expires_at", " skip locked"
 )
 
 
 async def _requeue(tx: Tx, query: str, args: tuple[Any, ...]) -> tuple[int, int]:
-    cur = await tx.execute(query.encode(), args)
+    cur = await tx.execute(query, args)
     statuses = [r[0] for r in await cur.fetchall()]
     return statuses.count("approved"), statuses.count("failed")
 

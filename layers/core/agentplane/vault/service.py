@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID, uuid4
 
-from psycopg import AsyncConnection
-from psycopg.rows import class_row
+from psycopg import sql
 
 from agentplane.db.database import Database
 from agentplane.db.pagination import Page, PageRequest, fetch_page
+from agentplane.db.rows import Tx, fetch_one, fetch_value
 from agentplane.errors import (
     ConflictError,
     NotFoundError,
@@ -38,24 +37,53 @@ from agentplane.vault.crypto import (
 )
 from agentplane.vault.models import KeyInfo
 
-Tx = AsyncConnection[Any]
-
+# Described, never the material: the columns of a listing are spelled out.
 KEY_INFO_COLUMNS = (
     "select id, organization_id, provider, label, last4, created_at, updated_at,"
     " last_used_at from public.user_keys"
 )
+STORE_KEY = b"""
+insert into public.user_keys
+  (id, organization_id, user_id, provider, label, key_ciphertext, nonce,
+   wrapped_data_key, kek_id, last4)
+values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+returning id, organization_id, provider, label, last4, created_at,
+          updated_at, last_used_at
+"""
+DELETE_KEY = "delete from public.user_keys where id = %s"
+# The newest key; current_user and auth.uid() say who decrypts, for the log.
+KEY_FOR = """
+select id, key_ciphertext, nonce, wrapped_data_key, kek_id,
+       current_user::text, auth.uid()
+  from public.user_keys
+ where user_id = %s and organization_id = %s and provider = %s
+ order by created_at desc, id desc
+ limit 1
+"""
+STAMP_LAST_USED = "update public.user_keys set last_used_at = now() where id = %s"
+ONLY_ORGANIZATION = "select id from public.organizations order by created_at limit 2"
 
 
-_ROTATION_BATCH = """
+# Keys not yet under the target KEK, a batch in id order; the first pass skips rows
+# someone holds, the last one waits for them (test_vault.py,
+# test_rotation_waits_for_keys_being_read_rather_than_leaving_them).
+_ROTATION_BATCH = sql.SQL("""
 select id, organization_id, user_id, wrapped_data_key, kek_id
   from public.user_keys
  where kek_id <> %s and not (id = any(%s))
  order by id
  limit %s
    for update{skip}
+""")
+ROTATION_BATCH = _ROTATION_BATCH.format(skip=sql.SQL(" skip locked"))
+ROTATION_BATCH_WAITING = _ROTATION_BATCH.format(skip=sql.SQL(""))
+REWRAP = """
+update public.user_keys k
+   set wrapped_data_key = r.wrapped, kek_id = r.kek_id
+  from unnest(%s::uuid[], %s::bytea[], %s::text[]) as r(id, wrapped, kek_id)
+ where k.id = r.id
 """
-ROTATION_BATCH = _ROTATION_BATCH.format(skip=" skip locked")
-ROTATION_BATCH_WAITING = _ROTATION_BATCH.format(skip="")
+KEK_COUNTS = "select kek_id, count(*) from public.user_keys group by kek_id"
 ROTATION_LEFT = (
     "select exists (select 1 from public.user_keys where kek_id <> %s and not (id = any(%s)))"
 )
@@ -116,30 +144,12 @@ class Vault:
         context = KeyContext(org, user_id)
         data_key, wrapped, kek_id = await asyncio.to_thread(self.current.new_data_key, context)
         nonce, ciphertext = encrypt_secret(data_key, key, secret_aad(key_id, context, provider))
-        async with tx.cursor(row_factory=class_row(KeyInfo)) as cur:
-            await cur.execute(
-                b"""
-                insert into public.user_keys
-                  (id, organization_id, user_id, provider, label, key_ciphertext, nonce,
-                   wrapped_data_key, kek_id, last4)
-                values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                returning id, organization_id, provider, label, last4, created_at,
-                          updated_at, last_used_at
-                """,
-                (
-                    key_id,
-                    org,
-                    user_id,
-                    provider,
-                    label,
-                    ciphertext,
-                    nonce,
-                    wrapped,
-                    kek_id,
-                    key[-4:],
-                ),
-            )
-            row = await cur.fetchone()
+        row = await fetch_one(
+            tx,
+            KeyInfo,
+            STORE_KEY,
+            (key_id, org, user_id, provider, label, ciphertext, nonce, wrapped, kek_id, key[-4:]),
+        )
         assert row is not None  # an RLS refusal raises; it never returns no row
         logger.info(
             "vault key stored",
@@ -168,13 +178,13 @@ class Vault:
             KeyInfo,
             KEY_INFO_COLUMNS,
             page,
-            [f"{c} = %s" for c in filters],
+            [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in filters],
             list(filters.values()),
         )
 
     async def delete(self, tx: Tx, key_id: UUID) -> None:
         """Delete one of the caller's keys; 404 for anyone else's."""
-        cur = await tx.execute("delete from public.user_keys where id = %s", (key_id,))
+        cur = await tx.execute(DELETE_KEY, (key_id,))
         if cur.rowcount == 0:
             raise NotFoundError(f"key {key_id} not found")
 
@@ -194,17 +204,7 @@ class Vault:
         In a person's transaction RLS lets only their own keys through; a server job
         (service role) passes the id of the user who owns the work. 409 naming the
         provider when there is none."""
-        cur = await tx.execute(
-            """
-            select id, key_ciphertext, nonce, wrapped_data_key, kek_id,
-                   current_user::text, auth.uid()
-              from public.user_keys
-             where user_id = %s and organization_id = %s and provider = %s
-             order by created_at desc, id desc
-             limit 1
-            """,
-            (user_id, organization_id, provider),
-        )
+        cur = await tx.execute(KEY_FOR, (user_id, organization_id, provider))
         row = await cur.fetchone()
         if row is None:
             raise MissingKeyError(
@@ -241,9 +241,7 @@ class Vault:
                 provider=provider,
                 key_id=str(key_id),
             ) from exc
-        await tx.execute(
-            "update public.user_keys set last_used_at = now() where id = %s", (key_id,)
-        )
+        await tx.execute(STAMP_LAST_USED, (key_id,))
         logger.info(
             "vault key decrypted",
             extra={
@@ -290,9 +288,7 @@ class Vault:
                 if not rows:
                     if waiting:
                         break
-                    cur = await tx.execute(ROTATION_LEFT, (target, skip))
-                    left = await cur.fetchone()
-                    if left is None or not left[0]:
+                    if not await fetch_value(tx, ROTATION_LEFT, (target, skip)):
                         break
                     waiting = True
                     continue
@@ -324,15 +320,7 @@ class Vault:
                     ids.append(key_id)
                     wraps.append(new_wrap)
                     keks.append(new_kek)
-                await tx.execute(
-                    """
-                    update public.user_keys k
-                       set wrapped_data_key = r.wrapped, kek_id = r.kek_id
-                      from unnest(%s::uuid[], %s::bytea[], %s::text[]) as r(id, wrapped, kek_id)
-                     where k.id = r.id
-                    """,
-                    (ids, wraps, keks),
-                )
+                await tx.execute(REWRAP, (ids, wraps, keks))
             rewrapped += len(ids)
             if progress is not None:
                 progress(rewrapped)
@@ -345,7 +333,7 @@ class Vault:
     async def kek_counts(self, database: Database) -> dict[str, int]:
         """How many keys each kek_id wraps."""
         async with database.service("vault rotation: which wrapping keys are in use") as tx:
-            cur = await tx.execute("select kek_id, count(*) from public.user_keys group by kek_id")
+            cur = await tx.execute(KEK_COUNTS)
             return {r[0]: r[1] for r in await cur.fetchall()}
 
     async def kek_ids_in_use(self, database: Database) -> set[str]:
@@ -355,7 +343,7 @@ class Vault:
 
 async def _only_organization(tx: Tx) -> UUID:
     """The caller's one organization, when the body names none."""
-    cur = await tx.execute("select id from public.organizations order by created_at limit 2")
+    cur = await tx.execute(ONLY_ORGANIZATION)
     rows = await cur.fetchall()
     if len(rows) == 1:
         org: UUID = rows[0][0]

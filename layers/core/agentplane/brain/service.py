@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from psycopg import AsyncConnection
-from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from agentplane.actions.models import DEFAULT_TTL_SECONDS, Action, ActionPayload
@@ -35,6 +33,7 @@ from agentplane.brain.tools import (
 from agentplane.conversations.models import Conversation, Message
 from agentplane.db.crud import require_visible
 from agentplane.db.database import Database
+from agentplane.db.rows import Tx, fetch_all, fetch_one
 from agentplane.errors import ConflictError, ForbiddenError, NotFoundError
 from agentplane.observability import logger
 from agentplane.vault.service import Vault
@@ -42,7 +41,6 @@ from agentplane.vault.service import Vault
 if TYPE_CHECKING:  # the provider client (and httpx) load on the first turn, not at import
     from agentplane.brain.provider import ChatClient, Completion
 
-Tx = AsyncConnection[Any]
 TITLE_LENGTH = 80
 # messages.content holds at most 200,000 characters; a longer reply is cut, not refused.
 MAX_REPLY_CHARS = 200_000
@@ -144,9 +142,9 @@ async def _endpoint(tx: Tx, agent_id: UUID) -> Endpoint:
 
 
 async def _conversation(tx: Tx, conversation_id: UUID, agent_id: UUID) -> Conversation:
-    async with tx.cursor(row_factory=class_row(Conversation)) as cur:
-        await cur.execute("select * from public.conversations where id = %s", (conversation_id,))
-        conversation = await cur.fetchone()
+    conversation = await fetch_one(
+        tx, Conversation, "select * from public.conversations where id = %s", (conversation_id,)
+    )
     if conversation is None:
         raise NotFoundError(f"conversation {conversation_id} not found")
     if conversation.agent_id != agent_id:
@@ -179,25 +177,27 @@ def _tool_note(call_id: str, refused: dict[str, str], actions: dict[str, Action]
 async def _history(tx: Tx, conversation_id: UUID, limit: int) -> list[dict[str, Any]]:
     """The conversation's last `limit` messages as chat messages, each assistant tool
     call followed by a tool message with its action's current state."""
-    async with tx.cursor(row_factory=class_row(Message)) as cur:
-        await cur.execute(
-            "select * from (select * from public.messages where conversation_id = %s"
-            " order by created_at desc, id desc limit %s) m order by created_at, id",
-            (conversation_id, limit),
-        )
-        stored = await cur.fetchall()
+    stored = await fetch_all(
+        tx,
+        Message,
+        "select * from (select * from public.messages where conversation_id = %s"
+        " order by created_at desc, id desc limit %s) m order by created_at, id",
+        (conversation_id, limit),
+    )
     assistant_ids = [m.id for m in stored if m.role == "assistant" and m.tool_calls]
     actions: dict[str, Action] = {}
     if assistant_ids:
-        async with tx.cursor(row_factory=class_row(Action)) as cur:
-            await cur.execute(
-                "select * from public.agent_actions where message_id = any(%s)", (assistant_ids,)
-            )
-            for action in await cur.fetchall():
-                prefix = f"turn:{action.message_id}:"
-                key = action.idempotency_key or ""
-                if key.startswith(prefix):
-                    actions[key.removeprefix(prefix)] = action
+        proposed = await fetch_all(
+            tx,
+            Action,
+            "select * from public.agent_actions where message_id = any(%s)",
+            (assistant_ids,),
+        )
+        for action in proposed:
+            prefix = f"turn:{action.message_id}:"
+            key = action.idempotency_key or ""
+            if key.startswith(prefix):
+                actions[key.removeprefix(prefix)] = action
     chat: list[dict[str, Any]] = []
     for message in stored:
         if message.role == "assistant":
@@ -258,22 +258,22 @@ async def _gather(
 async def _insert_message(
     tx: Tx, conversation_id: UUID, role: str, content: str, **columns: Any
 ) -> Message:
-    async with tx.cursor(row_factory=class_row(Message)) as cur:
-        await cur.execute(
-            # clock_timestamp(), not now(): both messages of a turn share a transaction,
-            # and history is read back in created_at order.
-            "insert into public.messages"
-            " (conversation_id, role, content, tool_calls, metadata, created_at)"
-            " values (%s, %s, %s, %s, %s, clock_timestamp()) returning *",
-            (
-                conversation_id,
-                role,
-                content,
-                Jsonb(columns["tool_calls"]) if columns.get("tool_calls") else None,
-                Jsonb(columns.get("metadata", {})),
-            ),
-        )
-        message = await cur.fetchone()
+    message = await fetch_one(
+        tx,
+        Message,
+        # clock_timestamp(), not now(): both messages of a turn share a transaction,
+        # and history is read back in created_at order.
+        "insert into public.messages"
+        " (conversation_id, role, content, tool_calls, metadata, created_at)"
+        " values (%s, %s, %s, %s, %s, clock_timestamp()) returning *",
+        (
+            conversation_id,
+            role,
+            content,
+            Jsonb(columns["tool_calls"]) if columns.get("tool_calls") else None,
+            Jsonb(columns.get("metadata", {})),
+        ),
+    )
     assert message is not None
     return message
 
@@ -283,12 +283,12 @@ async def _record(
 ) -> Turn:
     conversation = context.conversation
     if conversation is None:
-        async with tx.cursor(row_factory=class_row(Conversation)) as cur:
-            await cur.execute(
-                "insert into public.conversations (agent_id, title) values (%s, %s) returning *",
-                (agent_id, body.message.strip()[:TITLE_LENGTH]),
-            )
-            conversation = await cur.fetchone()
+        conversation = await fetch_one(
+            tx,
+            Conversation,
+            "insert into public.conversations (agent_id, title) values (%s, %s) returning *",
+            (agent_id, body.message.strip()[:TITLE_LENGTH]),
+        )
         assert conversation is not None
     user_message = await _insert_message(tx, conversation.id, "user", body.message)
     allowed = context.endpoint.allowed_tools

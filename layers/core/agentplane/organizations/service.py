@@ -1,0 +1,116 @@
+"""Organizations and their members, in the caller's transaction.
+
+RLS decides who sees and changes what (viewers read, admins manage members, owners
+manage owners and delete); these functions add the explanation of a refusal (403/404).
+"""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+from psycopg import errors as pg
+
+from agentplane.db.crud import Table, require_visible
+from agentplane.db.pagination import Page, PageRequest, fetch_page
+from agentplane.db.rows import Tx, fetch_one
+from agentplane.errors import ForbiddenError, NotFoundError
+from agentplane.organizations.models import (
+    Member,
+    MemberCreate,
+    MemberUpdate,
+    Organization,
+    OrganizationCreate,
+    OrganizationUpdate,
+)
+
+organizations = Table("organizations", Organization, "organization")
+
+# No RETURNING: the row is visible to its creator once the owner membership (an AFTER
+# INSERT trigger) exists, i.e. after this statement.
+INSERT_ORGANIZATION = (
+    "insert into public.organizations (id, name, slug, created_by) values (%s, %s, %s, %s)"
+)
+MEMBER_SELECT = "select * from public.organization_members"
+MEMBER = MEMBER_SELECT + " where organization_id = %s and user_id = %s"
+INSERT_MEMBER = (
+    "insert into public.organization_members (organization_id, user_id, role)"
+    " values (%s, %s, %s) returning *"
+)
+UPDATE_MEMBER = (
+    "update public.organization_members set role = %s"
+    " where organization_id = %s and user_id = %s returning *"
+)
+DELETE_MEMBER = (
+    "delete from public.organization_members where organization_id = %s and user_id = %s"
+)
+
+
+async def create_organization(tx: Tx, created_by: UUID, body: OrganizationCreate) -> Organization:
+    """A new organization; its creator becomes its owner in the same transaction."""
+    org_id = uuid4()
+    await tx.execute(INSERT_ORGANIZATION, (org_id, body.name, body.slug, created_by))
+    return await organizations.require(tx, org_id)
+
+
+async def list_organizations(tx: Tx, page: PageRequest) -> Page[Organization]:
+    """A page of the organizations the caller belongs to."""
+    return await organizations.page(tx, page)
+
+
+async def get_organization(tx: Tx, organization_id: UUID) -> Organization:
+    """One organization, or 404."""
+    return await organizations.require(tx, organization_id)
+
+
+async def update_organization(
+    tx: Tx, organization_id: UUID, body: OrganizationUpdate
+) -> Organization:
+    """Set the fields the body names (admins and owners)."""
+    return await organizations.update(tx, organization_id, body.model_dump(exclude_unset=True))
+
+
+async def delete_organization(tx: Tx, organization_id: UUID) -> None:
+    """Delete an organization and everything in it (owners)."""
+    await organizations.delete(tx, organization_id)
+
+
+async def list_members(tx: Tx, organization_id: UUID, page: PageRequest) -> Page[Member]:
+    """A page of an organization's members, oldest first; 404 if it is not visible."""
+    await require_visible(tx, "organizations", organization_id, "organization")
+    return await fetch_page(
+        tx, Member, MEMBER_SELECT, page, ["organization_id = %s"], [organization_id], key="user_id"
+    )
+
+
+async def _member(tx: Tx, organization_id: UUID, user_id: UUID) -> Member | None:
+    return await fetch_one(tx, Member, MEMBER, (organization_id, user_id))
+
+
+async def add_member(tx: Tx, organization_id: UUID, body: MemberCreate) -> Member:
+    """Add a user with a role (admins; only owners add owners); 404 for an unknown user."""
+    await require_visible(tx, "organizations", organization_id, "organization")
+    try:
+        row = await fetch_one(tx, Member, INSERT_MEMBER, (organization_id, body.user_id, body.role))
+    except pg.ForeignKeyViolation as exc:
+        raise NotFoundError(f"user {body.user_id} not found") from exc
+    assert row is not None
+    return row
+
+
+async def update_member(tx: Tx, organization_id: UUID, user_id: UUID, body: MemberUpdate) -> Member:
+    """Change a member's role (admins; only owners touch owners; one owner stays)."""
+    row = await fetch_one(tx, Member, UPDATE_MEMBER, (body.role, organization_id, user_id))
+    if row is None:
+        if await _member(tx, organization_id, user_id) is not None:
+            raise ForbiddenError("your role does not allow changing this member")
+        raise NotFoundError(f"member {user_id} not found")
+    return row
+
+
+async def remove_member(tx: Tx, organization_id: UUID, user_id: UUID) -> None:
+    """Remove a member (admins; owners for owners; anyone may leave; one owner stays)."""
+    cur = await tx.execute(DELETE_MEMBER, (organization_id, user_id))
+    if cur.rowcount == 0:
+        if await _member(tx, organization_id, user_id) is not None:
+            raise ForbiddenError("your role does not allow removing this member")
+        raise NotFoundError(f"member {user_id} not found")
