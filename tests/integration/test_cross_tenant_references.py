@@ -16,8 +16,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.integration.rls_world import HEX64, PAYLOAD, World, build_world
 from tests.support.database import ProvisionedDatabase
+from tests.support.rls_world import HEX64, PAYLOAD, World, build_world
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ import psycopg
 import pytest
 from psycopg.errors import InsufficientPrivilege
 
-from tests.integration.rls_world import ORG_ROLES, RUNNERS, World, build_world
 from tests.support.database import ProvisionedDatabase
+from tests.support.rls_world import ORG_ROLES, RUNNERS, World, build_world
 
 OPS = ("select", "insert", "update", "delete")
 ORG_ACTORS = (*ORG_ROLES, "outsider", "anon")

@@ -21,7 +21,7 @@ import pytest
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from tests.conftest import ProvisionedDatabase
+from tests.support.database import ProvisionedDatabase
 
 SEEDS = Path(__file__).resolve().parents[2] / "docs" / "seeds"
 TYPES = {"timestamptz": "timestamp with time zone"}

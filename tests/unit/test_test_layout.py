@@ -17,10 +17,6 @@ TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
 SUPPORT = "tests.support"
 
-# Temporary: the RLS matrix's world of rows is being changed for new columns; it moves
-# to tests/support once that lands. Nothing else is allowed.
-ALLOWED = {"tests.integration.rls_world"}
-
 
 def _module_of(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
@@ -61,9 +57,7 @@ def _test_imports(path: Path) -> list[str]:
     module = _module_of(path)
     imports = _imported(path.read_text(), module, path.name == "__init__.py")
     return [
-        f"line {line}: {name}"
-        for line, name in imports
-        if _is_test_module(name) and name not in ALLOWED and name != module
+        f"line {line}: {name}" for line, name in imports if _is_test_module(name) and name != module
     ]
 
 
@@ -78,11 +72,6 @@ def test_imports_nothing_from_another_test_module(path: Path) -> None:
 def test_every_test_module_is_read() -> None:
     names = {_module_of(p) for p in MODULES}
     assert {"tests.conftest", "tests.unit.test_test_layout", "tests.support.builders"} <= names
-
-
-def test_the_allowance_is_still_needed() -> None:
-    # Once the module has moved into tests/support, its allowance goes too.
-    assert [name for name in ALLOWED if not _is_module(name)] == []
 
 
 @pytest.mark.parametrize(

@@ -1,21 +1,39 @@
 """The demo organization, project and agent that `make dev` gives its demo user.
 
-Written as the demo user itself (RLS applies), and idempotent: a second start finds
-the rows it made the first time.
+Written as the demo user itself (RLS applies) through the same services the API calls,
+and idempotent: a second start finds the rows it made the first time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from uuid import UUID, uuid4
+from uuid import UUID
 
+from agentplane.agents import service as agents
+from agentplane.agents.models import AgentConfigUpdate, AgentCreate
 from agentplane.auth.caller import Caller
+from agentplane.connections import service as connections
+from agentplane.connections.models import ConnectionCreate
 from agentplane.db.database import Database
+from agentplane.db.pagination import MAX_LIMIT, PageRequest
+from agentplane.organizations import service as organizations
+from agentplane.organizations.models import OrganizationCreate
+from agentplane.projects import service as projects
+from agentplane.projects.models import ProjectCreate
 from agentplane.vault.service import Vault
 
 DEMO_USER_ID = UUID("5eed0000-0000-4000-8000-00000000de40")
 DEMO_EMAIL = "demo@agentplane.local"
 DEMO_ORG_SLUG = "demo"
+DEMO_PROJECT = "Demo project"
+DEMO_AGENT = "demo-agent"
+DEMO_CONFIG = AgentConfigUpdate(
+    model="demo-model",
+    system_prompt="You are a careful assistant. Propose actions; a human approves them.",
+    temperature=0.7,
+    connection_id=None,
+    allowed_tools=["read_file", "write_file", "http_get"],
+)
 
 
 @dataclass(frozen=True)
@@ -36,61 +54,32 @@ def demo_caller() -> Caller:
 async def seed_demo(db: Database) -> DemoSeed:
     """Create (or find) the demo organization, project, agent and agent config."""
     async with db.transaction(demo_caller()) as tx:
-        cur = await tx.execute(
-            "select id from public.organizations where slug = %s", (DEMO_ORG_SLUG,)
-        )
-        row = await cur.fetchone()
-        if row:
-            org_id = row[0]
-        else:
-            org_id = uuid4()
-            # No RETURNING: the row becomes visible once the owner membership exists.
-            await tx.execute(
-                "insert into public.organizations (id, name, slug, created_by)"
-                " values (%s, %s, %s, %s)",
-                (org_id, "Demo organization", DEMO_ORG_SLUG, DEMO_USER_ID),
+        org = await organizations.find_organization(tx, DEMO_ORG_SLUG)
+        if org is None:
+            org = await organizations.create_organization(
+                tx, DEMO_USER_ID, OrganizationCreate(name="Demo organization", slug=DEMO_ORG_SLUG)
             )
-        cur = await tx.execute(
-            "select id from public.projects where organization_id = %s and name = %s",
-            (org_id, "Demo project"),
-        )
-        row = await cur.fetchone()
-        if row is None:
-            cur = await tx.execute(
-                "insert into public.projects (organization_id, name, description)"
-                " values (%s, %s, %s) returning id",
-                (org_id, "Demo project", "Seeded by `make dev`."),
+        project = await projects.find_project(tx, org.id, DEMO_PROJECT)
+        if project is None:
+            project = await projects.create_project(
+                tx,
+                ProjectCreate(
+                    organization_id=org.id, name=DEMO_PROJECT, description="Seeded by `make dev`."
+                ),
             )
-            row = await cur.fetchone()
-        assert row is not None
-        project_id = row[0]
-        cur = await tx.execute(
-            "select id from public.agents where project_id = %s and name = %s",
-            (project_id, "demo-agent"),
-        )
-        row = await cur.fetchone()
-        if row is None:
-            cur = await tx.execute(
-                "insert into public.agents (organization_id, project_id, name, description)"
-                " values (%s, %s, %s, %s) returning id",
-                (org_id, project_id, "demo-agent", "A demo agent with a local runner."),
+        agent = await agents.find_agent(tx, project.id, DEMO_AGENT)
+        if agent is None:
+            agent = await agents.create_agent(
+                tx,
+                AgentCreate(
+                    project_id=project.id,
+                    name=DEMO_AGENT,
+                    description="A demo agent with a local runner.",
+                ),
             )
-            row = await cur.fetchone()
-        assert row is not None
-        agent_id = row[0]
-        await tx.execute(
-            "insert into public.agent_configs"
-            " (agent_id, organization_id, model, system_prompt, allowed_tools)"
-            " values (%s, %s, %s, %s, %s) on conflict (agent_id) do nothing",
-            (
-                agent_id,
-                org_id,
-                "demo-model",
-                "You are a careful assistant. Propose actions; a human approves them.",
-                ["read_file", "write_file", "http_get"],
-            ),
-        )
-    return DemoSeed(DEMO_USER_ID, org_id, project_id, agent_id)
+            # Only a new agent gets the demo config: a restart keeps what the user set.
+            await agents.replace_config(tx, agent.id, DEMO_CONFIG)
+    return DemoSeed(DEMO_USER_ID, org.id, project.id, agent.id)
 
 
 DEV_CONNECTION_NAME = "make dev provider"
@@ -104,31 +93,28 @@ async def wire_dev_provider(
     the demo user) and put the key in the demo user's vault. Idempotent: a restart with
     another URL, model or key replaces them."""
     async with db.transaction(demo_caller()) as tx:
-        cur = await tx.execute(
-            "select id from public.agent_connections where name = %s", (DEV_CONNECTION_NAME,)
-        )
-        row = await cur.fetchone()
-        if row is None:
-            cur = await tx.execute(
-                "insert into public.agent_connections (name, provider, base_url, model)"
-                " values (%s, 'custom', %s, %s) returning id",
-                (DEV_CONNECTION_NAME, base_url, model),
+        connection = await connections.find(tx, DEV_CONNECTION_NAME)
+        if connection is None:
+            connection = await connections.create(
+                tx,
+                ConnectionCreate(
+                    name=DEV_CONNECTION_NAME, provider="custom", base_url=base_url, model=model
+                ),
             )
-            row = await cur.fetchone()
         else:
-            await tx.execute(
-                "update public.agent_connections set base_url = %s, model = %s where id = %s",
-                (base_url, model, row[0]),
-            )
-        assert row is not None
-        await tx.execute(
-            "update public.agent_configs set connection_id = %s, model = '' where agent_id = %s",
-            (row[0], seed.agent_id),
+            await connections.update(tx, connection.id, {"base_url": base_url, "model": model})
+        config = await agents.get_config(tx, seed.agent_id)
+        # No model of its own: the agent speaks with the connection's model.
+        update = config.model_dump(include=set(AgentConfigUpdate.model_fields))
+        await agents.replace_config(
+            tx,
+            seed.agent_id,
+            AgentConfigUpdate(**{**update, "model": "", "connection_id": connection.id}),
         )
-        await tx.execute(
-            "delete from public.user_keys where provider = 'custom' and label = %s",
-            (DEV_KEY_LABEL,),
-        )
+        stored = await vault.list(tx, PageRequest(limit=MAX_LIMIT, after=None), provider="custom")
+        for old in stored.items:
+            if old.label == DEV_KEY_LABEL:
+                await vault.delete(tx, old.id)
         await vault.store(
             tx,
             user_id=seed.user_id,

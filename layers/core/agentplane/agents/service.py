@@ -100,6 +100,11 @@ async def create_agent(tx: Tx, body: AgentCreate) -> Agent:
     return agent
 
 
+async def find_agent(tx: Tx, project_id: UUID, name: str) -> Agent | None:
+    """The oldest visible agent of the project with this name, if any."""
+    return await agents.find(tx, project_id=project_id, name=name)
+
+
 async def list_agents(
     tx: Tx,
     page: PageRequest,

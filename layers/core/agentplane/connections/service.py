@@ -18,6 +18,11 @@ async def create(tx: Tx, body: ConnectionCreate) -> Connection:
     return await connections.insert(tx, body.to_row())
 
 
+async def find(tx: Tx, name: str) -> Connection | None:
+    """The caller's oldest connection with this name, if any."""
+    return await connections.find(tx, name=name)
+
+
 async def page(tx: Tx, request: PageRequest, provider: Provider | None) -> Page[Connection]:
     """The caller's connections, optionally of one provider."""
     return await connections.page(tx, request, {"provider": provider})

@@ -64,6 +64,15 @@ class Table(Generic[T]):
         )
         return await self._one(tx, query, [row_id])
 
+    async def find(self, tx: Tx, **equal: Any) -> T | None:
+        """The oldest visible row whose columns equal the given values, if any."""
+        query = sql.SQL("select * from {} where {} order by created_at, {} limit 1").format(
+            self._ident,
+            sql.SQL(" and ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in equal),
+            sql.Identifier(self.key),
+        )
+        return await self._one(tx, query, list(equal.values()))
+
     async def require(self, tx: Tx, row_id: UUID) -> T:
         """The row, or 404 if it does not exist for the caller."""
         row = await self.get(tx, row_id)

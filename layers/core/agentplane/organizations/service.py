@@ -52,6 +52,11 @@ async def create_organization(tx: Tx, created_by: UUID, body: OrganizationCreate
     return await organizations.require(tx, org_id)
 
 
+async def find_organization(tx: Tx, slug: str) -> Organization | None:
+    """The caller's organization with this slug, if they belong to one."""
+    return await organizations.find(tx, slug=slug)
+
+
 async def list_organizations(tx: Tx, page: PageRequest) -> Page[Organization]:
     """A page of the organizations the caller belongs to."""
     return await organizations.page(tx, page)

@@ -21,6 +21,11 @@ async def create_project(tx: Tx, body: ProjectCreate) -> Project:
     return await projects.insert(tx, body.model_dump())
 
 
+async def find_project(tx: Tx, organization_id: UUID, name: str) -> Project | None:
+    """The oldest visible project of the organization with this name, if any."""
+    return await projects.find(tx, organization_id=organization_id, name=name)
+
+
 async def list_projects(
     tx: Tx, page: PageRequest, organization_id: UUID | None = None
 ) -> Page[Project]:
