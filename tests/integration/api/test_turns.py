@@ -18,6 +18,7 @@ from agentplane.actions.models import ActionPayload
 from agentplane.actions.service import propose
 from agentplane.apps import build_local_app
 from agentplane.auth.caller import Caller
+from agentplane.brain.service import agent_endpoint
 from agentplane.db.database import Database
 from agentplane.errors import ForbiddenError
 from agentplane.runtime import Runtime
@@ -58,6 +59,7 @@ class World:
 
     org: Org
     agent_id: str
+    connection_id: str
 
 
 @pytest.fixture
@@ -80,7 +82,7 @@ async def world(client: httpx.AsyncClient, make_org: MakeOrg, fake: FakeProvider
     )
     assert config.status_code == 200, config.text
     await store_key(client, org.member, org, KEY, provider="custom")
-    return World(org, agent_id)
+    return World(org, agent_id, connection["id"])
 
 
 async def _turn(
@@ -398,3 +400,55 @@ async def test_an_action_cannot_link_to_someone_elses_message(
                 ttl_seconds=60,
                 message_id=uuid.UUID(message.json()["id"]),
             )
+
+
+async def test_a_turn_links_the_conversation_it_starts_to_the_callers_connection(
+    client: httpx.AsyncClient, world: World, fake: FakeProvider
+) -> None:
+    # Given the agent talks through the member's own connection
+    fake.script(Reply(body=FakeProvider.completion("hello")))
+    # When the member's turn starts a conversation
+    turn = (await _turn(client, world, "hi")).json()
+    # Then the conversation names that connection, as the seed's agent_connection_id
+    conversation = await client.get(
+        f"/conversations/{turn['conversation_id']}", headers=world.org.member.headers
+    )
+    assert conversation.json()["agent_connection_id"] == world.connection_id
+    listed = await client.get(
+        f"/conversations?agent_connection_id={world.connection_id}",
+        headers=world.org.member.headers,
+    )
+    assert [c["id"] for c in listed.json()["items"]] == [turn["conversation_id"]]
+
+
+async def test_a_teammates_connection_at_the_public_endpoint_takes_your_own_key(
+    client: httpx.AsyncClient, make_org: MakeOrg, database: Database
+) -> None:
+    # Given an agent wired to the member's openrouter connection, which has the
+    # provider's public endpoint (no base_url given)
+    org = await make_org()
+    agent_id = await new_agent(client, org)
+    connection = await create_connection(client, org.member, provider="openrouter")
+    assert connection["base_url"] == "https://openrouter.ai/api/v1"
+    config = await client.put(
+        f"/agents/{agent_id}/config",
+        json={
+            "model": "m",
+            "system_prompt": SYSTEM,
+            "temperature": 0.2,
+            "connection_id": connection["id"],
+            "allowed_tools": [],
+        },
+        headers=org.member.headers,
+    )
+    assert config.status_code == 200, config.text
+    # When the admin's turn looks up where to send the admin's own key
+    async with database.transaction(Caller.user({"sub": str(org.admin.id)})) as tx:
+        endpoint = await agent_endpoint(tx, uuid.UUID(agent_id))
+    # Then it is the public endpoint, and the admin's conversations do not link to a
+    # connection that is not theirs
+    assert (endpoint.provider, endpoint.base_url) == ("openrouter", connection["base_url"])
+    assert endpoint.connection_id is None
+    async with database.transaction(Caller.user({"sub": str(org.member.id)})) as tx:
+        own = await agent_endpoint(tx, uuid.UUID(agent_id))
+    assert own.connection_id == uuid.UUID(connection["id"])

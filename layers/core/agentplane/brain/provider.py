@@ -21,14 +21,9 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agentplane.connections.models import DEFAULT_BASE_URLS as DEFAULT_BASE_URLS
 from agentplane.errors import ProblemError
 from agentplane.observability import logger
-
-DEFAULT_BASE_URLS: dict[str, str] = {
-    "openrouter": "https://openrouter.ai/api/v1",
-    "nous": "https://inference-api.nousresearch.com/v1",
-    "hermes": "https://inference-api.nousresearch.com/v1",
-}
 
 # How much of a provider's error message makes it into a problem's detail.
 ERROR_MESSAGE_LIMIT = 500

@@ -30,6 +30,7 @@ from agentplane.brain.tools import (
     storable_text,
     tool_specs,
 )
+from agentplane.connections.models import DEFAULT_BASE_URLS
 from agentplane.conversations.models import Conversation, Message
 from agentplane.db.crud import require_visible
 from agentplane.db.database import Database
@@ -79,6 +80,9 @@ class Endpoint:
     provider: str
     base_url: str
     model: str
+    # The connection, when it is the caller's own: a conversation the turn starts links
+    # to it (the seed's agent_connection_id), so the mirror analyzes it.
+    connection_id: UUID | None
     system_prompt: str
     temperature: float
     allowed_tools: list[str]
@@ -94,7 +98,8 @@ class Context:
     api_key: str = field(repr=False)
 
 
-async def _endpoint(tx: Tx, agent_id: UUID) -> Endpoint:
+async def agent_endpoint(tx: Tx, agent_id: UUID) -> Endpoint:
+    """Where the agent's model is called for the caller; 409 when their key must not go there."""
     cur = await tx.execute(
         "select organization_id, model, system_prompt, temperature, allowed_tools,"
         " connection_id, provider, base_url, connection_model, connection_is_callers"
@@ -112,8 +117,10 @@ async def _endpoint(tx: Tx, agent_id: UUID) -> Endpoint:
             f"agent {agent_id} has no model connection: set connection_id in its config",
             agent_id=str(agent_id),
         )
-    if base_url and not callers:
+    public = DEFAULT_BASE_URLS.get(provider)
+    if not callers and base_url != public:
         # The caller's key goes to this URL: only the URL's owner may send theirs there.
+        # A named provider's public endpoint is no one's to point elsewhere.
         raise ForeignEndpointError(
             f"agent {agent_id} talks to a {provider} endpoint at a base URL another user"
             " set; your key is not sent there. Point the agent at a connection of your own"
@@ -121,20 +128,12 @@ async def _endpoint(tx: Tx, agent_id: UUID) -> Endpoint:
             agent_id=str(agent_id),
             provider=provider,
         )
-    from agentplane.brain.provider import DEFAULT_BASE_URLS
-
-    url = base_url or DEFAULT_BASE_URLS.get(provider)
-    if not url:
-        raise AgentNotConnectedError(
-            f"the {provider} connection of agent {agent_id} has no base_url",
-            agent_id=str(agent_id),
-            provider=provider,
-        )
     return Endpoint(
         organization_id=org,
         provider=provider,
-        base_url=url,
+        base_url=base_url,
         model=model or conn_model,
+        connection_id=connection_id if callers else None,
         system_prompt=prompt,
         temperature=float(temperature),
         allowed_tools=list(tools),
@@ -233,7 +232,7 @@ async def _gather(
     body: TurnCreate,
     history_limit: int,
 ) -> Context:
-    endpoint = await _endpoint(tx, agent_id)
+    endpoint = await agent_endpoint(tx, agent_id)
     conversation = None
     history: list[dict[str, Any]] = []
     if body.conversation_id is not None:
@@ -286,8 +285,9 @@ async def _record(
         conversation = await fetch_one(
             tx,
             Conversation,
-            "insert into public.conversations (agent_id, title) values (%s, %s) returning *",
-            (agent_id, body.message.strip()[:TITLE_LENGTH]),
+            "insert into public.conversations (agent_id, agent_connection_id, title)"
+            " values (%s, %s, %s) returning *",
+            (agent_id, context.endpoint.connection_id, body.message.strip()[:TITLE_LENGTH]),
         )
         assert conversation is not None
     user_message = await _insert_message(tx, conversation.id, "user", body.message)

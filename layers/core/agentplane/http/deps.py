@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from psycopg import AsyncConnection
 
 from agentplane.agents.tokens import RUNNER_TOKEN_PREFIX
 from agentplane.auth.caller import Caller
 from agentplane.auth.service import authenticate_runner
+from agentplane.db.rows import Tx
 from agentplane.errors import UnauthorizedError
 from agentplane.runtime import Runtime
 
@@ -41,9 +41,7 @@ async def current_user(
 UserDep = Annotated[Caller, Depends(current_user)]
 
 
-async def user_transaction(
-    runtime: RuntimeDep, caller: UserDep
-) -> AsyncIterator[AsyncConnection[Any]]:
+async def user_transaction(runtime: RuntimeDep, caller: UserDep) -> AsyncIterator[Tx]:
     """The request's one transaction, as the calling user (RLS decides what it sees)."""
     async with runtime.database.transaction(caller) as conn:
         yield conn
@@ -51,7 +49,7 @@ async def user_transaction(
 
 # scope="function": the transaction commits (or fails, as a problem) before the response
 # is sent, so a client never sees a 2xx for a write that did not commit.
-UserTx = Annotated[AsyncConnection[Any], Depends(user_transaction, scope="function")]
+UserTx = Annotated[Tx, Depends(user_transaction, scope="function")]
 
 
 async def current_runner(
@@ -73,12 +71,10 @@ async def current_runner(
 RunnerDep = Annotated[Caller, Depends(current_runner)]
 
 
-async def runner_transaction(
-    runtime: RuntimeDep, caller: RunnerDep
-) -> AsyncIterator[AsyncConnection[Any]]:
+async def runner_transaction(runtime: RuntimeDep, caller: RunnerDep) -> AsyncIterator[Tx]:
     """The request's one transaction, as the runner (RLS: its own agent only)."""
     async with runtime.database.transaction(caller) as conn:
         yield conn
 
 
-RunnerTx = Annotated[AsyncConnection[Any], Depends(runner_transaction, scope="function")]
+RunnerTx = Annotated[Tx, Depends(runner_transaction, scope="function")]
