@@ -8,6 +8,7 @@ from collections.abc import Callable
 import httpx
 import psycopg
 import pytest
+from psycopg import sql
 
 from agentplane.apps import build_local_app
 from agentplane.db.database import Database
@@ -64,5 +65,5 @@ def test_authenticator_alone_can_read_nothing(fresh_db: ProvisionedDatabase) -> 
     with psycopg.connect(fresh_db.app_url) as conn:
         for table in ("organizations", "user_keys", "agent_actions", "messages"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute(f"select 1 from public.{table}")
+                conn.execute(sql.SQL("select 1 from {}").format(sql.Identifier("public", table)))
             conn.rollback()

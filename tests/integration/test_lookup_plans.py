@@ -16,6 +16,7 @@ from uuid import uuid4
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from agentplane.actions import service as actions_service
 from agentplane.sessions import service as sessions_service
@@ -54,7 +55,11 @@ def _stale_statistics(admin_url: str) -> None:
     args = (world.organization_id, world.agent_ids[0])
     with psycopg.connect(admin_url, autocommit=True) as conn:
         for table in ("agent_actions", "agent_sessions"):
-            conn.execute(f"alter table public.{table} set (autovacuum_enabled = false)".encode())
+            conn.execute(
+                sql.SQL("alter table {} set (autovacuum_enabled = false)").format(
+                    sql.Identifier("public", table)
+                )
+            )
         conn.execute(insert.encode(), (*args, 50))
         conn.execute("update public.agent_actions set status = 'cancelled'")
         conn.execute(

@@ -53,8 +53,6 @@ class Settings(BaseSettings):
     # AWS resources the functions use (set by template.yaml).
     kms_key_id: str | None = None
     signing_key_secret_name: str | None = None
-    state_machine_arn: str | None = None
-    mirror_function_name: str | None = None
 
     # The model provider client (agent turns, server jobs).
     provider_timeout_seconds: float = Field(default=60.0, gt=0, le=900)

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from psycopg import sql
 
 from agentplane.actions.models import ActionPayload
 from agentplane.actions.service import propose
@@ -98,7 +99,9 @@ async def _turn(
 def _counts(admin_url: str) -> dict[str, int]:
     with psycopg.connect(admin_url) as conn:
         return {
-            table: conn.execute(f"select count(*) from public.{table}").fetchone()[0]  # type: ignore[index]
+            table: conn.execute(
+                sql.SQL("select count(*) from {}").format(sql.Identifier("public", table))
+            ).fetchone()[0]  # type: ignore[index]
             for table in ("conversations", "messages", "agent_actions")
         }
 

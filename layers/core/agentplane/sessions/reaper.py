@@ -117,10 +117,9 @@ async def reap_expired_leases(db: Database, *, batch: int = DEFAULT_BATCH) -> Re
     return await _drain(db, "heartbeat: requeue expired leases", batch, step)
 
 
-# Each locks a batch of rows of one status past one deadline, in the order of the
-# partial index on that deadline (agent_actions_pending_ttl_idx,
-# agent_actions_approved_expiry_idx); the lock re-checks status, so a decision or claim
-# that committed meanwhile wins and the row is left alone. Parameters: (limit,).
+# Each locks a batch of one status past its deadline, in its partial index's order; the
+# lock re-checks status, so a decision or claim that committed meanwhile wins
+# (tests/integration/test_session_reaper.py). Parameters: (limit,).
 EXPIRE_PENDING = """
 update public.agent_actions a
    set status = 'expired'
