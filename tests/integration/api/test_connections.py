@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import httpx
 
-from tests.support.api import User, assert_problem, collect_pages
+from tests.support.api import User, assert_problem, at, collect_pages, field_rules
+from tests.support.builders import create_connection
 
 OPENROUTER = {"name": "Router", "provider": "openrouter", "model": "gpt-4o"}
 CUSTOM = {
@@ -18,23 +18,6 @@ CUSTOM = {
     "base_url": "http://localhost:8080/v1",
     "model": "llama",
 }
-
-
-def ts(value: str) -> datetime:
-    """A timestamp of a response, for comparing instants rather than strings."""
-    return datetime.fromisoformat(value)
-
-
-async def create_connection(client: httpx.AsyncClient, user: User, **fields: Any) -> Any:
-    """Create a connection through the API and return its JSON."""
-    resp = await client.post("/connections", json={**OPENROUTER, **fields}, headers=user.headers)
-    assert resp.status_code == 201, resp.text
-    return resp.json()
-
-
-def field_rules(body: dict[str, Any]) -> list[tuple[str, str]]:
-    """The (field, rule) pairs of a 422 problem."""
-    return [(e["field"], e["rule"]) for e in body["errors"]]
 
 
 async def test_create_read_update_delete(
@@ -61,7 +44,7 @@ async def test_create_read_update_delete(
     assert patched.json()["model"] == "claude"
     assert patched.json()["status"] == "online"
     assert patched.json()["name"] == "Router"
-    assert ts(patched.json()["updated_at"]) > ts(connection["updated_at"])
+    assert at(patched.json()["updated_at"]) > at(connection["updated_at"])
     # Then they delete it, and it is gone
     deleted = await client.delete(f"/connections/{connection['id']}", headers=user.headers)
     assert deleted.status_code == 204

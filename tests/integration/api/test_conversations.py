@@ -4,28 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 import httpx
 
-from tests.support.api import Org, User, assert_problem, collect_pages
-
-
-def ts(value: str) -> datetime:
-    """A timestamp of a response, for comparing instants rather than strings."""
-    return datetime.fromisoformat(value)
-
-
-async def create_connection(client: httpx.AsyncClient, user: User) -> Any:
-    """Create a connection through the API and return its JSON."""
-    resp = await client.post(
-        "/connections",
-        json={"name": "Router", "provider": "openrouter", "model": "m"},
-        headers=user.headers,
-    )
-    assert resp.status_code == 201, resp.text
-    return resp.json()
+from tests.support.api import Org, User, assert_problem, at, collect_pages
+from tests.support.builders import create_connection
 
 
 async def create_conversation(client: httpx.AsyncClient, user: User, **fields: Any) -> Any:
@@ -70,7 +54,7 @@ async def test_create_read_update_delete(
     assert patched.json()["archived"] is True
     assert patched.json()["agent_connection_id"] is None
     assert patched.json()["title"] == "Planning"
-    assert ts(patched.json()["updated_at"]) > ts(conversation["updated_at"])
+    assert at(patched.json()["updated_at"]) > at(conversation["updated_at"])
     # Then deleting it takes its messages with it
     assert (await post_message(client, user, conversation["id"])).status_code == 201
     assert (await client.delete(path, headers=user.headers)).status_code == 204
@@ -233,12 +217,12 @@ async def test_messages_are_listed_in_order_and_set_last_message_at(
     assert items == posted
     assert [m["content"] for m in items] == [f"m{i}" for i in range(7)]
     assert pages == 3
-    stamps = [ts(m["created_at"]) for m in items]
+    stamps = [at(m["created_at"]) for m in items]
     assert stamps == sorted(stamps)
     # And the conversation's last_message_at is the newest message's time
     after = (await client.get(path, headers=user.headers)).json()
     assert after["last_message_at"] == posted[-1]["created_at"]
-    assert ts(after["updated_at"]) > ts(conversation["updated_at"])
+    assert at(after["updated_at"]) > at(conversation["updated_at"])
 
 
 async def test_message_fields_round_trip(

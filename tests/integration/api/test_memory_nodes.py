@@ -4,34 +4,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import httpx
 
-from tests.support.api import User, assert_problem, collect_pages
-
-
-def ts(value: str) -> datetime:
-    """A timestamp of a response, for comparing instants rather than strings."""
-    return datetime.fromisoformat(value)
+from tests.support.api import User, assert_problem, at, collect_pages
+from tests.support.builders import create_connection
 
 
 async def create_node(client: httpx.AsyncClient, user: User, **fields: Any) -> Any:
     """Create a memory node through the API and return its JSON."""
     resp = await client.post(
         "/memory-nodes", json={"label": "a fact", **fields}, headers=user.headers
-    )
-    assert resp.status_code == 201, resp.text
-    return resp.json()
-
-
-async def create_connection(client: httpx.AsyncClient, user: User) -> Any:
-    """Create a connection through the API and return its JSON."""
-    resp = await client.post(
-        "/connections",
-        json={"name": "Router", "provider": "openrouter", "model": "m"},
-        headers=user.headers,
     )
     assert resp.status_code == 201, resp.text
     return resp.json()
@@ -83,10 +67,10 @@ async def test_reading_a_node_recalls_it(
     # When the node is read, last_used_at is set to the time of the read
     first = (await client.get(path, headers=user.headers)).json()
     assert first["last_used_at"] is not None
-    assert ts(first["last_used_at"]) > ts(node["created_at"])
+    assert at(first["last_used_at"]) > at(node["created_at"])
     # And each later read moves it forward
     second = (await client.get(path, headers=user.headers)).json()
-    assert ts(second["last_used_at"]) > ts(first["last_used_at"])
+    assert at(second["last_used_at"]) > at(first["last_used_at"])
     # A recall is not an edit: updated_at stays where the last change left it
     assert second["updated_at"] == node["updated_at"]
     assert {k: v for k, v in second.items() if not k.endswith("_at")} == {

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import httpx
 
-from tests.support.api import User, assert_problem, collect_pages
-
-
-def ts(value: str) -> datetime:
-    """A timestamp of a response, for comparing instants rather than strings."""
-    return datetime.fromisoformat(value)
+from tests.support.api import User, assert_problem, at, collect_pages
 
 
 async def create(client: httpx.AsyncClient, user: User, path: str, body: dict[str, Any]) -> Any:
@@ -56,7 +50,7 @@ async def test_create_read_update_delete(
     assert task["title"] == "Ship it"
     assert task["user_id"] == str(user.id)
     assert (task["status"], task["priority"], task["completed_at"]) == ("pending", 2, None)
-    assert ts(task["due_at"]) == ts("2031-01-02T03:04:05+00:00")
+    assert at(task["due_at"]) == at("2031-01-02T03:04:05+00:00")
     path = f"/tasks/{task['id']}"
     assert (await client.get(path, headers=user.headers)).json() == task
     # When it is reprioritised and unlinked, only those fields change
@@ -67,7 +61,7 @@ async def test_create_read_update_delete(
     assert (patched.json()["priority"], patched.json()["due_at"]) == (0, None)
     assert patched.json()["conversation_id"] is None
     assert patched.json()["connection_id"] == connection["id"]
-    assert ts(patched.json()["updated_at"]) > ts(task["updated_at"])
+    assert at(patched.json()["updated_at"]) > at(task["updated_at"])
     # Then it is deleted, and gone
     assert (await client.delete(path, headers=user.headers)).status_code == 204
     assert_problem(await client.get(path, headers=user.headers), 404, "not-found")
@@ -93,7 +87,7 @@ async def test_done_sets_completed_at_and_leaving_done_clears_it(
     reopened = await set_status(client, user, task["id"], "in_progress")
     assert reopened["completed_at"] is None
     finished = await set_status(client, user, task["id"], "done")
-    assert ts(finished["completed_at"]) > ts(done["completed_at"])
+    assert at(finished["completed_at"]) > at(done["completed_at"])
     for status in ("blocked", "cancelled", "pending"):
         assert (await set_status(client, user, task["id"], status))["completed_at"] is None
     # A task created done is completed at creation

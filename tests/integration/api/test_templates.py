@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -16,9 +15,7 @@ from psycopg.errors import InsufficientPrivilege
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
 from agentplane.errors import ForbiddenError
-from tests.support.api import User, assert_problem, collect_pages
-
-NewUser = Callable[[], User]
+from tests.support.api import NewUser, User, assert_problem, collect_pages
 
 PAYLOAD: dict[str, Any] = {
     "skills": [

@@ -18,17 +18,17 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
 from uuid import UUID
 
 import psycopg
 import pydantic_core
-from psycopg import AsyncConnection, sql
+from psycopg import sql
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from agentplane.auth.caller import Caller
 from agentplane.db.errors import translate
+from agentplane.db.rows import Tx
 from agentplane.errors import ServiceUnavailableError
 from agentplane.observability import logger
 
@@ -36,7 +36,7 @@ from agentplane.observability import logger
 KNOWN_USERS_LIMIT = 10_000
 
 
-async def _configure(conn: AsyncConnection[Any]) -> None:
+async def _configure(conn: Tx) -> None:
     """Each new pooled connection reads json and jsonb with pydantic-core's parser (the
     same values as the standard library's, several times faster: actions carry their
     payload and output as jsonb)."""
@@ -69,7 +69,7 @@ def _begin_as(caller: Caller, first_seen: bool) -> sql.Composed:
     return query
 
 
-async def _rollback(conn: AsyncConnection[Any]) -> None:
+async def _rollback(conn: Tx) -> None:
     """Roll back after an error; a connection too broken for that is the pool's to drop."""
     if conn.closed:
         return
@@ -121,7 +121,7 @@ class Database:
             self._opened = False
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+    async def _connection(self) -> AsyncIterator[Tx]:
         if not self._opened:
             await self.open()
         try:
@@ -136,7 +136,7 @@ class Database:
             await self._pool.putconn(conn)
 
     @asynccontextmanager
-    async def transaction(self, caller: Caller) -> AsyncIterator[AsyncConnection[Any]]:
+    async def transaction(self, caller: Caller) -> AsyncIterator[Tx]:
         """A transaction as `caller`: committed on success, rolled back on any error."""
         if caller.role == "service_role":
             logger.info("service-role transaction", extra={"reason": caller.reason})
@@ -170,7 +170,7 @@ class Database:
                 self._known_users.clear()
             self._known_users.add(user_id)
 
-    def service(self, reason: str) -> AbstractAsyncContextManager[AsyncConnection[Any]]:
+    def service(self, reason: str) -> AbstractAsyncContextManager[Tx]:
         """A service-role transaction for a server job; `reason` is logged."""
         return self.transaction(Caller.service(reason))
 
