@@ -48,7 +48,7 @@ class SkillTransitionError(ConflictError):
 
     def __init__(self, current: SkillStatus, requested: SkillStatus) -> None:
         super().__init__(
-            f"a {current} skill cannot become {requested}",
+            f"the skill is {current} and cannot become {requested}",
             current_status=current,
             requested_status=requested,
             allowed_statuses=allowed_to(current),
