@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from agentplane.db.migrate import (
     Migration,
@@ -17,6 +18,7 @@ from agentplane.db.migrate import (
     migrate,
     status,
 )
+from agentplane.templates.models import Payload
 from tests.support.database import create_database, drop_databases
 
 
@@ -150,3 +152,101 @@ def test_cli_refuses_an_edited_migration_with_exit_code_2(
     err = capsys.readouterr().err
     assert "20260101000000_one.sql" in err
     assert "edited" in err
+
+
+def test_the_seed_migrations_carry_existing_rows_over(empty_db_url: str) -> None:
+    # Given a database at the schema before the seed migrations, with rows in the old
+    # shape (as the API wrote them, and a payload a client wrote past it)
+    before = [m for m in load_migrations() if m.name < "20261201000100"]
+    migrate(empty_db_url, before)
+    user = uuid.uuid4()
+    old_bundle = {
+        "skills": [{"name": "triage", "description": "", "instructions": "label it"}],
+        "memory": [
+            {"kind": "fact", "label": "tz", "content": "UTC", "importance": 0.9},
+            {"kind": "note", "label": "bare"},
+        ],
+    }
+    with psycopg.connect(empty_db_url) as conn:
+        conn.execute("insert into auth.users (id) values (%s)", (user,))
+        connections = {
+            status: conn.execute(
+                "insert into public.agent_connections (user_id, name, provider, base_url, model,"
+                " status, updated_at) values (%s, %s, %s, %s, 'm', %s, '2026-01-01')"
+                " returning id",
+                (user, status, provider, url, status),
+            ).fetchone()[0]  # type: ignore[index]
+            for status, provider, url in (
+                ("active", "openrouter", None),
+                ("inactive", "nous", None),
+                ("error", "custom", "http://127.0.0.1:9/v1"),
+            )
+        }
+        conn.execute(
+            "insert into public.tasks (user_id, title, status, updated_at)"
+            " values (%s, 't', 'todo', '2026-01-01')",
+            (user,),
+        )
+        conn.execute(
+            "insert into public.templates (user_id, name, bundle, updated_at)"
+            " values (%s, 'api', %s, '2026-01-01'), (%s, 'raw', %s, '2026-01-01')",
+            (user, Jsonb(old_bundle), user, Jsonb({"skills": None, "memory": [1, "x"]})),
+        )
+        conn.execute(
+            "insert into public.skills (user_id, name, instructions) values (%s, 's', 'do it')",
+            (user,),
+        )
+        conn.execute(
+            "insert into public.memory_nodes (user_id, label, kind, importance)"
+            " values (%s, 'l', 'preference', 0.3)",
+            (user,),
+        )
+        conn.execute(
+            "insert into public.mirror_reports (user_id, connection_id) values (%s, %s)",
+            (user, connections["active"]),
+        )
+
+    # When the rest of the migrations run
+    applied = migrate(empty_db_url)
+
+    # Then every row reads in the seed's names and values, and none looks edited
+    assert applied[0] == "20261201000100_seed_agent_connections.sql"
+    with psycopg.connect(empty_db_url) as conn:
+        rows = conn.execute(
+            "select status, base_url, updated_at = '2026-01-01' from public.agent_connections"
+            " order by name"
+        ).fetchall()
+        assert rows == [
+            ("offline", "https://openrouter.ai/api/v1", True),
+            ("error", "http://127.0.0.1:9/v1", True),
+            ("offline", "https://inference-api.nousresearch.com/v1", True),
+        ]
+        assert conn.execute(
+            "select status, updated_at = '2026-01-01' from public.tasks"
+        ).fetchall() == [("pending", True)]
+        payloads = dict(
+            conn.execute(
+                "select name, payload from public.templates where updated_at = '2026-01-01'"
+            ).fetchall()
+        )
+        assert payloads == {
+            "api": {
+                "skills": [{"name": "triage", "description": "", "template_prompt": "label it"}],
+                "seed_memory": [
+                    {"category": "fact", "label": "tz", "content": "UTC", "strength": 0.9},
+                    {"category": "note", "label": "bare"},
+                ],
+            },
+            # What is not a list of objects is kept as it was, and installs refuse it
+            "raw": {"skills": None, "seed_memory": [1, "x"]},
+        }
+        assert Payload.model_validate(payloads["api"]).seed_memory[1].strength == 0.5
+        assert conn.execute("select template_prompt, status from public.skills").fetchall() == [
+            ("do it", "draft")
+        ]
+        assert conn.execute("select category, strength from public.memory_nodes").fetchall() == [
+            ("preference", pytest.approx(0.3))
+        ]
+        assert conn.execute("select agent_connection_id from public.mirror_reports").fetchall() == [
+            (connections["active"],)
+        ]

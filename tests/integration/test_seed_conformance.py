@@ -37,6 +37,8 @@ class SeedColumn:
     not_null: bool | None = None
     default: str | None = None
     values: tuple[str, ...] = field(default=())
+    # `references public.<table>(id) on delete <action>`: (table, action)
+    references: tuple[str, str] | None = None
 
     def __str__(self) -> str:
         return f"{self.table}.{self.name}"
@@ -44,6 +46,9 @@ class SeedColumn:
 
 COLUMN = re.compile(
     r"^\s*(?P<name>\w+)\s+(?P<type>uuid|text|real|integer|jsonb|boolean|timestamptz)\b(?P<rest>.*)$"
+)
+REFERENCES = re.compile(
+    r"references public\.(?P<table>\w+)\(id\) on delete (?P<action>set null|cascade)"
 )
 DEFAULT = re.compile(r"\bdefault\s+(?P<expr>'[^']*'|[\w.]+\(\)|[-\d.]+|true|false)", re.I)
 
@@ -60,6 +65,7 @@ def mirari_columns() -> list[SeedColumn]:
                 continue
             rest = match["rest"].lower()
             default = DEFAULT.search(rest)
+            references = REFERENCES.search(rest)
             columns.append(
                 SeedColumn(
                     table=table,
@@ -68,6 +74,7 @@ def mirari_columns() -> list[SeedColumn]:
                     not_null="not null" in rest or "primary key" in rest,
                     default=default["expr"] if default else None,
                     values=tuple(re.findall(r"'([^']*)'", comment)),
+                    references=(references["table"], references["action"]) if references else None,
                 )
             )
     return columns
@@ -162,6 +169,12 @@ def test_the_seeds_were_read() -> None:
         "templates",
     }
     assert len(SEED_COLUMNS) >= 80
+    assert {str(c) for c in SEED_COLUMNS if c.references} == {
+        "conversations.agent_connection_id",
+        "messages.conversation_id",
+        "mirror_reports.agent_connection_id",
+        "tasks.connection_id",
+    }
 
 
 @pytest.mark.parametrize("column", SEED_COLUMNS, ids=str)
@@ -284,6 +297,42 @@ def test_seed_values_were_found() -> None:
         "tasks.status=pending",
         "agent_sessions.status=busy",
     } <= found
+
+
+@pytest.mark.parametrize("column", [c for c in SEED_COLUMNS if c.references], ids=str)
+def test_seed_reference_deletes_as_the_seed_says(
+    catalog: psycopg.Connection, column: SeedColumn
+) -> None:
+    assert column.references is not None
+    target, action = column.references
+    # A key may be composite (with user_id, so a row points only at its owner's rows);
+    # `set null` must then clear this column alone, never user_id.
+    rows = catalog.execute(
+        """
+        select c.confdeltype,
+               array(select attname from pg_attribute
+                      where attrelid = c.conrelid and attnum = any (c.confdelsetcols))
+          from pg_constraint c
+          join pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
+         where c.contype = 'f' and c.conrelid = to_regclass(%s)
+           and c.confrelid = to_regclass(%s) and a.attname = %s
+        """,
+        (f"public.{column.table}", f"public.{target}", column.name),
+    ).fetchall()
+    assert len(rows) == 1, f"{column} must reference {target}"
+    [(deletes, cleared)] = rows
+    if action == "cascade":
+        assert deletes == "c", f"deleting a {target} row must delete the {column.table} row"
+    else:
+        assert deletes == "n", f"deleting a {target} row must set {column} to null"
+        assert cleared in ([], [column.name])
+        if cleared == []:  # every column of the key is set null: it must be this one alone
+            keys = catalog.execute(
+                "select cardinality(conkey) from pg_constraint where contype = 'f'"
+                " and conrelid = to_regclass(%s) and confrelid = to_regclass(%s)",
+                (f"public.{column.table}", f"public.{target}"),
+            ).fetchone()
+            assert keys == (1,)
 
 
 def test_agent_configs_are_one_to_one_with_agents(catalog: psycopg.Connection) -> None:

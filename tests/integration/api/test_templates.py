@@ -9,11 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from psycopg import AsyncConnection
 from psycopg.errors import InsufficientPrivilege
+from psycopg.types.json import Jsonb
 
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
+from agentplane.db.rows import Tx
 from agentplane.errors import ForbiddenError
 from tests.support.api import NewUser, User, assert_problem, collect_pages
 
@@ -35,7 +36,7 @@ PAYLOAD: dict[str, Any] = {
 }
 
 
-def as_user(database: Database, user: User) -> AbstractAsyncContextManager[AsyncConnection[Any]]:
+def as_user(database: Database, user: User) -> AbstractAsyncContextManager[Tx]:
     """A transaction as `user`, exactly as the API opens one (RLS applies)."""
     return database.transaction(Caller.user({"sub": str(user.id)}))
 
@@ -270,6 +271,72 @@ async def test_install_copies_the_payload_into_the_installers_rows(
     skills, _ = await owned_rows(database, installer)
     assert len(skills) == 4
     assert {s[7] for s in skills} == {None}
+
+
+async def test_a_payload_is_stored_whole_in_the_seeds_shape(
+    client: httpx.AsyncClient, database: Database, new_user: NewUser
+) -> None:
+    author = new_user()
+    # Given a template posted with seed memory only, and one item's defaults left out
+    template = await create(client, author, payload={"seed_memory": [{"label": "tz"}]})
+    # Then the row holds both lists and every item field, as a seed client reads it
+    async with as_user(database, author) as tx:
+        cur = await tx.execute(
+            "select payload from public.templates where id = %s", [uuid.UUID(template["id"])]
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    assert row[0] == {
+        "skills": [],
+        "seed_memory": [
+            {"label": "tz", "category": None, "strength": 0.5, "content": "", "source": None}
+        ],
+    }
+    assert template["payload"] == row[0]
+
+
+async def test_a_payload_written_past_the_api_reads_back_and_refuses_to_install(
+    client: httpx.AsyncClient, database: Database, new_user: NewUser
+) -> None:
+    author, installer = new_user(), new_user()
+    await client.get("/me", headers=author.headers)  # the author's auth.users row
+    # Given a seed client wrote a public template straight to the table (RLS allows the
+    # author that), with fields and values the API would not have taken
+    stored = {
+        "skills": [{"name": "triage", "score": 3, "status": "active"}],
+        "seed_memory": [{"label": "tone", "strength": 1.5}],
+        "tools": ["shell"],
+    }
+    async with as_user(database, author) as tx:
+        cur = await tx.execute(
+            "insert into public.templates (name, is_public, payload)"
+            " values ('raw', true, %s) returning id",
+            [Jsonb(stored)],
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    template_id = str(row[0])
+    # When anyone reads it, alone or in the public list, they get it as it is stored
+    got = await client.get(f"/templates/{template_id}", headers=installer.headers)
+    assert got.status_code == 200, got.text
+    assert got.json()["payload"] == stored
+    listed = await client.get("/templates?public=true", headers=installer.headers)
+    assert [t["id"] for t in listed.json()["items"]] == [template_id]
+    # When someone installs it, it is a 409 naming each field that does not fit, and
+    # nothing is copied or counted
+    body = assert_problem(
+        await client.post(f"/templates/{template_id}/install", headers=installer.headers),
+        409,
+        "template-not-installable",
+    )
+    assert sorted((e["field"], e["rule"]) for e in body["errors"]) == [
+        ("payload.seed_memory.0.strength", "less_than_equal"),
+        ("payload.skills.0.score", "extra_forbidden"),
+        ("payload.skills.0.status", "extra_forbidden"),
+        ("payload.tools", "extra_forbidden"),
+    ]
+    assert await owned_rows(database, installer) == ([], [])
+    assert await installs_of(client, author, template_id) == 0
 
 
 async def test_installing_an_empty_payload_creates_nothing_but_counts(

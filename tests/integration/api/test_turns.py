@@ -268,6 +268,11 @@ async def test_a_provider_failure_is_a_clear_error_and_writes_nothing(
     assert body["provider"] == "custom"
     assert KEY not in resp.text
     assert _counts(fresh_db.admin_url) == {"conversations": 0, "messages": 0, "agent_actions": 0}
+    # Only the member's connection records that its provider failed
+    connection = await client.get(
+        f"/connections/{world.connection_id}", headers=world.org.member.headers
+    )
+    assert connection.json()["status"] == "error"
 
 
 async def test_a_429_is_retried_and_the_turn_goes_through(
@@ -405,10 +410,14 @@ async def test_an_action_cannot_link_to_someone_elses_message(
             )
 
 
-async def test_a_turn_links_the_conversation_it_starts_to_the_callers_connection(
+async def test_a_turn_links_its_conversation_to_the_callers_connection_and_marks_it_online(
     client: httpx.AsyncClient, world: World, fake: FakeProvider
 ) -> None:
-    # Given the agent talks through the member's own connection
+    # Given the agent talks through the member's own connection, new and so offline
+    path = f"/connections/{world.connection_id}"
+    assert (await client.get(path, headers=world.org.member.headers)).json()["status"] == (
+        "offline"
+    )
     fake.script(Reply(body=FakeProvider.completion("hello")))
     # When the member's turn starts a conversation
     turn = (await _turn(client, world, "hi")).json()
@@ -417,6 +426,8 @@ async def test_a_turn_links_the_conversation_it_starts_to_the_callers_connection
         f"/conversations/{turn['conversation_id']}", headers=world.org.member.headers
     )
     assert conversation.json()["agent_connection_id"] == world.connection_id
+    # And the connection is online: its provider answered
+    assert (await client.get(path, headers=world.org.member.headers)).json()["status"] == "online"
     listed = await client.get(
         f"/conversations?agent_connection_id={world.connection_id}",
         headers=world.org.member.headers,

@@ -30,6 +30,7 @@ from agentplane.brain.tools import (
     storable_text,
     tool_specs,
 )
+from agentplane.connections import service as connections
 from agentplane.connections.models import DEFAULT_BASE_URLS
 from agentplane.conversations.models import Conversation, Message
 from agentplane.db.crud import require_visible
@@ -366,18 +367,29 @@ async def hold_turn(
     """One turn of `caller` with the agent (see the module docstring)."""
     async with database.transaction(caller) as tx:
         context = await _gather(tx, vault, caller, agent_id, body, history_limit)
+    from agentplane.brain.provider import ProviderError
+
     endpoint = context.endpoint
-    completion = await chat.complete(
-        provider=endpoint.provider,
-        base_url=endpoint.base_url,
-        api_key=context.api_key,
-        model=endpoint.model,
-        messages=context.messages,
-        tools=tool_specs(endpoint.allowed_tools) or None,
-        temperature=endpoint.temperature,
-    )
+    try:
+        completion = await chat.complete(
+            provider=endpoint.provider,
+            base_url=endpoint.base_url,
+            api_key=context.api_key,
+            model=endpoint.model,
+            messages=context.messages,
+            tools=tool_specs(endpoint.allowed_tools) or None,
+            temperature=endpoint.temperature,
+        )
+    except ProviderError:
+        # The turn writes nothing, but the caller's connection says its provider failed.
+        if endpoint.connection_id is not None:
+            async with database.transaction(caller) as tx:
+                await connections.mark(tx, endpoint.connection_id, "error")
+        raise
     async with database.transaction(caller) as tx:
         turn = await _record(tx, agent_id, body, context, completion)
+        if endpoint.connection_id is not None:
+            await connections.mark(tx, endpoint.connection_id, "online")
     logger.info(
         "agent turn",
         extra={

@@ -13,7 +13,8 @@ from pydantic_core import PydanticCustomError
 from agentplane.models import InputModel, Name, OutputModel
 
 Provider = Literal["hermes", "openrouter", "nous", "custom"]
-# Presence, as the seed's front end shows it; new connections are offline until used.
+# Presence, as the seed's front end shows it: `offline` until a turn calls the provider,
+# then `online` or `error` by how the last call went (brain/service.py).
 ConnectionStatus = Literal["online", "offline", "error"]
 
 # The public endpoint of each named provider: a connection created without a base_url

@@ -5,12 +5,20 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from agentplane.connections.models import Connection, ConnectionCreate, Provider
+from agentplane.connections.models import (
+    Connection,
+    ConnectionCreate,
+    ConnectionStatus,
+    Provider,
+)
 from agentplane.db.crud import Table
 from agentplane.db.pagination import Page, PageRequest
 from agentplane.db.rows import Tx
 
 connections = Table("agent_connections", Connection, "connection")
+
+# Only a change of presence writes (and moves updated_at).
+MARK = "update public.agent_connections set status = %s where id = %s and status <> %s"
 
 
 async def create(tx: Tx, body: ConnectionCreate) -> Connection:
@@ -41,3 +49,9 @@ async def update(tx: Tx, connection_id: UUID, values: dict[str, Any]) -> Connect
 async def delete(tx: Tx, connection_id: UUID) -> None:
     """Delete a connection: conversations, tasks and reports that used it lose the link."""
     await connections.delete(tx, connection_id)
+
+
+async def mark(tx: Tx, connection_id: UUID, status: ConnectionStatus) -> None:
+    """Record how the last call through the connection went: `online` when the provider
+    answered, `error` when it failed (RLS: the caller's own connections only)."""
+    await tx.execute(MARK, (status, connection_id, status))

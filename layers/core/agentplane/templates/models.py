@@ -10,7 +10,7 @@ from uuid import UUID
 from pydantic import Field
 
 from agentplane.memory.models import Category, Label, Source, Strength
-from agentplane.models import Description, InputModel, LongText, Name, OutputModel
+from agentplane.models import Description, InputModel, JsonObject, LongText, Name, OutputModel
 
 # The same bounds as the columns of public.skills and public.memory_nodes the payload is
 # copied into, so a payload that validates here installs without a check violation.
@@ -68,7 +68,11 @@ class TemplateUpdate(InputModel):
 
 
 class Template(OutputModel):
-    """A template bundle."""
+    """A template bundle; `payload` is returned as stored (`{skills, seed_memory}`).
+
+    A client of the seed may have written any JSON object there, so it is read back
+    as it is and checked against `Payload` only when someone installs it.
+    """
 
     id: UUID
     author_id: UUID
@@ -76,7 +80,7 @@ class Template(OutputModel):
     description: str | None
     category: str | None
     is_public: bool
-    payload: Payload
+    payload: JsonObject
     installs: int
     created_at: datetime
     updated_at: datetime

@@ -49,7 +49,7 @@ async def get_template(template_id: UUID, tx: UserTx) -> Template:
 @router.patch("/{template_id}", response_model=Template)
 async def update_template(template_id: UUID, body: TemplateUpdate, tx: UserTx) -> Template:
     """Change a template (its author; 403 for others on a public one, 404 on a private one)."""
-    return await service.update(tx, template_id, body.model_dump(exclude_unset=True))
+    return await service.update(tx, template_id, body)
 
 
 @router.delete("/{template_id}", status_code=204, response_class=Response)

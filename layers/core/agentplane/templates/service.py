@@ -5,13 +5,29 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from pydantic import ValidationError
+
 from agentplane.db.crud import Table
 from agentplane.db.pagination import Page, PageRequest
 from agentplane.db.rows import Tx, fetch_value
-from agentplane.errors import NotFoundError
-from agentplane.templates.models import Template, TemplateCreate, TemplateInstall
+from agentplane.errors import ConflictError, NotFoundError
+from agentplane.templates.models import (
+    Payload,
+    Template,
+    TemplateCreate,
+    TemplateInstall,
+    TemplateUpdate,
+)
 
 templates = Table("templates", Template, "template")
+
+
+class TemplateNotInstallableError(ConflictError):
+    """The stored payload (written past the API) does not fit what an install copies."""
+
+    type_slug = "template-not-installable"
+    title = "Template cannot be installed"
+
 
 # The installer may not update the author's row, so the count goes through a security
 # definer function that also refuses templates the caller cannot see; its row lock
@@ -29,9 +45,16 @@ INSERT_MEMORY = (
 )
 
 
+def _row(values: dict[str, Any], payload: Payload | None) -> dict[str, Any]:
+    """Column values; a payload is stored whole, in the seed's shape, defaults included."""
+    if payload is not None:
+        values["payload"] = payload.model_dump()
+    return values
+
+
 async def create(tx: Tx, body: TemplateCreate) -> Template:
     """A template authored by the caller (author_id defaults to auth.uid())."""
-    return await templates.insert(tx, body.model_dump(exclude_unset=True))
+    return await templates.insert(tx, _row(body.model_dump(), body.payload))
 
 
 async def page(
@@ -48,9 +71,28 @@ async def get(tx: Tx, template_id: UUID) -> Template:
     return await templates.require(tx, template_id)
 
 
-async def update(tx: Tx, template_id: UUID, values: dict[str, Any]) -> Template:
+async def update(tx: Tx, template_id: UUID, body: TemplateUpdate) -> Template:
     """Change a template (its author; 403 for others on a public one, 404 on a private one)."""
+    values = _row(body.model_dump(exclude_unset=True), body.payload)
     return await templates.update(tx, template_id, values)
+
+
+def _installable(template: Template) -> Payload:
+    """The stored payload as `Payload`, or 409 naming each field that does not fit."""
+    try:
+        return Payload.model_validate(template.payload)
+    except ValidationError as exc:
+        raise TemplateNotInstallableError(
+            f"template {template.id} has a payload that cannot be installed",
+            errors=[
+                {
+                    "field": ".".join(["payload", *map(str, e["loc"])]),
+                    "rule": e["type"],
+                    "message": e["msg"],
+                }
+                for e in exc.errors()
+            ],
+        ) from exc
 
 
 async def delete(tx: Tx, template_id: UUID) -> None:
@@ -80,7 +122,7 @@ async def install(tx: Tx, template_id: UUID) -> TemplateInstall:
     """
     if await fetch_value(tx, RECORD_INSTALL, [template_id]) is None:
         raise NotFoundError(f"template {template_id} not found")
-    payload = (await templates.require(tx, template_id)).payload
+    payload = _installable(await templates.require(tx, template_id))
     skills = await _insert_each(
         tx,
         INSERT_SKILL,

@@ -5,7 +5,10 @@
 -- Pinned by tests/integration/test_seed_conformance.py.
 
 alter table public.tasks drop constraint tasks_status_check;
+-- A migration, not an edit: updated_at stays.
+alter table public.tasks disable trigger tasks_set_updated_at;
 update public.tasks set status = 'pending' where status = 'todo';
+alter table public.tasks enable trigger tasks_set_updated_at;
 alter table public.tasks
   alter column status set default 'pending',
   add constraint tasks_status_check

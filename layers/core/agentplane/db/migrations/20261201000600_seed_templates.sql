@@ -16,27 +16,36 @@ alter table public.templates rename column bundle to payload;
 alter table public.templates rename constraint templates_bundle_check to templates_payload_check;
 alter table public.templates alter column payload drop default;
 
+-- The rewrite is a migration, not an edit: updated_at stays. Lists and items that are not
+-- what the API wrote (a client may have written past it) are kept as they are.
+alter table public.templates disable trigger templates_set_updated_at;
 update public.templates t
-   set payload = jsonb_build_object(
-         'skills', coalesce((
-           select jsonb_agg(
-                    (s - 'instructions')
-                    || case when s ? 'instructions'
-                            then jsonb_build_object('template_prompt', s -> 'instructions')
-                            else '{}'::jsonb end
-                    order by n)
-             from jsonb_array_elements(t.payload -> 'skills') with ordinality as e (s, n)), '[]'),
-         'seed_memory', coalesce((
-           select jsonb_agg(
-                    (m - 'kind' - 'importance')
-                    || case when m ? 'kind' then jsonb_build_object('category', m -> 'kind')
-                            else '{}'::jsonb end
-                    || case when m ? 'importance'
-                            then jsonb_build_object('strength', m -> 'importance')
-                            else '{}'::jsonb end
-                    order by n)
-             from jsonb_array_elements(t.payload -> 'memory') with ordinality as e (m, n)), '[]'))
- where t.payload ? 'memory' or not t.payload ? 'seed_memory';
+   set payload = (t.payload - 'skills' - 'memory') || jsonb_build_object(
+         'skills', case when jsonb_typeof(t.payload -> 'skills') = 'array' then (
+           select coalesce(jsonb_agg(
+                    case when jsonb_typeof(s) = 'object' and s ? 'instructions'
+                         then (s - 'instructions')
+                              || jsonb_build_object('template_prompt', s -> 'instructions')
+                         else s end
+                    order by n), '[]')
+             from jsonb_array_elements(t.payload -> 'skills') with ordinality as e (s, n))
+           else coalesce(t.payload -> 'skills', '[]') end,
+         'seed_memory', case when jsonb_typeof(t.payload -> 'memory') = 'array' then (
+           select coalesce(jsonb_agg(
+                    case when jsonb_typeof(m) = 'object'
+                         then (m - 'kind' - 'importance')
+                              || case when m ? 'kind'
+                                      then jsonb_build_object('category', m -> 'kind')
+                                      else '{}' end
+                              || case when m ? 'importance'
+                                      then jsonb_build_object('strength', m -> 'importance')
+                                      else '{}' end
+                         else m end
+                    order by n), '[]')
+             from jsonb_array_elements(t.payload -> 'memory') with ordinality as e (m, n))
+           else coalesce(t.payload -> 'memory', '[]') end)
+ where not t.payload ? 'seed_memory';
+alter table public.templates enable trigger templates_set_updated_at;
 
 alter table public.templates
   alter column description drop not null,
