@@ -11,7 +11,15 @@ import pytest
 from tests.support.database import ProvisionedDatabase
 
 # Columns a policy may filter on; each must lead an index of its table.
-POLICY_COLUMNS = ("organization_id", "user_id", "agent_id", "id", "action_id", "is_public")
+POLICY_COLUMNS = (
+    "organization_id",
+    "user_id",
+    "author_id",
+    "agent_id",
+    "id",
+    "action_id",
+    "is_public",
+)
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +145,7 @@ def test_status_role_and_provider_columns_are_checked(catalog: psycopg.Connectio
         select c.table_name, c.column_name
         from information_schema.columns c
         where c.table_schema = 'public'
-          and c.column_name in ('status', 'role', 'provider', 'kind')
+          and c.column_name in ('status', 'role', 'provider')
         """
     ).fetchall()
     checks = catalog.execute(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
 from agentplane.devserver import _serve_with_cron
 from agentplane.runtime import Runtime
 from agentplane.seed import seed_demo
 from agentplane.settings import Settings
+from tests.support.builders import register_silent_session
 
 
 class _Server:
@@ -24,17 +24,12 @@ class _Server:
 
 async def test_the_cron_reaps_while_the_server_runs(settings: Settings, database: Database) -> None:
     seed = await seed_demo(database)
-    async with database.transaction(Caller.runner(seed.agent_id)) as tx:
-        cur = await tx.execute(
-            "insert into public.agent_sessions (organization_id, agent_id, last_heartbeat)"
-            " values (%s, %s, now() - interval '10 minutes') returning id",
-            (seed.organization_id, seed.agent_id),
-        )
-        row = await cur.fetchone()
-    assert row is not None
+    session_id = await register_silent_session(database, seed.agent_id, silent_for_seconds=600)
 
     await _serve_with_cron(_Server(1.0), Runtime(settings, database), interval=0.2)
 
     async with database.service("test: read the session") as tx:
-        cur = await tx.execute("select status from public.agent_sessions where id = %s", (row[0],))
+        cur = await tx.execute(
+            "select status from public.agent_sessions where id = %s", (session_id,)
+        )
         assert await cur.fetchone() == ("offline",)

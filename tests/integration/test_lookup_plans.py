@@ -118,11 +118,13 @@ def _plan(admin_url: str, name: str, mode: str) -> list[str]:
     """The scans of the statement's plan: generic (as a prepared statement keeps it after
     five runs) or custom (planned for a batch of 50)."""
     with psycopg.connect(admin_url) as conn:
-        conn.execute(f"set plan_cache_mode = force_{mode}_plan".encode())
+        conn.execute("select set_config('plan_cache_mode', %s, false)", (f"force_{mode}_plan",))
         # A few hundred rows fit a page or two, where reading them all is the cheapest
         # plan; priced out, the plan shows which index the statement is found through.
         conn.execute("set enable_seqscan = off")
-        conn.execute(f"prepare statement as {_numbered(STATEMENTS[name])}".encode())
+        conn.execute(
+            sql.SQL("prepare statement as {}").format(sql.SQL(_numbered(STATEMENTS[name])))
+        )
         arguments = ARGUMENTS[name]
         if mode == "generic":
             count = len(set(re.findall(r"\$\d+", _numbered(STATEMENTS[name]))))

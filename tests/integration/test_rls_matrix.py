@@ -4,7 +4,7 @@ SPEC says, per table, which callers may select, insert, update and delete its ta
 (a row of organization A, or a row owned by A's owner). Each generated case acts exactly
 as the application does (SET LOCAL role + request.jwt.claims on an `authenticator`
 connection), in its own transaction that is rolled back, so cases are independent and
-share one world (tests/integration/rls_world.py).
+share one world (tests/support/rls_world.py).
 
 - select: the target row is visible (1) or not (0).
 - insert: a valid new row is inserted, or refused with 42501 (grant or policy).
@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.errors import InsufficientPrivilege
 
 from tests.support.database import ProvisionedDatabase
@@ -305,13 +306,13 @@ def as_caller(conn: psycopg.Connection[Any], world: World, actor: str) -> None:
     )
 
 
-def count(conn: psycopg.Connection[Any], query: str, params: dict[str, Any]) -> int:
+def count(conn: psycopg.Connection[Any], query: str | sql.Composed, params: dict[str, Any]) -> int:
     row = conn.execute(query, params).fetchone()
     assert row is not None
     return int(row[0])
 
 
-def refused(conn: psycopg.Connection[Any], stmt: str, params: dict[str, Any]) -> bool:
+def refused(conn: psycopg.Connection[Any], stmt: sql.Composed, params: dict[str, Any]) -> bool:
     """Run a write that must not happen: True when it raised 42501 or touched no row."""
     try:
         with conn.transaction():
@@ -323,12 +324,16 @@ def refused(conn: psycopg.Connection[Any], stmt: str, params: dict[str, Any]) ->
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_rls_matrix(world: World, app_conn: psycopg.Connection[Any], case: Case) -> None:
     spec, conn, params = case.spec, app_conn, world.params(case.actor)
-    table = f"public.{table_of(case.target)}"
-    target = f"from {table} where {spec.key}"
+    # The SPEC's predicates and assignments are SQL text of this module's own.
+    table = sql.Identifier("public", table_of(case.target))
+    key, change = sql.SQL(spec.key), sql.SQL(spec.change)
+    target = sql.SQL("from {} where {}").format(table, key)
     with conn.transaction(force_rollback=True):
         as_caller(conn, world, case.actor)
         if case.op == "select":
-            assert count(conn, f"select count(*) {target}", params) == int(case.allowed)
+            assert count(conn, sql.SQL("select count(*) {}").format(target), params) == int(
+                case.allowed
+            )
             return
         if case.op == "insert":
             if case.allowed:
@@ -338,23 +343,29 @@ def test_rls_matrix(world: World, app_conn: psycopg.Connection[Any], case: Case)
                     conn.execute(spec.insert, params)
             return
         if case.op == "update":
-            stmt = f"update {table} set {spec.change} where {spec.key}"
+            stmt = sql.SQL("update {} set {} where {}").format(table, change, key)
         else:
-            stmt = f"delete {target}"
+            stmt = sql.SQL("delete {}").format(target)
         if case.allowed:
             assert conn.execute(stmt, params).rowcount == 1
         else:
             assert refused(conn, stmt, params)
         # What really happened, seen by the server role that sees every row.
         as_caller(conn, world, "service")
-        present = count(conn, f"select count(*) {target}", params)
+        present = count(conn, sql.SQL("select count(*) {}").format(target), params)
         changed = count(
-            conn, f"select count(*) {target} and coalesce({spec.change}, false)", params
+            conn,
+            sql.SQL("select count(*) {} and coalesce({}, false)").format(target, change),
+            params,
         )
         if case.op == "update":
             assert (present, changed) == (1, int(case.allowed))
         else:
             assert present == int(not case.allowed)
+
+
+def _count_all(name: str) -> sql.Composed:
+    return sql.SQL("select count(*) from {}").format(sql.Identifier("public", name))
 
 
 def public_tables(conn: psycopg.Connection[Any]) -> set[str]:
@@ -372,7 +383,7 @@ def test_service_role_reads_every_table(world: World, app_conn: psycopg.Connecti
     with app_conn.transaction(force_rollback=True):
         tables = public_tables(app_conn)
         as_caller(app_conn, world, "service")
-        counts = {t: count(app_conn, f"select count(*) from public.{t}", {}) for t in tables}
+        counts = {t: count(app_conn, _count_all(t), {}) for t in tables}
     assert tables
     assert {t: n for t, n in counts.items() if n < 1} == {}
 
@@ -381,7 +392,7 @@ def test_anon_sees_no_rows(world: World, app_conn: psycopg.Connection[Any]) -> N
     with app_conn.transaction(force_rollback=True):
         tables = public_tables(app_conn)
         as_caller(app_conn, world, "anon")
-        counts = {t: count(app_conn, f"select count(*) from public.{t}", {}) for t in tables}
+        counts = {t: count(app_conn, _count_all(t), {}) for t in tables}
     assert tables
     assert {t: n for t, n in counts.items() if n} == {}
 

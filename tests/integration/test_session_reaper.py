@@ -9,10 +9,11 @@ from uuid import UUID, uuid4
 import httpx
 from psycopg import sql
 
+from agentplane.actions import service as actions
 from agentplane.actions.audit import verify_database
 from agentplane.db.database import Database
 from agentplane.seed import seed_demo
-from agentplane.sessions import reaper, service
+from agentplane.sessions import service
 from agentplane.sessions.reaper import ReapResult, reap, reap_stale_sessions
 from tests.support.api import MakeOrg, assert_problem
 from tests.support.builders import (
@@ -20,24 +21,12 @@ from tests.support.builders import (
     get_action,
     new_agent,
     propose,
-    register_session,
+    register_silent_session,
     runner_for,
     transitions,
 )
 from tests.support.database import ProvisionedDatabase
 from tests.support.plans import BY_ID, scans
-
-
-async def _register(db: Database, agent_id: UUID, silent_for_seconds: int) -> UUID:
-    # A runner registers its own session (as agent_runner, through RLS), then is silent.
-    session_id = await register_session(db, agent_id)
-    async with db.service("test: let time pass") as tx:
-        await tx.execute(
-            "update public.agent_sessions"
-            " set last_heartbeat = now() - make_interval(secs => %s) where id = %s",
-            (silent_for_seconds, session_id),
-        )
-    return session_id
 
 
 async def _statuses(db: Database) -> dict[UUID, str]:
@@ -48,8 +37,8 @@ async def _statuses(db: Database) -> dict[UUID, str]:
 
 async def test_silent_sessions_go_offline_and_live_ones_stay(database: Database) -> None:
     seed = await seed_demo(database)
-    stale = [await _register(database, seed.agent_id, 600) for _ in range(3)]
-    live = await _register(database, seed.agent_id, 5)
+    stale = [await register_silent_session(database, seed.agent_id, 600) for _ in range(3)]
+    live = await register_silent_session(database, seed.agent_id, 5)
 
     result = await reap_stale_sessions(database, stale_after_seconds=90, batch=2)
 
@@ -63,7 +52,7 @@ async def test_silent_sessions_go_offline_and_live_ones_stay(database: Database)
 
 async def test_two_reapers_at_once_reap_each_session_once(database: Database) -> None:
     seed = await seed_demo(database)
-    stale = {await _register(database, seed.agent_id, 600) for _ in range(40)}
+    stale = {await register_silent_session(database, seed.agent_id, 600) for _ in range(40)}
 
     results = await asyncio.gather(
         reap_stale_sessions(database, stale_after_seconds=90, batch=7),
@@ -267,17 +256,19 @@ async def test_each_step_reads_its_partial_index(database: Database) -> None:
     # predicate matches: the partial index of exactly the rows the step may change.
     some = [uuid4()]
     statements = [
-        (reaper.OFFLINE_STALE_SESSIONS, (90, 1000), "agent_sessions_live_heartbeat_idx"),
+        (service.OFFLINE_STALE_SESSIONS, (90, 1000), "agent_sessions_live_heartbeat_idx"),
         (service.REQUEUE_BY_SESSION, (some, None), "agent_actions_claimed_session_idx"),
         (service.REQUEUE_BY_SESSION_WAITING, (some, None), "agent_actions_claimed_session_idx"),
         (service.REQUEUE_EXPIRED_LEASES, (1000,), "agent_actions_claimed_lease_idx"),
-        (reaper.EXPIRE_PENDING, (1000,), "agent_actions_pending_ttl_idx"),
-        (reaper.EXPIRE_APPROVALS, (1000,), "agent_actions_approved_expiry_idx"),
+        (actions.EXPIRE_PENDING, (1000,), "agent_actions_pending_ttl_idx"),
+        (actions.EXPIRE_APPROVALS, (1000,), "agent_actions_approved_expiry_idx"),
     ]
     async with database.service("test: explain the reaper") as tx:
         await tx.execute("set local enable_seqscan = off")
         for statement, args, index in statements:
-            cur = await tx.execute(f"explain (format json) {statement}".encode(), args)
+            cur = await tx.execute(
+                sql.SQL("explain (format json) {}").format(sql.SQL(statement)), args
+            )
             row = await cur.fetchone()
             assert row is not None
             found = scans(row[0][0]["Plan"])

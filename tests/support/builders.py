@@ -164,6 +164,20 @@ async def register_session(
     return session.id
 
 
+async def register_silent_session(
+    database: Database, agent_id: uuid.UUID, silent_for_seconds: int
+) -> uuid.UUID:
+    """A session its runner registered, then left silent for `silent_for_seconds`."""
+    session_id = await register_session(database, agent_id)
+    async with database.service("test: let time pass") as tx:
+        await tx.execute(
+            "update public.agent_sessions"
+            " set last_heartbeat = now() - make_interval(secs => %s) where id = %s",
+            (silent_for_seconds, session_id),
+        )
+    return session_id
+
+
 # --- the queue: proposals and their decisions ------------------------------------------
 
 

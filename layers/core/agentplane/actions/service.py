@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 from uuid import UUID
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from agentplane.actions.canonical import approval_message, payload_sha256
@@ -308,3 +309,39 @@ async def decide_many(
                 )
         refused.append(Refusal(action_id, error))
     return decided, refused
+
+
+# Each locks a batch of one status past its deadline, in its partial index's order; the
+# lock re-checks status, so a decision or claim that committed meanwhile wins
+# (tests/integration/test_session_reaper.py). Parameters: (limit,).
+_EXPIRE = sql.SQL("""
+update public.agent_actions a
+   set status = 'expired'
+  from (
+    select id from public.agent_actions
+     where status = {status} and {deadline} <= now()
+     order by {deadline}
+     limit %s
+       for update skip locked
+  ) due
+ where a.id = due.id
+""")
+# They read agent_actions_pending_ttl_idx and agent_actions_approved_expiry_idx.
+EXPIRE_PENDING = _EXPIRE.format(
+    status=sql.Literal("pending"), deadline=sql.Identifier("expires_at")
+).as_string()
+EXPIRE_APPROVALS = _EXPIRE.format(
+    status=sql.Literal("approved"), deadline=sql.Identifier("approval_expires_at")
+).as_string()
+
+
+async def expire_undecided(tx: Tx, *, limit: int) -> int:
+    """Expire up to `limit` pending actions past their TTL; how many."""
+    cur = await tx.execute(EXPIRE_PENDING, (limit,))
+    return cur.rowcount
+
+
+async def expire_unclaimed_approvals(tx: Tx, *, limit: int) -> int:
+    """Expire up to `limit` approved actions nobody claimed before the approval's expiry."""
+    cur = await tx.execute(EXPIRE_APPROVALS, (limit,))
+    return cur.rowcount

@@ -68,19 +68,16 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         ) from exc
 
 
-SqlText = str | sql.Composable
-
-
-def _sql(text: SqlText) -> sql.Composable:
+def _sql(text: str | sql.Composable) -> sql.Composable:
     return sql.SQL(text) if isinstance(text, str) else text
 
 
 async def fetch_page(
     tx: Tx,
     row_type: type[T],
-    select: SqlText,
+    select: str | sql.Composable,
     page: PageRequest,
-    filters: Sequence[SqlText] = (),
+    filters: Sequence[str | sql.Composable] = (),
     args: Sequence[Any] = (),
     *,
     alias: str = "",

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from agentplane.db.database import Database
+from agentplane.db.rows import fetch_value
 from agentplane.observability import logger
 
 
@@ -60,16 +61,14 @@ async def enqueue_nightly_reports(db: Database) -> EnqueueResult:
 async def run_report(db: Database, report_id: UUID) -> str:
     """Run one report; returns its status (`not_found` if there is no such report)."""
     async with db.service("mirror: run a report") as tx:
-        cur = await tx.execute(
-            "select status from public.mirror_reports where id = %s", (report_id,)
+        status = await fetch_value(
+            tx, "select status from public.mirror_reports where id = %s", (report_id,)
         )
-        row = await cur.fetchone()
-    if row is None:
+    if status is None:
         logger.warning("mirror report not found", extra={"report_id": str(report_id)})
         return "not_found"
-    status: str = row[0]
     logger.warning(
         "no mirror analyzer is available yet; the report stays as it is",
         extra={"report_id": str(report_id), "status": status},
     )
-    return status
+    return str(status)

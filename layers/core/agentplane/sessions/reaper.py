@@ -21,9 +21,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, fields
 
+from agentplane.actions.service import expire_unclaimed_approvals, expire_undecided
 from agentplane.db.database import Database
 from agentplane.db.rows import Tx
-from agentplane.sessions.service import requeue_expired_leases, requeue_session_actions
+from agentplane.sessions.service import (
+    offline_stale_sessions,
+    requeue_expired_leases,
+    requeue_session_actions,
+)
 
 DEFAULT_STALE_AFTER_SECONDS = 90
 DEFAULT_BATCH = 1000
@@ -52,24 +57,6 @@ class ReapResult:
         return asdict(self)
 
 
-# Locks a batch of live sessions, oldest heartbeat first, reading
-# agent_sessions_live_heartbeat_idx; the lock re-checks last_heartbeat, so a heartbeat
-# that committed meanwhile spares its session. Parameters: (stale_after_seconds, limit).
-OFFLINE_STALE_SESSIONS = """
-update public.agent_sessions s
-   set status = 'offline', ended_at = now()
-  from (
-    select id from public.agent_sessions
-     where status <> 'offline'
-       and last_heartbeat < now() - make_interval(secs => %s)
-     order by last_heartbeat
-     limit %s
-       for update skip locked
-  ) stale
- where s.id = stale.id
-returning s.id
-"""
-
 # One batch: (how many rows it picked, what it changed).
 Batch = Callable[[Tx], Awaitable[tuple[int, ReapResult]]]
 
@@ -96,8 +83,7 @@ async def reap_stale_sessions(
     actions they still hold go through the requeue rule, in the same transaction."""
 
     async def step(tx: Tx) -> tuple[int, ReapResult]:
-        cur = await tx.execute(OFFLINE_STALE_SESSIONS, (stale_after_seconds, batch))
-        offline = [r[0] for r in await cur.fetchall()]
+        offline = await offline_stale_sessions(tx, stale_after_seconds, limit=batch)
         requeued, failed = await requeue_session_actions(tx, offline, skip_locked=True)
         return len(offline), ReapResult(
             sessions_offline=len(offline), leases_requeued=requeued, leases_failed=failed
@@ -117,41 +103,12 @@ async def reap_expired_leases(db: Database, *, batch: int = DEFAULT_BATCH) -> Re
     return await _drain(db, "heartbeat: requeue expired leases", batch, step)
 
 
-# Each locks a batch of one status past its deadline, in its partial index's order; the
-# lock re-checks status, so a decision or claim that committed meanwhile wins
-# (tests/integration/test_session_reaper.py). Parameters: (limit,).
-EXPIRE_PENDING = """
-update public.agent_actions a
-   set status = 'expired'
-  from (
-    select id from public.agent_actions
-     where status = 'pending' and expires_at <= now()
-     order by expires_at
-     limit %s
-       for update skip locked
-  ) due
- where a.id = due.id
-"""
-EXPIRE_APPROVALS = """
-update public.agent_actions a
-   set status = 'expired'
-  from (
-    select id from public.agent_actions
-     where status = 'approved' and approval_expires_at <= now()
-     order by approval_expires_at
-     limit %s
-       for update skip locked
-  ) due
- where a.id = due.id
-"""
-
-
 async def expire_pending(db: Database, *, batch: int = DEFAULT_BATCH) -> ReapResult:
     """(c) Pending actions past their TTL (`expires_at`) expire undecided."""
 
     async def step(tx: Tx) -> tuple[int, ReapResult]:
-        cur = await tx.execute(EXPIRE_PENDING, (batch,))
-        return cur.rowcount, ReapResult(actions_expired=cur.rowcount)
+        expired = await expire_undecided(tx, limit=batch)
+        return expired, ReapResult(actions_expired=expired)
 
     return await _drain(db, "heartbeat: expire undecided actions", batch, step)
 
@@ -160,8 +117,8 @@ async def expire_approvals(db: Database, *, batch: int = DEFAULT_BATCH) -> ReapR
     """(d) Approved actions nobody claimed before `approval_expires_at` expire."""
 
     async def step(tx: Tx) -> tuple[int, ReapResult]:
-        cur = await tx.execute(EXPIRE_APPROVALS, (batch,))
-        return cur.rowcount, ReapResult(approvals_expired=cur.rowcount)
+        expired = await expire_unclaimed_approvals(tx, limit=batch)
+        return expired, ReapResult(approvals_expired=expired)
 
     return await _drain(db, "heartbeat: expire unclaimed approvals", batch, step)
 

@@ -359,3 +359,28 @@ async def requeue_session_actions(
 async def requeue_expired_leases(tx: Tx, *, limit: int) -> tuple[int, int]:
     """Apply the requeue rule to up to `limit` expired leases; (requeued, failed)."""
     return await _requeue(tx, REQUEUE_EXPIRED_LEASES, (limit,))
+
+
+# Locks a batch of live sessions, oldest heartbeat first, reading
+# agent_sessions_live_heartbeat_idx; the lock re-checks last_heartbeat, so a heartbeat
+# that committed meanwhile spares its session. Parameters: (stale_after_seconds, limit).
+OFFLINE_STALE_SESSIONS = """
+update public.agent_sessions s
+   set status = 'offline', ended_at = now()
+  from (
+    select id from public.agent_sessions
+     where status <> 'offline'
+       and last_heartbeat < now() - make_interval(secs => %s)
+     order by last_heartbeat
+     limit %s
+       for update skip locked
+  ) stale
+ where s.id = stale.id
+returning s.id
+"""
+
+
+async def offline_stale_sessions(tx: Tx, stale_after_seconds: int, *, limit: int) -> list[UUID]:
+    """Take up to `limit` sessions silent past the threshold offline; their ids."""
+    rows = await tx.execute(OFFLINE_STALE_SESSIONS, (stale_after_seconds, limit))
+    return [r[0] for r in await rows.fetchall()]

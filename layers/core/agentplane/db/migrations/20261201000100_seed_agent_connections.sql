@@ -1,9 +1,6 @@
--- agent_connections as the Mirari seed has it: `status` defaults to 'offline' and
--- `base_url` is never null.
---
--- Status is presence (online | offline | error), set by how a turn's call went; our
--- user-set active/inactive said nothing of that, so every row starts offline. A named
--- provider's connection without a URL gets the endpoint the chat client used for it.
+-- agent_connections as the Mirari seed has it: status defaults to 'offline' (presence, set
+-- by how a turn's call went; the old active/inactive said nothing of it) and base_url is
+-- never null (a named provider's rows get its public endpoint).
 -- Pinned by tests/integration/test_seed_conformance.py and test_migrations.py.
 
 alter table public.agent_connections drop constraint agent_connections_status_check;

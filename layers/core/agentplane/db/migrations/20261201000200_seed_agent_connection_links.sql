@@ -1,9 +1,7 @@
--- conversations and mirror_reports point at their connection as `agent_connection_id`,
--- the Mirari seed's name (tasks keep the seed's `connection_id`). A mirror report
--- outlives its connection, as the seed's `on delete set null` says: deleting a
--- connection unlinks its reports instead of deleting them. Both keep the composite key
--- with user_id, so a row can only point at its owner's own connection.
--- Pinned by tests/integration/test_seed_conformance.py.
+-- Conversations and mirror reports name their connection `agent_connection_id`, as the
+-- seed does; a report outlives its connection (the seed's `on delete set null`). The
+-- composite keys with user_id stay: a row points only at its owner's own connection.
+-- Pinned by tests/integration/test_seed_conformance.py and test_migrations.py.
 
 alter table public.conversations rename column connection_id to agent_connection_id;
 alter index public.conversations_connection_id_idx rename to conversations_agent_connection_id_idx;

@@ -1,7 +1,6 @@
--- memory_nodes with the Mirari seed's columns: `category` (free text, was our `kind`
--- with five fixed values), `strength` (was `importance`, same range and default) and
--- `source` (where the memory came from: a conversation, a template, a report).
--- Pinned by tests/integration/test_seed_conformance.py.
+-- memory_nodes with the Mirari seed's columns: `category` (free text, was `kind`),
+-- `strength` (was `importance`) and `source` (where the memory came from).
+-- Pinned by tests/integration/test_seed_conformance.py and test_migrations.py.
 
 alter table public.memory_nodes rename column kind to category;
 alter table public.memory_nodes

@@ -1,13 +1,7 @@
--- skills with the Mirari seed's columns and lifecycle. New: `category`, `score` (how well
--- the skill does, 0 until measured). `template_prompt` is our former `instructions` (the
--- prompt the skill adds); `version` still counts its changes. `description` and
--- `template_prompt` are optional text, as the seed has them.
---
--- Lifecycle (skills/lifecycle.py): a skill starts `suggested` (the seed's default: what a
--- mirror report or a client proposes) or `draft` (written by hand), is promoted to
--- `active`, then `deprecated`, then `archived`; a deprecated skill can be reinstated,
--- and a suggestion or a draft can be dismissed straight to `archived`.
--- Pinned by tests/integration/test_seed_conformance.py.
+-- skills with the Mirari seed's columns: `category`, `score`, `template_prompt` (was
+-- `instructions`), optional `description`, and status 'suggested' by default beside our
+-- draft/active/deprecated/archived (the lifecycle is skills/lifecycle.py's).
+-- Pinned by tests/integration/test_seed_conformance.py and test_migrations.py.
 
 alter table public.skills rename column instructions to template_prompt;
 alter table public.skills rename constraint skills_instructions_check to skills_template_prompt_check;

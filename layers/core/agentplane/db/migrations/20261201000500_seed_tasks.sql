@@ -1,8 +1,6 @@
--- tasks with the Mirari seed's status default, 'pending' (our former 'todo', which meant
--- the same and becomes it). The other states stay because the API's lifecycle uses them:
--- pending -> in_progress -> done, with blocked and cancelled beside them; `done` stamps
--- completed_at. `description` is optional text, as the seed has it.
--- Pinned by tests/integration/test_seed_conformance.py.
+-- tasks start 'pending', the Mirari seed's default (our 'todo' meant the same and becomes
+-- it); in_progress, blocked, done and cancelled stay, and description is optional.
+-- Pinned by tests/integration/test_seed_conformance.py and test_migrations.py.
 
 alter table public.tasks drop constraint tasks_status_check;
 -- A migration, not an edit: updated_at stays.

@@ -1,12 +1,7 @@
--- templates with the Mirari seed's columns: the author is `author_id` (was `user_id`),
--- the bundle is `payload` = {skills: [...], seed_memory: [...]} (was `bundle` with
--- `memory`), plus `category`; `description` is optional. Stored bundles are rewritten
--- to the new shape, their items to the new column names (instructions ->
--- template_prompt, kind -> category, importance -> strength).
---
--- Policies and column grants follow a renamed column by themselves; the install
--- function's body is text, so it is created again with the new name.
--- Pinned by tests/integration/test_seed_conformance.py.
+-- templates with the Mirari seed's columns: `author_id` (was `user_id`), `payload` =
+-- {skills, seed_memory} (was `bundle` with `memory`; stored ones are rewritten), and
+-- `category`. The install function's body is text, so it is created again.
+-- Pinned by tests/integration/test_seed_conformance.py and test_migrations.py.
 
 alter table public.templates rename column user_id to author_id;
 alter index public.templates_user_id_idx rename to templates_author_id_idx;
