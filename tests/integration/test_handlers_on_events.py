@@ -124,13 +124,15 @@ def test_a_warm_handler_reuses_its_pool_across_invocations(
 WEB_STACK = ("fastapi", "starlette", "mangum")
 
 # Runs in a fresh interpreter: imports the job functions as Lambda would, handles their
-# events, and reports which parts of the web stack were imported at each point.
+# events, and reports which heavy modules were imported at each point: the web stack, and
+# the X-Ray SDK, which only a process that traces may load (tracing is off outside Lambda).
 JOBS_WITHOUT_WEB_STACK = """
 import json, sys
 from pathlib import Path
 
 def web_stack():
-    return sorted({m.split(".")[0] for m in sys.modules} & {"fastapi", "starlette", "mangum"})
+    heavy = {"fastapi", "starlette", "mangum", "aws_xray_sdk"}
+    return sorted({m.split(".")[0] for m in sys.modules} & heavy)
 
 import functions.heartbeat.app as heartbeat
 import functions.mirror.app as mirror
@@ -171,7 +173,7 @@ def test_job_functions_run_without_the_web_stack(
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
 
-    # Then neither the imports nor the jobs loaded FastAPI, Starlette or Mangum
+    # Then neither the imports nor the jobs loaded FastAPI, Starlette, Mangum or X-Ray
     assert report["imported"] == []
     assert report["heartbeat"]["sessions_offline"] == 0
     assert report["nightly"] == {"queued": []}
@@ -179,7 +181,7 @@ def test_job_functions_run_without_the_web_stack(
     assert report["after_jobs"] == []
     # and the mirror function's first HTTP event builds its app (no routes yet: 404)
     assert report["http_status"] == 404
-    assert report["after_http"] == sorted(WEB_STACK)
+    assert report["after_http"] == sorted(WEB_STACK)  # and still no X-Ray SDK
 
 
 # Runs in a fresh interpreter: heartbeat twice, an HTTP request that reads the database,
