@@ -19,14 +19,16 @@ from agentplane.actions.service import actions as action_rows
 from agentplane.actions.service import decide
 from agentplane.actions.signing import ApprovalSigner
 from agentplane.auth.caller import Caller
-from agentplane.db.database import Database, TransactionAbortedError
+from agentplane.db.database import Database, TransactionAbortedError, UnsafeLoginRoleError
 from agentplane.db.embedded import HANDLES_FILE, start_embedded
 from agentplane.db.pagination import PageRequest
+from agentplane.runtime import Runtime
 from agentplane.seed import demo_caller, seed_demo
 from agentplane.sessions.models import SessionCreate
 from agentplane.sessions.service import heartbeat, register
+from agentplane.settings import Settings
 from bench.world import build_world, propose_bulk
-from tests.support.database import ProvisionedDatabase
+from tests.support.database import ProvisionedDatabase, with_database
 
 
 async def test_transaction_carries_role_and_claims(database: Database) -> None:
@@ -292,3 +294,75 @@ def test_a_killed_holder_of_the_embedded_server_does_not_keep_it_running(
 
     # Then the server stopped: the dead holder was forgotten
     assert not (pgdata / "postmaster.pid").exists()
+
+
+# --- the login role, outside local mode ---------------------------------------------------
+
+
+async def _first_use(settings: Settings) -> str:
+    database = Runtime(settings).database
+    try:
+        async with database.transaction(Caller.anon()) as tx:
+            cur = await tx.execute("select current_user")
+            row = await cur.fetchone()
+            assert row is not None
+            return str(row[0])
+    finally:
+        await database.close()
+
+
+def _deployed(url: str, tmp_path: Path) -> Settings:
+    return Settings(stage="dev", database_url=url, jwt_secret="x" * 40, data_dir=tmp_path)
+
+
+async def test_outside_local_mode_a_superuser_login_is_refused(
+    fresh_db: ProvisionedDatabase, tmp_path: Path
+) -> None:
+    settings = _deployed(fresh_db.admin_url, tmp_path)
+    database = Runtime(settings).database
+    try:
+        for _ in range(2):  # every use is refused, not just the first
+            with pytest.raises(UnsafeLoginRoleError) as refused:
+                async with database.transaction(Caller.anon()):
+                    pass
+            assert "superuser" in str(refused.value)
+            assert "NOINHERIT NOSUPERUSER NOBYPASSRLS" in str(refused.value)
+        with pytest.raises(UnsafeLoginRoleError):
+            await database.ping()
+    finally:
+        await database.close()
+
+
+@pytest.mark.parametrize(
+    ("attributes", "named"),
+    [("noinherit bypassrls", "BYPASSRLS"), ("inherit", "INHERIT")],
+    ids=["bypassrls", "inherit"],
+)
+async def test_outside_local_mode_a_bypassrls_or_inheriting_login_is_refused(
+    fresh_db: ProvisionedDatabase, tmp_path: Path, attributes: str, named: str
+) -> None:
+    role, password = f"login_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    with psycopg.connect(fresh_db.admin_url, autocommit=True) as conn:
+        conn.execute(f"create role {role} login nosuperuser {attributes} password '{password}'")
+        conn.execute(f"grant authenticator to {role}")
+    try:
+        url = with_database(fresh_db.admin_url, fresh_db.name, user=role, password=password)
+        with pytest.raises(UnsafeLoginRoleError, match=named):
+            await _first_use(_deployed(url, tmp_path))
+    finally:
+        with psycopg.connect(fresh_db.admin_url, autocommit=True) as conn:
+            conn.execute(f"drop role {role}")
+
+
+async def test_outside_local_mode_the_authenticator_login_is_accepted(
+    fresh_db: ProvisionedDatabase, tmp_path: Path
+) -> None:
+    assert await _first_use(_deployed(fresh_db.app_url, tmp_path)) == "anon"
+
+
+@pytest.mark.parametrize("stage", ["local", "test"])
+async def test_in_local_mode_the_login_role_is_not_checked(
+    fresh_db: ProvisionedDatabase, tmp_path: Path, stage: str
+) -> None:
+    settings = Settings(stage=stage, database_url=fresh_db.admin_url, data_dir=tmp_path)
+    assert await _first_use(settings) == "anon"

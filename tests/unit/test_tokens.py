@@ -20,6 +20,7 @@ from agentplane.runtime import Runtime
 from agentplane.settings import Settings
 
 SECRET = "unit-test-secret-" + "y" * 60
+USER = uuid.UUID("0b9e5f3c-2a4d-4c1e-9f7a-6d8b1c2e3f4a")
 
 
 @pytest.fixture
@@ -67,6 +68,14 @@ BAD_TOKENS = {
     "missing-exp": lambda: jwt.encode(_claims(exp=None), SECRET, "HS256"),
     "missing-aud": lambda: jwt.encode(_claims(aud=None), SECRET, "HS256"),
     "sub-not-a-uuid": lambda: jwt.encode(_claims(sub="alice"), SECRET, "HS256"),
+    # Forms Python's UUID() accepts but that are not the canonical 8-4-4-4-12 text.
+    "sub-urn-uuid": lambda: jwt.encode(_claims(sub=f"urn:uuid:{USER}"), SECRET, "HS256"),
+    "sub-in-braces": lambda: jwt.encode(_claims(sub=f"{{{USER}}}"), SECRET, "HS256"),
+    "sub-hyphenless": lambda: jwt.encode(_claims(sub=USER.hex), SECRET, "HS256"),
+    "sub-uppercase-hyphenless": lambda: jwt.encode(_claims(sub=USER.hex.upper()), SECRET, "HS256"),
+    "sub-uppercase": lambda: jwt.encode(_claims(sub=str(USER).upper()), SECRET, "HS256"),
+    "sub-padded": lambda: jwt.encode(_claims(sub=f" {USER}"), SECRET, "HS256"),
+    "sub-a-number": lambda: jwt.encode(_claims(sub=USER.int), SECRET, "HS256"),
     "service-role-claim": lambda: jwt.encode(_claims(role="service_role"), SECRET, "HS256"),
     "hs512-not-accepted": lambda: jwt.encode(_claims(), SECRET, "HS512"),
     "garbage": lambda: "not.a.jwt",

@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    SecretStr,
     StringConstraints,
     field_validator,
 )
@@ -44,7 +45,10 @@ def distinct(values: list[H]) -> list[H]:
 def _storable(value: Any) -> None:
     # PostgreSQL text and jsonb hold neither NUL characters nor lone UTF-16 surrogates
     # (valid in JSON, not in UTF-8); refuse them here, field by field, not as a 500.
-    if isinstance(value, str):
+    if isinstance(value, SecretStr):
+        # A secret is checked like any text; the messages never quote the value.
+        _storable(value.get_secret_value())
+    elif isinstance(value, str):
         if "\x00" in value:
             raise ValueError("must not contain NUL (\\u0000) characters")
         try:

@@ -51,6 +51,7 @@ class Runtime:
                 min_size=self.settings.db_pool_min_size,
                 max_size=self.settings.db_pool_max_size,
                 connect_timeout=self.settings.db_connect_timeout_seconds,
+                check_login_role=not self.settings.is_local,
             )
         return self._database
 

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
 
     # The reference runner's token, when `agentplane runner` is not given --token.
     runner_token: SecretStr | None = None
+    # How long a runner token lasts when its creation names no lifetime.
+    runner_token_lifetime_days: int = Field(default=90, ge=1, le=366)
 
     # How long an approval stays valid for a runner to start the action.
     approval_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)

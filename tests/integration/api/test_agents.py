@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import psycopg
+import pytest
 
+from agentplane.apps import build_local_app
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
+from agentplane.errors import ForbiddenError
+from agentplane.runtime import Runtime
+from agentplane.settings import Settings
 from tests.support.api import MakeOrg, NewUser, assert_problem, collect_pages, field_rules
-from tests.support.builders import create_agent, create_connection, create_project, issue_token
+from tests.support.builders import (
+    create_agent,
+    create_connection,
+    create_project,
+    issue_token,
+    runner_for,
+)
+from tests.support.database import ProvisionedDatabase
 
 CONFIG = {
     "model": "anthropic/claude-sonnet",
@@ -21,6 +34,10 @@ CONFIG = {
     "connection_id": None,
     "allowed_tools": ["read_file", "http_get"],
 }
+
+
+def _lifetime(token: dict[str, Any]) -> timedelta:
+    return datetime.fromisoformat(token["expires_at"]) - datetime.fromisoformat(token["created_at"])
 
 
 # --- agents ---------------------------------------------------------------------------
@@ -478,12 +495,13 @@ async def test_runner_token_is_shown_once_and_stored_as_a_hash(
             "revoked_at": None,
         }
     ]
-    # A token without a lifetime lasts until it is revoked.
-    forever = await client.post(
+    # A token without a lifetime gets the default one.
+    default = await client.post(
         f"/agents/{agent_id}/runner-tokens", json={}, headers=org.member.headers
     )
-    assert (forever.json()["name"], forever.json()["expires_at"]) == ("", None)
-    assert forever.json()["token"] != token
+    assert default.json()["name"] == ""
+    assert _lifetime(default.json()) == timedelta(days=90)
+    assert default.json()["token"] != token
 
 
 async def test_runner_tokens_paginate_per_agent_without_secrets(
@@ -562,8 +580,105 @@ async def test_a_runner_token_needs_no_body(client: httpx.AsyncClient, make_org:
     resp = await client.post(f"/agents/{agent_id}/runner-tokens", headers=org.member.headers)
     assert resp.status_code == 201, resp.text
     created = resp.json()
-    assert (created["name"], created["expires_at"]) == ("", None)
+    assert created["name"] == ""
+    assert _lifetime(created) == timedelta(days=90)
     assert created["token"].startswith("aprt_")
+
+
+async def test_the_default_runner_token_lifetime_is_a_setting(
+    client: httpx.AsyncClient, make_org: MakeOrg, settings: Settings, database: Database
+) -> None:
+    org = await make_org()
+    agent_id = (await create_agent(client, await create_project(client, org), org.owner))["id"]
+    week = settings.model_copy(update={"runner_token_lifetime_days": 7})
+    app = build_local_app(Runtime(week, database))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as other:
+        resp = await other.post(f"/agents/{agent_id}/runner-tokens", headers=org.member.headers)
+        assert resp.status_code == 201, resp.text
+        assert _lifetime(resp.json()) == timedelta(days=7)
+        # A lifetime in the body still wins over the default
+        hour = await other.post(
+            f"/agents/{agent_id}/runner-tokens",
+            json={"expires_in_seconds": 3600},
+            headers=org.member.headers,
+        )
+        assert _lifetime(hour.json()) == timedelta(hours=1)
+
+
+async def test_a_members_runner_tokens_are_revoked_when_they_leave_the_organization(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    # Given runners on tokens the owner, an admin and a member issued
+    org = await make_org()
+    agent_id = (await create_agent(client, await create_project(client, org), org.owner))["id"]
+    by_owner = await runner_for(client, agent_id, org.owner)
+    by_admin = await runner_for(client, agent_id, org.admin)
+    by_member = await runner_for(client, agent_id, org.member)
+    for runner in (by_owner, by_admin, by_member):
+        await runner.register()
+
+    # When an admin removes the member, the member's token stops working at once
+    removed = await client.delete(
+        f"/organizations/{org.id}/members/{org.member.id}", headers=org.admin.headers
+    )
+    assert removed.status_code == 204, removed.text
+    assert_problem(await client.post("/runner/sessions", json={}, headers=by_member.headers), 401)
+    await by_owner.register()
+    await by_admin.register()
+
+    # And when the admin leaves on their own, theirs stops too; the owner's still works
+    left = await client.delete(
+        f"/organizations/{org.id}/members/{org.admin.id}", headers=org.admin.headers
+    )
+    assert left.status_code == 204, left.text
+    assert_problem(await client.post("/runner/sessions", json={}, headers=by_admin.headers), 401)
+    await by_owner.register()
+
+    # And the list says when each was revoked
+    listed = await client.get(f"/agents/{agent_id}/runner-tokens", headers=org.owner.headers)
+    revoked = {t["id"]: t["revoked_at"] is not None for t in listed.json()["items"]}
+    assert revoked == {by_owner.token_id: False, by_admin.token_id: True, by_member.token_id: True}
+
+
+async def test_a_member_cannot_hand_a_runner_token_to_someone_who_stays(
+    client: httpx.AsyncClient, make_org: MakeOrg, database: Database
+) -> None:
+    org = await make_org()
+    agent_id = (await create_agent(client, await create_project(client, org), org.owner))["id"]
+    token = await issue_token(client, agent_id, org.member)
+    member = Caller.user({"sub": str(org.member.id)})
+    # Not by changing who issued a token
+    with pytest.raises(ForbiddenError):
+        async with database.transaction(member) as tx:
+            await tx.execute(
+                "update public.agent_runner_tokens set created_by = %s where id = %s",
+                (org.owner.id, token["id"]),
+            )
+    # Nor by issuing one in someone else's name
+    with pytest.raises(ForbiddenError):
+        async with database.transaction(member) as tx:
+            await tx.execute(
+                "insert into public.agent_runner_tokens"
+                " (organization_id, agent_id, token_hash, token_prefix, created_by)"
+                " values (%s, %s, repeat('a', 64), 'aprt', %s)",
+                (org.id, agent_id, org.owner.id),
+            )
+
+
+async def test_a_deleted_users_runner_tokens_are_revoked(
+    client: httpx.AsyncClient, make_org: MakeOrg, fresh_db: ProvisionedDatabase
+) -> None:
+    org = await make_org()
+    agent_id = (await create_agent(client, await create_project(client, org), org.owner))["id"]
+    by_owner = await runner_for(client, agent_id, org.owner)
+    by_member = await runner_for(client, agent_id, org.member)
+    # When the member's user is deleted (their memberships go with it, by cascade)
+    with psycopg.connect(fresh_db.admin_url) as conn:
+        conn.execute("delete from auth.users where id = %s", (org.member.id,))
+    assert_problem(await client.post("/runner/sessions", json={}, headers=by_member.headers), 401)
+    await by_owner.register()
 
 
 async def test_bad_runner_token_input_names_the_field(

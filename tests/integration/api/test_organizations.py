@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 
 from tests.support.api import MakeOrg, NewUser, assert_problem, collect_pages, ensure_known
+from tests.support.builders import approved_action, create_agent, create_project, propose
 
 
 async def test_create_read_update_delete(client: httpx.AsyncClient, new_user: NewUser) -> None:
@@ -26,10 +29,19 @@ async def test_create_read_update_delete(client: httpx.AsyncClient, new_user: Ne
     assert (await client.get(f"/organizations/{org['id']}", headers=owner.headers)).json()[
         "slug"
     ] == "acme"
-    # Then they delete it and it is gone, with its memberships
-    assert (
-        await client.delete(f"/organizations/{org['id']}", headers=owner.headers)
-    ).status_code == 204
+    # Then they delete it, confirming with its slug, and it is gone, with its memberships
+    deleted = await client.delete(
+        f"/organizations/{org['id']}", params={"confirm": "acme"}, headers=owner.headers
+    )
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json() == {
+        "id": org["id"],
+        "name": "Acme Corp",
+        "slug": "acme",
+        "projects": 0,
+        "agents": 0,
+        "actions": 0,
+    }
     assert_problem(await client.get(f"/organizations/{org['id']}", headers=owner.headers), 404)
     assert (await client.get("/me", headers=owner.headers)).json()["organizations"] == []
 
@@ -63,7 +75,9 @@ async def test_roles_decide_who_may_change_what(
     assert (
         await client.patch(path, json={"name": "a"}, headers=org.admin.headers)
     ).status_code == 200
-    assert_problem(await client.delete(path, headers=org.admin.headers), 403)
+    assert_problem(
+        await client.delete(path, params={"confirm": str(org.id)}, headers=org.admin.headers), 403
+    )
     members, _ = await collect_pages(client, f"{path}/members", org.viewer.headers, limit=2)
     assert {(m["user_id"], m["role"]) for m in members} == {
         (str(org.owner.id), "owner"),
@@ -158,3 +172,46 @@ async def test_bad_input(client: httpx.AsyncClient, new_user: NewUser) -> None:
         422,
     )
     assert [e["rule"] for e in body["errors"]] == ["extra_forbidden"]
+
+
+async def test_deleting_an_organization_takes_its_name_and_says_what_went(
+    client: httpx.AsyncClient, make_org: MakeOrg, new_user: NewUser
+) -> None:
+    # Given an organization (no slug) with two projects, three agents and two actions
+    org = await make_org()
+    first, second = await create_project(client, org, "a"), await create_project(client, org, "b")
+    agents = [
+        (await create_agent(client, project, org.owner, name))["id"]
+        for project, name in ((first, "one"), (first, "two"), (second, "three"))
+    ]
+    await approved_action(client, agents[0], org)
+    await propose(client, agents[1], org.member)
+    path = f"/organizations/{org.id}"
+
+    # When the confirmation is missing or wrong, nothing is deleted and the 422 names it
+    for params in ({}, {"confirm": "Acme"}, {"confirm": str(uuid.uuid4())}):
+        refused = await client.delete(path, params=params, headers=org.owner.headers)
+        body = assert_problem(refused, 422, "validation")
+        assert [e["field"] for e in body["errors"]] == ["confirm"], params
+    # And only an owner may delete it, even with the right confirmation; a stranger sees none
+    confirm = {"confirm": str(org.id)}
+    assert_problem(await client.delete(path, params=confirm, headers=org.admin.headers), 403)
+    stranger = new_user()
+    await ensure_known(client, stranger)
+    assert_problem(await client.delete(path, params=confirm, headers=stranger.headers), 404)
+    projects = await client.get("/projects", headers=org.viewer.headers)
+    assert len(projects.json()["items"]) == 2
+
+    # Then the owner, confirming with its id, removes it and is told what went with it
+    deleted = await client.delete(path, params=confirm, headers=org.owner.headers)
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json() == {
+        "id": str(org.id),
+        "name": "Acme",
+        "slug": None,
+        "projects": 2,
+        "agents": 3,
+        "actions": 2,
+    }
+    assert_problem(await client.get(path, headers=org.owner.headers), 404)
+    assert_problem(await client.get(f"/agents/{agents[0]}", headers=org.owner.headers), 404)

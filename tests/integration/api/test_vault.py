@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -295,6 +296,24 @@ async def test_key_bodies_are_validated(client: httpx.AsyncClient, make_org: Mak
         headers=stranger.owner.headers,
     )
     assert refused.status_code in (403, 404), refused.text
+
+
+async def test_a_key_that_postgres_cannot_store_is_422_naming_key_and_nothing_is_stored(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    org = await make_org()
+    for bad in ("sk-nul\u0000byte-0123", "sk-lone-\ud800-xq7z"):
+        resp = await client.post(
+            "/keys",
+            content=json.dumps({"provider": "openrouter", "key": bad}).encode(),
+            headers={**org.member.headers, "content-type": "application/json"},
+        )
+        body = assert_problem(resp, 422, "validation")
+        assert [e["field"] for e in body["errors"]] == ["key"]
+        assert "byte-0123" not in resp.text  # the refused key is not echoed back
+        assert "xq7z" not in resp.text
+    listed = await client.get("/keys", headers=org.member.headers)
+    assert listed.json()["items"] == []
 
 
 # --- KMS, under moto ---------------------------------------------------------------------

@@ -91,7 +91,8 @@ class AgentConfig(OutputModel):
 
 
 class RunnerTokenCreate(InputModel):
-    """A new runner credential for an agent; no lifetime means it lasts until revoked."""
+    """A new runner credential for an agent; without a lifetime it gets the default one
+    (`runner_token_lifetime_days`, 90 days unless configured)."""
 
     name: TokenName = ""
     expires_in_seconds: (

@@ -18,7 +18,7 @@ from agentplane.agents.models import (
     RunnerTokenCreated,
 )
 from agentplane.db.pagination import Page
-from agentplane.http.deps import UserTx
+from agentplane.http.deps import RuntimeDep, UserTx
 from agentplane.http.pagination import PageDep
 
 router = APIRouter(prefix="/agents", tags=["agents"])
@@ -74,11 +74,21 @@ async def replace_agent_config(agent_id: UUID, body: AgentConfigUpdate, tx: User
 
 @router.post("/{agent_id}/runner-tokens", status_code=201, response_model=RunnerTokenCreated)
 async def create_runner_token(
-    agent_id: UUID, tx: UserTx, response: Response, body: RunnerTokenCreate | None = None
+    agent_id: UUID,
+    tx: UserTx,
+    runtime: RuntimeDep,
+    response: Response,
+    body: RunnerTokenCreate | None = None,
 ) -> RunnerTokenCreated:
     """Issue a runner token (members and up); the token is in this response only. The
-    body is optional: without one the token has no name and lasts until revoked."""
-    created = await service.create_runner_token(tx, agent_id, body or RunnerTokenCreate())
+    body is optional: without one the token has no name and the default lifetime (90
+    days). It is revoked when the member who issued it leaves the organization."""
+    created = await service.create_runner_token(
+        tx,
+        agent_id,
+        body or RunnerTokenCreate(),
+        default_lifetime_days=runtime.settings.runner_token_lifetime_days,
+    )
     response.headers["Cache-Control"] = "no-store"
     return created
 

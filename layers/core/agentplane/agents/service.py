@@ -190,7 +190,7 @@ async def insert_runner_token(
     agent_id: UUID,
     name: str,
     issued: IssuedToken,
-    expires_in_seconds: int | None,
+    expires_in_seconds: int,
 ) -> RunnerTokenCreated:
     """Store a token's hash and prefix; return the row with the token itself, this once."""
     stored = await fetch_one(
@@ -219,17 +219,21 @@ async def insert_runner_token(
 
 
 async def create_runner_token(
-    tx: Tx, agent_id: UUID, body: RunnerTokenCreate
+    tx: Tx, agent_id: UUID, body: RunnerTokenCreate, *, default_lifetime_days: int
 ) -> RunnerTokenCreated:
-    """Issue a runner token for the agent (members and up); 404, or 403 for viewers."""
+    """Issue a runner token for the agent (members and up); 404, or 403 for viewers.
+
+    A body without a lifetime gets `default_lifetime_days`: no token lasts for ever.
+    """
     organization_id = await require_runner_token_access(tx, agent_id)
+    lifetime = body.expires_in_seconds or default_lifetime_days * 24 * 3600
     return await insert_runner_token(
         tx,
         organization_id=organization_id,
         agent_id=agent_id,
         name=body.name,
         issued=issue_runner_token(),
-        expires_in_seconds=body.expires_in_seconds,
+        expires_in_seconds=lifetime,
     )
 
 

@@ -9,6 +9,21 @@ from uuid import UUID
 DbRole = Literal["anon", "authenticated", "agent_runner", "service_role"]
 
 
+def canonical_uuid(value: object) -> UUID | None:
+    """The UUID `value` spells in canonical 8-4-4-4-12 lowercase hex, else None.
+
+    UUID() also takes `urn:uuid:`, braces, no hyphens and upper case; the database and
+    every comparison of ids as text expect the one canonical form (tests/unit/test_tokens.py).
+    """
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = UUID(value)
+    except ValueError:
+        return None
+    return parsed if str(parsed) == value else None
+
+
 @dataclass(frozen=True)
 class Caller:
     """A database role plus the JWT claims that `request.jwt.claims` is set to."""
@@ -21,8 +36,7 @@ class Caller:
     @property
     def user_id(self) -> UUID | None:
         """The `sub` claim as a UUID, when the caller is a user."""
-        sub = self.claims.get("sub")
-        return UUID(sub) if isinstance(sub, str) and self.role == "authenticated" else None
+        return canonical_uuid(self.claims.get("sub")) if self.role == "authenticated" else None
 
     @classmethod
     def user(cls, claims: dict[str, Any]) -> Caller:

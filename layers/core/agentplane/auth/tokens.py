@@ -11,6 +11,7 @@ from uuid import UUID
 
 import jwt
 
+from agentplane.auth.caller import canonical_uuid
 from agentplane.errors import UnauthorizedError
 from agentplane.settings import Settings
 
@@ -90,10 +91,10 @@ class TokenVerifier:
             raise UnauthorizedError("the token's signing key is unknown") from exc
         except jwt.InvalidTokenError as exc:
             raise UnauthorizedError(f"the token is invalid: {exc}") from exc
-        try:
-            UUID(str(claims["sub"]))
-        except ValueError as exc:
-            raise UnauthorizedError("the token's 'sub' claim is not a user id") from exc
+        if canonical_uuid(claims["sub"]) is None:
+            raise UnauthorizedError(
+                "the token's 'sub' claim is not a user id (a lowercase 8-4-4-4-12 UUID)"
+            )
         role = claims.get("role", "authenticated")
         if role != "authenticated":
             raise UnauthorizedError(f"tokens with role '{role}' are not accepted by the API")

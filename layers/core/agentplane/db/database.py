@@ -83,6 +83,37 @@ class TransactionAbortedError(RuntimeError):
     """A block ended normally, but a statement in it had failed: nothing was committed."""
 
 
+class UnsafeLoginRoleError(RuntimeError):
+    """Outside local mode, the database URL logs in as a role that RLS would not confine."""
+
+
+# The login role (and the current one, should the URL set `options=-c role=...`).
+LOGIN_ROLES = (
+    "select rolname, rolsuper, rolbypassrls, rolinherit from pg_catalog.pg_roles"
+    " where rolname in (session_user, current_user)"
+)
+
+
+async def _require_confined_login(conn: Tx) -> None:
+    """Refuse a login role that would run as more than the caller outside the role switch:
+    a superuser or BYPASSRLS role ignores every policy, an INHERIT one holds the rights of
+    the roles it may switch to (tests/integration/test_database.py)."""
+    cur = await conn.execute(LOGIN_ROLES)
+    for name, superuser, bypassrls, inherit in await cur.fetchall():
+        unsafe = [
+            label for label, held in (("superuser", superuser), ("BYPASSRLS", bypassrls)) if held
+        ]
+        if inherit:
+            unsafe.append("INHERIT (not NOINHERIT)")
+        if unsafe:
+            raise UnsafeLoginRoleError(
+                f"the database URL logs in as role {name!r}, which is {', '.join(unsafe)}:"
+                " outside local mode agentplane connects only as a role created NOINHERIT"
+                " NOSUPERUSER NOBYPASSRLS, such as `authenticator` (set DATABASE_URL or the"
+                " database secret to that role's URL)"
+            )
+
+
 class Database:
     """A lazily opened async connection pool and the transactions built on it."""
 
@@ -93,6 +124,7 @@ class Database:
         min_size: int = 0,
         max_size: int = 10,
         connect_timeout: float = 5.0,
+        check_login_role: bool = False,
     ) -> None:
         self._pool = AsyncConnectionPool(
             conninfo,
@@ -106,6 +138,8 @@ class Database:
         self._open_lock = asyncio.Lock()
         self._opened = False
         self._known_users: set[UUID] = set()
+        # Outside local mode, the first connection's role is checked before any use.
+        self._login_role_checked = not check_login_role
 
     async def open(self) -> None:
         """Open the pool (first use does this too)."""
@@ -131,6 +165,9 @@ class Database:
         except psycopg.OperationalError as exc:
             raise ServiceUnavailableError("the database connection failed") from exc
         try:
+            if not self._login_role_checked:
+                await _require_confined_login(conn)
+                self._login_role_checked = True
             yield conn
         finally:
             await self._pool.putconn(conn)

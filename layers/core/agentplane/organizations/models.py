@@ -39,6 +39,17 @@ class Organization(OutputModel):
     updated_at: datetime
 
 
+class OrganizationDeleted(OutputModel):
+    """An organization just deleted, and how much went with it."""
+
+    id: UUID
+    name: str
+    slug: str | None
+    projects: int
+    agents: int
+    actions: int
+
+
 class MemberCreate(InputModel):
     """Add a user to an organization with a role (admins; owners for `owner`)."""
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from agentplane.db.pagination import Page
 from agentplane.http.deps import UserDep, UserTx
@@ -16,6 +17,7 @@ from agentplane.organizations.models import (
     MemberUpdate,
     Organization,
     OrganizationCreate,
+    OrganizationDeleted,
     OrganizationUpdate,
 )
 
@@ -51,11 +53,22 @@ async def update_organization(
     return await service.update_organization(tx, organization_id, body)
 
 
-@router.delete("/{organization_id}", status_code=204, response_class=Response)
-async def delete_organization(organization_id: UUID, tx: UserTx) -> Response:
-    """Delete an organization and everything in it (owners)."""
-    await service.delete_organization(tx, organization_id)
-    return Response(status_code=204)
+@router.delete("/{organization_id}", response_model=OrganizationDeleted)
+async def delete_organization(
+    organization_id: UUID,
+    tx: UserTx,
+    confirm: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="The organization's slug (its id when it has none), to confirm.",
+        ),
+    ] = None,
+) -> OrganizationDeleted:
+    """Delete an organization with all its projects, agents, actions and audit log
+    (owners), once `?confirm=` repeats its slug, or its id when it has no slug (422
+    naming `confirm` otherwise). Says how many projects, agents and actions went."""
+    return await service.delete_organization(tx, organization_id, confirm)
 
 
 @router.get("/{organization_id}/members", response_model=Page[Member])

@@ -6,6 +6,7 @@ manage owners and delete); these functions add the explanation of a refusal (403
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from uuid import UUID, uuid4
 
 from psycopg import errors as pg
@@ -13,13 +14,19 @@ from psycopg import errors as pg
 from agentplane.db.crud import Table, require_visible
 from agentplane.db.pagination import Page, PageRequest, fetch_page
 from agentplane.db.rows import Tx, fetch_one
-from agentplane.errors import ForbiddenError, NotFoundError
+from agentplane.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    ValidationProblemError,
+)
 from agentplane.organizations.models import (
     Member,
     MemberCreate,
     MemberUpdate,
     Organization,
     OrganizationCreate,
+    OrganizationDeleted,
     OrganizationUpdate,
 )
 
@@ -40,6 +47,26 @@ UPDATE_MEMBER = (
     "update public.organization_members set role = %s"
     " where organization_id = %s and user_id = %s returning *"
 )
+# Asked with the function the delete policy uses, so "owners only" lives in one place.
+DELETE_ACCESS = (
+    "select coalesce(slug, id::text) as confirmation,"
+    " id = any ((select private.org_ids('owner'))::uuid[]) as may_delete"
+    " from public.organizations where id = %s"
+)
+# One statement: the counts read the snapshot the delete starts from, and the delete
+# (owners only, by RLS) still requires the confirmation, should the slug change meanwhile.
+DELETE_CONFIRMED = """
+with gone as (
+  delete from public.organizations
+   where id = %(id)s and coalesce(slug, id::text) = %(confirm)s
+  returning id, name, slug
+)
+select gone.id, gone.name, gone.slug,
+       (select count(*) from public.projects where organization_id = %(id)s) as projects,
+       (select count(*) from public.agents where organization_id = %(id)s) as agents,
+       (select count(*) from public.agent_actions where organization_id = %(id)s) as actions
+  from gone
+"""
 DELETE_MEMBER = (
     "delete from public.organization_members where organization_id = %s and user_id = %s"
 )
@@ -74,9 +101,40 @@ async def update_organization(
     return await organizations.update(tx, organization_id, body.model_dump(exclude_unset=True))
 
 
-async def delete_organization(tx: Tx, organization_id: UUID) -> None:
-    """Delete an organization and everything in it (owners)."""
-    await organizations.delete(tx, organization_id)
+@dataclass(frozen=True)
+class _DeleteAccess:
+    confirmation: str
+    may_delete: bool
+
+
+async def delete_organization(
+    tx: Tx, organization_id: UUID, confirm: str | None
+) -> OrganizationDeleted:
+    """Delete an organization and everything in it (owners), once `confirm` repeats its
+    slug (its id when it has none); 404, 403 for other members, 422 naming `confirm`."""
+    access = await fetch_one(tx, _DeleteAccess, DELETE_ACCESS, (organization_id,))
+    if access is None:
+        raise NotFoundError(f"organization {organization_id} not found")
+    if not access.may_delete:
+        raise ForbiddenError(f"only an owner may delete organization {organization_id}")
+    if confirm != access.confirmation:
+        raise ValidationProblemError(
+            [
+                {
+                    "field": "confirm",
+                    "in": "query",
+                    "rule": "missing" if confirm is None else "matches_organization",
+                    "message": "repeat the organization's slug (its id when it has no slug)"
+                    " to delete it with everything in it",
+                }
+            ]
+        )
+    deleted = await fetch_one(
+        tx, OrganizationDeleted, DELETE_CONFIRMED, {"id": organization_id, "confirm": confirm}
+    )
+    if deleted is None:
+        raise ConflictError(f"organization {organization_id} changed meanwhile; try again")
+    return deleted
 
 
 async def list_members(tx: Tx, organization_id: UUID, page: PageRequest) -> Page[Member]:
