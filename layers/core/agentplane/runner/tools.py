@@ -1,8 +1,9 @@
 """The runner's tools: an explicit allowlist, confined to one workspace directory.
 
-A tool first checks its arguments (unknown keys, wrong types, paths leaving the
-workspace: `bad_args`; a tool that is not on the list or not switched on:
-`tool_not_allowed`) and only then does anything. A human approved these exact
+The tools and their argument schemas are the catalog's (`agentplane.tools.catalog`), the
+same the server checked the proposal against. A tool first checks its arguments (the
+schema, then paths leaving the workspace: `bad_args`; a tool that is not in the catalog
+or not switched on: `tool_not_allowed`) and only then does anything. A human approved these exact
 arguments, so nothing is guessed, clamped or ignored.
 
 - `shell` (off unless allowed): `{"command": str | [str, ...], "timeout_seconds"?,
@@ -32,8 +33,10 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO, Any
 
 import httpx
+from pydantic import ValidationError
 
 from agentplane.runner.models import ActionRefusedError, ToolResult
+from agentplane.tools.catalog import CATALOG
 
 OUTPUT_LIMIT_BYTES = 64 * 1024
 # A result travels back in one request under the server's 1 MiB body limit; JSON can
@@ -70,6 +73,23 @@ def _check_keys(
         raise _bad_args(f"missing argument(s): {', '.join(missing)}")
     if unknown:
         raise _bad_args(f"unknown argument(s): {', '.join(unknown)}")
+
+
+def _check_schema(tool: str, args: Mapping[str, Any]) -> None:
+    # The catalog's schema first (what the server checked the proposal against), then
+    # each tool's own checks (the workspace, the network), which the schema cannot see.
+    try:
+        CATALOG[tool].args.model_validate(args)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_arg_of(err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+        )
+        raise _bad_args(f"arguments do not fit the {tool} schema: {problems}") from exc
+
+
+def _arg_of(loc: tuple[int | str, ...]) -> str:
+    # The argument a validation error is about (its first location), or `args`.
+    return str(loc[0]) if loc else "args"
 
 
 def _seconds(args: Mapping[str, Any], key: str, default: float, maximum: float) -> float:
@@ -162,12 +182,14 @@ class Toolbox:
         self.allow_shell = allow_shell
         self._http_transport = http_transport
         self._child_env = child_env
-        self._tools: dict[str, Callable[[Mapping[str, Any], float | None], ToolResult]] = {
+        handlers: dict[str, Callable[[Mapping[str, Any], float | None], ToolResult]] = {
             "shell": self._shell,
             "read_file": self._read_file,
             "write_file": self._write_file,
             "http_get": self._http_get,
         }
+        # The catalog says which tools exist; this runner has a handler for each.
+        self._tools = {name: handlers[name] for name in CATALOG}
 
     def run(self, payload: Any, *, time_limit: float | None = None) -> ToolResult:
         """Run an approved payload `{tool, args}`; raise ActionRefusedError before doing
@@ -190,6 +212,7 @@ class Toolbox:
             )
         if not isinstance(args, Mapping):
             raise _bad_args("args is not a JSON object")
+        _check_schema(tool, args)
         try:
             return self._tools[tool](args, time_limit)
         except OSError as exc:
