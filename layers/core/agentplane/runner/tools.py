@@ -12,8 +12,11 @@ arguments, so nothing is guessed, clamped or ignored.
   command ends, so nothing it started outlives the action. Non-zero exit: failed.
 - `read_file` `{"path"}`: at most 128 KiB, decoded as UTF-8 (invalid bytes replaced).
 - `write_file` `{"path", "content", "append"?}`: parent directories created.
-- `http_get` `{"url", "timeout_seconds"?}`: no redirects followed (the approved URL is
-  the one fetched); a status of 400 or more is failed.
+- `http_get` `{"url", "timeout_seconds"?}`: only public addresses unless the runner was
+  started with --allow-private-network (loopback, link-local and cloud metadata, private,
+  unspecified, multicast and reserved are refused: `address_not_allowed`), checked for
+  every address the name resolves to, and again for each redirect (at most 5 followed);
+  the connection goes to the address that was checked. A status of 400 or more is failed.
 
 stdout, stderr and bodies keep their first 64 KiB with `"truncated": true`.
 """
@@ -21,14 +24,16 @@ stdout, stderr and bodies keep their first 64 KiB with `"truncated": true`.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import math
 import os
 import signal
+import socket
 import stat
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO, Any
 
@@ -58,6 +63,41 @@ HTTP_HEADERS_KEPT = (
 )
 # How long to wait for a killed command's pipes to close before giving up on them.
 _PIPE_GRACE_S = 2.0
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# (host, port) -> every address the host resolves to, as text.
+Resolver = Callable[[str, int], Sequence[str]]
+
+
+def resolve_host(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to for TCP, in the system resolver's order."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def is_public_address(address: IPAddress) -> bool:
+    """Whether http_get may reach `address` without --allow-private-network: not loopback,
+    link-local (169.254.0.0/16 holds cloud metadata; fe80::/10), private (10/8,
+    172.16/12, 192.168/16, fc00::/7), unspecified, multicast or reserved."""
+    if isinstance(address, ipaddress.IPv6Address):
+        # ::ffff:127.0.0.1 and 2002:7f00:1:: reach the IPv4 address inside them.
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is not None:
+            return is_public_address(embedded)
+    return address.is_global and not (
+        address.is_loopback
+        or address.is_link_local
+        or address.is_private
+        or address.is_unspecified
+        or address.is_multicast
+        or address.is_reserved
+    )
+
+
+class _AddressRefusedError(Exception):
+    """A URL whose host is, or resolves to, an address this runner may not reach."""
 
 
 def _bad_args(detail: str) -> ActionRefusedError:
@@ -174,13 +214,19 @@ class Toolbox:
         workspace: Path,
         *,
         allow_shell: bool = False,
+        allow_private_network: bool = False,
         http_transport: httpx.BaseTransport | None = None,
+        resolver: Resolver = resolve_host,
+        address_allowed: Callable[[IPAddress], bool] = is_public_address,
         child_env: Mapping[str, str] | None = None,
     ) -> None:
         workspace.mkdir(parents=True, exist_ok=True)
         self.workspace = workspace.resolve()
         self.allow_shell = allow_shell
+        self.allow_private_network = allow_private_network
         self._http_transport = http_transport
+        self._resolver = resolver
+        self._address_allowed = address_allowed
         self._child_env = child_env
         handlers: dict[str, Callable[[Mapping[str, Any], float | None], ToolResult]] = {
             "shell": self._shell,
@@ -372,37 +418,122 @@ class Toolbox:
         if time_limit is not None:
             timeout = min(timeout, time_limit)
         deadline = time.monotonic() + timeout
-        body = bytearray()
-        truncated = False
         try:
-            with (
-                httpx.Client(
-                    timeout=timeout, follow_redirects=False, transport=self._http_transport
-                ) as client,
-                client.stream("GET", url) as response,
-            ):
-                for chunk in response.iter_bytes():
-                    room = OUTPUT_LIMIT_BYTES - len(body)
-                    body += chunk[:room]
-                    if len(chunk) > room:
-                        truncated = True
-                        break
-                    # httpx's timeout is per read; this bounds a slow trickle too.
-                    if time.monotonic() > deadline:
-                        raise httpx.ReadTimeout("the response took too long", request=None)
+            with httpx.Client(
+                timeout=timeout, follow_redirects=False, transport=self._http_transport
+            ) as client:
+                # Redirects are followed here, not by httpx, so each one is checked first.
+                for _hop in range(MAX_REDIRECTS + 1):
+                    address = self._checked_address(url)
+                    with _pinned_stream(client, url, address) as response:
+                        location = response.headers.get("location")
+                        if response.status_code in REDIRECT_STATUSES and location:
+                            url = _redirect_target(url, location)
+                            continue
+                        return _http_result(url, response, deadline)
+        except _AddressRefusedError as exc:
+            return ToolResult(
+                "failed", {"error": "address_not_allowed", "detail": str(exc), "url": str(url)}
+            )
+        except _BadRedirectError as exc:
+            return ToolResult(
+                "failed", {"error": "bad_redirect", "detail": str(exc), "url": str(url)}
+            )
+        except socket.gaierror as exc:
+            return ToolResult(
+                "failed",
+                {"error": "dns_error", "detail": f"{url.host}: {exc.strerror}", "url": str(url)},
+            )
         except httpx.TimeoutException:
             return ToolResult("failed", {"error": "timeout", "timeout_seconds": timeout})
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             return ToolResult(
                 "failed", {"error": "http_error", "detail": f"{type(exc).__name__}: {exc}"}
             )
-        headers = {k: response.headers[k] for k in HTTP_HEADERS_KEPT if k in response.headers}
         return ToolResult(
-            "succeeded" if response.status_code < 400 else "failed",
+            "failed",
             {
-                "status_code": response.status_code,
-                "headers": headers,
-                "body": _text(body, response.encoding or "utf-8"),
-                "truncated": truncated,
+                "error": "too_many_redirects",
+                "detail": f"more than {MAX_REDIRECTS} redirects",
+                "url": str(url),
             },
         )
+
+    def _checked_address(self, url: httpx.URL) -> IPAddress:
+        """The address to connect to for `url`: every address its host resolves to must be
+        allowed (one bad answer refuses the URL: which one a connection would use is the
+        resolver's choice), and the first is used."""
+        host = url.raw_host.decode("ascii")
+        try:
+            addresses: list[IPAddress] = [ipaddress.ip_address(host)]
+            what = f"{host} is"
+        except ValueError:
+            port = url.port or (443 if url.scheme == "https" else 80)
+            addresses = [ipaddress.ip_address(a) for a in self._resolver(host, port)]
+            what = f"{host} resolves to"
+        if not addresses:
+            raise socket.gaierror(socket.EAI_NONAME, "the name has no address")
+        refused = [a for a in addresses if not self._address_allowed(a)]
+        if refused and not self.allow_private_network:
+            raise _AddressRefusedError(
+                f"{what} {', '.join(str(a) for a in refused)}, not a public address"
+                " (loopback, link-local, private, unspecified, multicast or reserved);"
+                " the runner reaches those only with --allow-private-network"
+            )
+        return addresses[0]
+
+
+class _BadRedirectError(Exception):
+    """A redirect to something that is not an absolute http(s) URL."""
+
+
+def _redirect_target(url: httpx.URL, location: str) -> httpx.URL:
+    try:
+        target = url.join(location)
+    except httpx.InvalidURL as exc:
+        raise _BadRedirectError(f"the Location {location!r} is not a URL: {exc}") from exc
+    if target.scheme not in ("http", "https") or not target.host:
+        raise _BadRedirectError(f"the Location {location!r} is not an http(s) URL")
+    return target
+
+
+def _pinned_stream(
+    client: httpx.Client, url: httpx.URL, address: IPAddress
+) -> contextlib.AbstractContextManager[httpx.Response]:
+    # Against DNS rebinding, the name is resolved once (`_checked_address`) and the
+    # request goes to that address: the URL carries the IP, so httpx does not resolve
+    # again, while the Host header, and for https the TLS SNI and certificate check
+    # (httpcore's `sni_hostname`), carry the name.
+    host = url.raw_host.decode("ascii")
+    extensions = {"sni_hostname": host} if url.scheme == "https" else {}
+    return client.stream(
+        "GET",
+        url.copy_with(host=str(address)),
+        headers={"Host": url.netloc.decode("ascii")},
+        extensions=extensions,
+    )
+
+
+def _http_result(url: httpx.URL, response: httpx.Response, deadline: float) -> ToolResult:
+    body = bytearray()
+    truncated = False
+    for chunk in response.iter_bytes():
+        room = OUTPUT_LIMIT_BYTES - len(body)
+        body += chunk[:room]
+        if len(chunk) > room:
+            truncated = True
+            break
+        # httpx's timeout is per read; this bounds a slow trickle too.
+        if time.monotonic() > deadline:
+            raise httpx.ReadTimeout("the response took too long", request=response.request)
+    headers = {k: response.headers[k] for k in HTTP_HEADERS_KEPT if k in response.headers}
+    return ToolResult(
+        "succeeded" if response.status_code < 400 else "failed",
+        {
+            "status_code": response.status_code,
+            "url": str(url),
+            "headers": headers,
+            "body": _text(body, response.encoding or "utf-8"),
+            "truncated": truncated,
+        },
+    )
