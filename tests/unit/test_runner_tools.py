@@ -345,6 +345,22 @@ def test_http_get_connects_to_the_address_it_checked(workspace: Path) -> None:
     assert "sni_hostname" not in plain.extensions
 
 
+def test_http_get_tries_the_next_checked_address_when_one_cannot_be_reached(
+    workspace: Path,
+) -> None:
+    def serve(request: httpx.Request) -> httpx.Response:
+        if request.url.host == PUBLIC:
+            raise httpx.ConnectError("unreachable", request=request)
+        return httpx.Response(200, text="from the second")
+
+    web = Web(serve)
+    box = web.box(workspace, {"example.test": [PUBLIC, "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]})
+    result = run(box, "http_get", url="http://example.test/")
+    assert (result.status, result.output["body"]) == ("succeeded", "from the second")
+    assert [r.url.host for r in web.requests] == [PUBLIC, "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]
+    assert web.requests[1].headers["host"] == "example.test"
+
+
 @pytest.mark.parametrize(
     "host",
     [

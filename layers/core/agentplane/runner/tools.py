@@ -207,7 +207,11 @@ def child_environment() -> dict[str, str]:
 
 
 class Toolbox:
-    """The allowlisted tools, bound to a workspace directory (created if missing)."""
+    """The allowlisted tools, bound to a workspace directory (created if missing).
+
+    `resolver` (host, port -> addresses) and `address_allowed` (what counts as public)
+    let a test stand in for DNS and the internet; `allow_private_network` skips the check.
+    """
 
     def __init__(
         self,
@@ -424,13 +428,15 @@ class Toolbox:
             ) as client:
                 # Redirects are followed here, not by httpx, so each one is checked first.
                 for _hop in range(MAX_REDIRECTS + 1):
-                    address = self._checked_address(url)
-                    with _pinned_stream(client, url, address) as response:
+                    response = _send_pinned(client, url, self._checked_addresses(url))
+                    try:
                         location = response.headers.get("location")
                         if response.status_code in REDIRECT_STATUSES and location:
                             url = _redirect_target(url, location)
                             continue
                         return _http_result(url, response, deadline)
+                    finally:
+                        response.close()
         except _AddressRefusedError as exc:
             return ToolResult(
                 "failed", {"error": "address_not_allowed", "detail": str(exc), "url": str(url)}
@@ -459,10 +465,10 @@ class Toolbox:
             },
         )
 
-    def _checked_address(self, url: httpx.URL) -> IPAddress:
-        """The address to connect to for `url`: every address its host resolves to must be
-        allowed (one bad answer refuses the URL: which one a connection would use is the
-        resolver's choice), and the first is used."""
+    def _checked_addresses(self, url: httpx.URL) -> list[IPAddress]:
+        """The addresses to connect to for `url`, in order: every address its host resolves
+        to must be allowed (one bad answer refuses the URL: which one a connection would
+        use is the resolver's choice)."""
         host = url.raw_host.decode("ascii")
         try:
             addresses: list[IPAddress] = [ipaddress.ip_address(host)]
@@ -480,7 +486,7 @@ class Toolbox:
                 " (loopback, link-local, private, unspecified, multicast or reserved);"
                 " the runner reaches those only with --allow-private-network"
             )
-        return addresses[0]
+        return addresses
 
 
 class _BadRedirectError(Exception):
@@ -497,21 +503,30 @@ def _redirect_target(url: httpx.URL, location: str) -> httpx.URL:
     return target
 
 
-def _pinned_stream(
-    client: httpx.Client, url: httpx.URL, address: IPAddress
-) -> contextlib.AbstractContextManager[httpx.Response]:
-    # Against DNS rebinding, the name is resolved once (`_checked_address`) and the
-    # request goes to that address: the URL carries the IP, so httpx does not resolve
-    # again, while the Host header, and for https the TLS SNI and certificate check
-    # (httpcore's `sni_hostname`), carry the name.
+def _send_pinned(
+    client: httpx.Client, url: httpx.URL, addresses: Sequence[IPAddress]
+) -> httpx.Response:
+    # Against DNS rebinding, the name is resolved once (`_checked_addresses`) and the
+    # request goes to a checked address: the URL carries the IP, so httpx does not
+    # resolve again, while the Host header, and for https the TLS SNI and certificate
+    # check (httpcore's `sni_hostname`), carry the name. Like socket.create_connection,
+    # the next address is tried when one cannot be connected to. The response is open
+    # (streamed): the caller closes it.
     host = url.raw_host.decode("ascii")
     extensions = {"sni_hostname": host} if url.scheme == "https" else {}
-    return client.stream(
-        "GET",
-        url.copy_with(host=str(address)),
-        headers={"Host": url.netloc.decode("ascii")},
-        extensions=extensions,
-    )
+    failure: httpx.ConnectError | None = None
+    for address in addresses:
+        request = client.build_request(
+            "GET",
+            url.copy_with(host=str(address)),
+            headers={"Host": url.netloc.decode("ascii")},
+            extensions=extensions,
+        )
+        try:
+            return client.send(request, stream=True)
+        except httpx.ConnectError as exc:
+            failure = exc
+    raise failure or httpx.ConnectError(f"{host} has no address to connect to")
 
 
 def _http_result(url: httpx.URL, response: httpx.Response, deadline: float) -> ToolResult:
