@@ -42,15 +42,16 @@ from pydantic import ValidationError
 
 from agentplane.runner.models import ActionRefusedError, ToolResult
 from agentplane.tools.catalog import CATALOG
+from agentplane.tools.models import MAX_HTTP_TIMEOUT_S, MAX_SHELL_TIMEOUT_S
 
 OUTPUT_LIMIT_BYTES = 64 * 1024
 # A result travels back in one request under the server's 1 MiB body limit; JSON can
 # escape a byte as six characters (\u0000), so 128 KiB of file always fits.
 READ_LIMIT_BYTES = 128 * 1024
 SHELL_DEFAULT_TIMEOUT_S = 30.0
-SHELL_MAX_TIMEOUT_S = 600.0
+SHELL_MAX_TIMEOUT_S = MAX_SHELL_TIMEOUT_S
 HTTP_DEFAULT_TIMEOUT_S = 10.0
-HTTP_MAX_TIMEOUT_S = 600.0
+HTTP_MAX_TIMEOUT_S = MAX_HTTP_TIMEOUT_S
 # The runner's own credential is not handed to the commands it runs.
 TOKEN_ENV_VAR = "AGENTPLANE_RUNNER_TOKEN"  # noqa: S105 - a name, not a secret
 HTTP_HEADERS_KEPT = (

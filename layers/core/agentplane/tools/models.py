@@ -13,7 +13,7 @@ from agentplane.models import OutputModel
 # what a runner accepts, so an approved action is not refused later for its arguments.
 MAX_SHELL_TIMEOUT_S = 600.0
 MAX_HTTP_TIMEOUT_S = 600.0
-Path = Annotated[str, Field(min_length=1, max_length=1000)]
+WorkspacePath = Annotated[str, Field(min_length=1, max_length=1000)]
 CommandLine = Annotated[str, Field(min_length=1, max_length=10_000)]
 Argv = Annotated[
     list[Annotated[str, Field(max_length=10_000)]], Field(min_length=1, max_length=1000)
@@ -36,19 +36,19 @@ class ShellArgs(ToolArgs):
         ]
     )
     timeout_seconds: Annotated[float, Field(gt=0, le=MAX_SHELL_TIMEOUT_S)] = 30.0
-    cwd: Path = "."
+    cwd: WorkspacePath = "."
 
 
 class ReadFileArgs(ToolArgs):
     """`read_file`: a file of the runner's workspace."""
 
-    path: Path
+    path: WorkspacePath
 
 
 class WriteFileArgs(ToolArgs):
     """`write_file`: write (or append to) a file of the runner's workspace."""
 
-    path: Path
+    path: WorkspacePath
     content: Annotated[str, Field(max_length=1_000_000)]
     append: bool = False
 
