@@ -8,6 +8,7 @@ Each builder checks the status it expects and returns the new row as the API sho
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
 from agentplane.sessions import service as sessions
 from agentplane.sessions.models import SessionCreate
+from agentplane.tools.catalog import TOOL_NAMES
 from tests.support.api import NewUser, Org, User, ensure_known
 
 # What a proposal carries unless the test says otherwise.
@@ -70,10 +72,33 @@ async def create_agent(
     return agent
 
 
-async def new_agent(client: httpx.AsyncClient, org: Org, name: str = "scout") -> str:
-    """An agent in a new project of `org`."""
+async def allow_tools(
+    client: httpx.AsyncClient, agent_id: str, user: User, tools: Sequence[str]
+) -> dict[str, Any]:
+    """The agent's config, otherwise the default, with `tools` as its allowed_tools."""
+    resp = await client.put(
+        f"/agents/{agent_id}/config",
+        json={
+            "model": "",
+            "system_prompt": "",
+            "temperature": 0.7,
+            "connection_id": None,
+            "allowed_tools": list(tools),
+        },
+        headers=user.headers,
+    )
+    assert resp.status_code == 200, resp.text
+    config: dict[str, Any] = resp.json()
+    return config
+
+
+async def new_agent(
+    client: httpx.AsyncClient, org: Org, name: str = "scout", tools: Sequence[str] = TOOL_NAMES
+) -> str:
+    """An agent in a new project of `org`, allowed `tools` (every catalog tool)."""
     project_id = await create_project(client, org, f"p-{name}")
     agent_id: str = (await create_agent(client, project_id, org.owner, name))["id"]
+    await allow_tools(client, agent_id, org.owner, tools)
     return agent_id
 
 

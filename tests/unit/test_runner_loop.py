@@ -485,6 +485,23 @@ def test_the_subcommand_defaults() -> None:
     assert args.func is cmd_runner
 
 
+def test_the_private_network_is_closed_unless_the_flag_opens_it(
+    server: FakeServer, workspace: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert parse(["--server", "https://a.test"]).allow_private_network is False
+    args = parse(
+        ["--server", "https://a.test", "--workspace", str(workspace), "--allow-private-network"]
+    )
+    assert args.allow_private_network is True
+    http = httpx.Client(
+        transport=httpx.MockTransport(server.handle), base_url="https://agentplane.test"
+    )
+    with caplog.at_level("INFO", logger="agentplane.runner"):
+        execute(args, http, "not-the-token", metadata=METADATA)
+    # The banner reports what the toolbox it built was given.
+    assert "http_get (private network allowed)" in caplog.text
+
+
 @pytest.mark.parametrize(
     "argv",
     [

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -262,40 +264,229 @@ def _alive(pid: int) -> bool:
     return True
 
 
-# -- http_get (no sockets here: a MockTransport; the real thing is an integration test) --
+# -- http_get (no sockets here: a MockTransport and a fake resolver; a real server on
+# 127.0.0.1 is tests/integration/test_runner_http_get.py) -----------------------------
+
+PUBLIC = "93.184.215.14"
+
+
+def resolver(names: dict[str, list[str]]) -> Callable[[str, int], list[str]]:
+    def resolve(host: str, _port: int) -> list[str]:
+        if host not in names:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return names[host]
+
+    return resolve
+
+
+class Web:
+    """A MockTransport that records what reached it."""
+
+    def __init__(self, serve: Callable[[httpx.Request], httpx.Response]) -> None:
+        self.requests: list[httpx.Request] = []
+        self._serve = serve
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self._serve(request)
+
+    def box(self, workspace: Path, names: dict[str, list[str]], **options: Any) -> Toolbox:
+        return Toolbox(
+            workspace,
+            http_transport=httpx.MockTransport(self.handle),
+            resolver=resolver(names),
+            **options,
+        )
+
+
+def _ok(_request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, text="ok")
 
 
 def test_http_get_keeps_a_few_headers_and_truncates_the_body(workspace: Path) -> None:
     def serve(request: httpx.Request) -> httpx.Response:
-        assert request.url == "https://example.test/data?q=1"
         return httpx.Response(
             200,
             headers={"content-type": "text/plain", "x-secret-ish": "nope"},
             content=b"y" * (OUTPUT_LIMIT_BYTES + 5),
         )
 
-    box = Toolbox(workspace, http_transport=httpx.MockTransport(serve))
+    box = Web(serve).box(workspace, {"example.test": [PUBLIC]})
     result = run(box, "http_get", url="https://example.test/data?q=1")
     assert result.status == "succeeded"
     assert result.output["status_code"] == 200
+    assert result.output["url"] == "https://example.test/data?q=1"
     assert result.output["headers"]["content-type"] == "text/plain"
     assert "x-secret-ish" not in result.output["headers"]
     assert result.output["truncated"] is True
     assert len(result.output["body"]) == OUTPUT_LIMIT_BYTES
 
 
-def test_http_get_does_not_follow_redirects_and_fails_on_errors(workspace: Path) -> None:
+def test_http_get_connects_to_the_address_it_checked(workspace: Path) -> None:
+    # The name is resolved once and the request goes to that address, carrying the name
+    # in Host and (https) in the TLS SNI: a second lookup cannot swap in another address.
+    lookups: list[str] = []
+
+    def resolve(host: str, port: int) -> list[str]:
+        lookups.append(f"{host}:{port}")
+        return [PUBLIC]
+
+    web = Web(_ok)
+    box = Toolbox(workspace, http_transport=httpx.MockTransport(web.handle), resolver=resolve)
+    assert run(box, "http_get", url="https://Example.test:8443/data?q=1").status == "succeeded"
+    assert run(box, "http_get", url="http://example.test/").status == "succeeded"
+    assert lookups == ["example.test:8443", "example.test:80"]
+    secure, plain = web.requests
+    assert secure.url == f"https://{PUBLIC}:8443/data?q=1"
+    assert secure.headers["host"] == "example.test:8443"
+    assert secure.extensions["sni_hostname"] == "example.test"
+    assert plain.url == f"http://{PUBLIC}/"
+    assert plain.headers["host"] == "example.test"
+    assert "sni_hostname" not in plain.extensions
+
+
+def test_http_get_tries_the_next_checked_address_when_one_cannot_be_reached(
+    workspace: Path,
+) -> None:
     def serve(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/moved":
-            return httpx.Response(302, headers={"location": "https://elsewhere.test/"})
+        if request.url.host == PUBLIC:
+            raise httpx.ConnectError("unreachable", request=request)
+        return httpx.Response(200, text="from the second")
+
+    web = Web(serve)
+    box = web.box(workspace, {"example.test": [PUBLIC, "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]})
+    result = run(box, "http_get", url="http://example.test/")
+    assert (result.status, result.output["body"]) == ("succeeded", "from the second")
+    assert [r.url.host for r in web.requests] == [PUBLIC, "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]
+    assert web.requests[1].headers["host"] == "example.test"
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "127.8.9.10",
+        "[::1]",
+        "169.254.169.254",  # cloud metadata
+        "[fe80::1]",
+        "10.0.0.1",
+        "172.16.5.4",
+        "172.31.255.255",
+        "192.168.1.1",
+        "[fc00::1]",
+        "[fd12:3456::1]",
+        "0.0.0.0",  # noqa: S104 - a URL to refuse, not a bind
+        "[::]",
+        "224.0.0.1",
+        "[ff02::1]",
+        "240.0.0.1",
+        "255.255.255.255",
+        "100.64.0.1",  # shared address space (carrier NAT)
+        "[::ffff:127.0.0.1]",
+        "[::ffff:169.254.169.254]",
+        "[2002:7f00:1::]",  # 6to4 of 127.0.0.1
+    ],
+)
+def test_http_get_refuses_addresses_that_are_not_public(workspace: Path, host: str) -> None:
+    web = Web(_ok)
+    result = run(web.box(workspace, {}), "http_get", url=f"http://{host}/latest/meta-data")
+    assert result.status == "failed"
+    assert result.output["error"] == "address_not_allowed"
+    assert "--allow-private-network" in result.output["detail"]
+    assert web.requests == []
+
+
+def test_http_get_refuses_a_name_if_any_of_its_addresses_is_private(workspace: Path) -> None:
+    web = Web(_ok)
+    box = web.box(
+        workspace,
+        {
+            "intranet.test": ["10.1.2.3"],
+            "split.test": [PUBLIC, "192.168.0.7"],
+            "localhost": ["::1"],
+        },
+    )
+    for url in ("http://intranet.test/", "https://split.test/", "http://localhost:8000/"):
+        result = run(box, "http_get", url=url)
+        assert result.output["error"] == "address_not_allowed", url
+        assert "resolves to" in result.output["detail"]
+    assert "192.168.0.7" in run(box, "http_get", url="https://split.test/").output["detail"]
+    assert web.requests == []
+
+
+def test_allow_private_network_opens_them(workspace: Path) -> None:
+    web = Web(_ok)
+    box = web.box(workspace, {"intranet.test": ["10.1.2.3"]}, allow_private_network=True)
+    assert run(box, "http_get", url="http://127.0.0.1:8080/").status == "succeeded"
+    assert run(box, "http_get", url="http://intranet.test/").status == "succeeded"
+    assert [str(r.url) for r in web.requests] == ["http://127.0.0.1:8080/", "http://10.1.2.3/"]
+
+
+def test_http_get_checks_each_redirect_before_following_it(workspace: Path) -> None:
+    def serve(request: httpx.Request) -> httpx.Response:
+        targets = {
+            "/to-metadata": "http://169.254.169.254/latest/meta-data/",
+            "/to-intranet": "https://intranet.test/admin",
+            "/to-public": "/final",
+        }
+        if request.url.path in targets:
+            return httpx.Response(302, headers={"location": targets[request.url.path]})
+        return httpx.Response(200, text=f"at {request.headers['host']}{request.url.path}")
+
+    web = Web(serve)
+    box = web.box(workspace, {"example.test": [PUBLIC], "intranet.test": ["10.0.0.5"]})
+    for path, refused in [
+        ("/to-metadata", "http://169.254.169.254/latest/meta-data/"),
+        ("/to-intranet", "https://intranet.test/admin"),
+    ]:
+        result = run(box, "http_get", url=f"https://example.test{path}")
+        assert result.status == "failed"
+        assert result.output["error"] == "address_not_allowed"
+        assert result.output["url"] == refused
+    assert [r.url.path for r in web.requests] == ["/to-metadata", "/to-intranet"]
+
+    followed = run(box, "http_get", url="https://example.test/to-public")
+    assert followed.status == "succeeded"
+    assert followed.output["body"] == "at example.test/final"
+    assert followed.output["url"] == "https://example.test/final"
+
+
+def test_http_get_follows_at_most_five_redirects(workspace: Path) -> None:
+    def serve(request: httpx.Request) -> httpx.Response:
+        hop = int(request.url.path.strip("/") or 0)
+        return httpx.Response(307, headers={"location": f"/{hop + 1}"})
+
+    web = Web(serve)
+    result = run(
+        web.box(workspace, {"example.test": [PUBLIC]}), "http_get", url="http://example.test/"
+    )
+    assert result.status == "failed"
+    assert result.output["error"] == "too_many_redirects"
+    assert len(web.requests) == 6  # the URL and five redirects
+
+
+def test_http_get_fails_on_a_redirect_elsewhere_than_http(workspace: Path) -> None:
+    web = Web(lambda _r: httpx.Response(301, headers={"location": "file:///etc/passwd"}))
+    result = run(
+        web.box(workspace, {"example.test": [PUBLIC]}), "http_get", url="http://example.test/"
+    )
+    assert (result.status, result.output["error"]) == ("failed", "bad_redirect")
+
+
+def test_http_get_reports_a_name_that_does_not_resolve(workspace: Path) -> None:
+    web = Web(_ok)
+    result = run(web.box(workspace, {}), "http_get", url="https://nowhere.test/")
+    assert (result.status, result.output["error"]) == ("failed", "dns_error")
+    assert web.requests == []
+
+
+def test_http_get_fails_on_errors_and_timeouts(workspace: Path) -> None:
+    def serve(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/slow":
             raise httpx.ReadTimeout("slow", request=request)
         return httpx.Response(404, text="not here")
 
-    box = Toolbox(workspace, http_transport=httpx.MockTransport(serve))
-    moved = run(box, "http_get", url="https://example.test/moved")
-    assert moved.status == "succeeded"
-    assert moved.output["headers"]["location"] == "https://elsewhere.test/"
+    box = Web(serve).box(workspace, {"example.test": [PUBLIC]})
     missing = run(box, "http_get", url="https://example.test/missing")
     assert (missing.status, missing.output["body"]) == ("failed", "not here")
     slow = run(box, "http_get", url="https://example.test/slow", timeout_seconds=2)

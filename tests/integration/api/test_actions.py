@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
+from typing import Any
 
 import httpx
 import psycopg
@@ -15,7 +16,7 @@ from agentplane.actions.canonical import approval_message, payload_sha256
 from agentplane.actions.signing import public_key_from_jwk, verify_signature
 from agentplane.db.database import Database
 from agentplane.errors import ForbiddenError, ValidationProblemError
-from tests.support.api import MakeOrg, NewUser, assert_problem
+from tests.support.api import MakeOrg, NewUser, assert_problem, field_rules
 from tests.support.builders import PAYLOAD, new_agent, post_proposal, propose
 from tests.support.database import ProvisionedDatabase
 
@@ -43,7 +44,10 @@ async def test_propose_hashes_the_canonical_payload_and_retries_are_idempotent(
     # The same key with another payload is a conflict
     other = await client.post(
         f"/agents/{agent_id}/actions",
-        json={"payload": {"tool": "read_file", "args": {}}, "idempotency": "turn-1/call-1"},
+        json={
+            "payload": {"tool": "read_file", "args": {"path": "other.txt"}},
+            "idempotency": "turn-1/call-1",
+        },
         headers=org.member.headers,
     )
     assert_problem(other, 409)
@@ -246,11 +250,14 @@ async def test_audit_chain_verifies_and_names_a_tampered_row(
 async def test_the_hash_covers_the_payload_as_runners_will_receive_it(
     client: httpx.AsyncClient, make_org: MakeOrg
 ) -> None:
-    # jsonb spells some numbers differently from Python's json (1e16 -> 10000000000000000);
+    # jsonb spells some numbers differently from Python's json (1e2 -> 100, not 100.0);
     # the stored hash must match what a runner recomputes from the payload it is served.
     org = await make_org()
     agent_id = await new_agent(client, org)
-    payload = {"tool": "http_get", "args": {"n": 1e16, "x": 1.5, "big": 12345678901234567890}}
+    payload = {"tool": "http_get", "args": {"url": "https://example.test/", "timeout_seconds": 1e2}}
+    assert payload_sha256(payload) != payload_sha256(
+        {"tool": "http_get", "args": {"url": "https://example.test/", "timeout_seconds": 100}}
+    )
     resp = await client.post(
         f"/agents/{agent_id}/actions", json={"payload": payload}, headers=org.member.headers
     )
@@ -276,3 +283,36 @@ async def test_the_database_refuses_an_approval_without_a_signature(
         await approve_unsigned()
     assert isinstance(refused.value.__cause__, psycopg.errors.CheckViolation)
     assert "agent_actions_approval_signed" in str(refused.value.__cause__)
+
+
+async def test_a_proposal_must_name_an_allowed_catalog_tool(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    # Given an agent allowed only read_file and write_file
+    org = await make_org()
+    agent_id = await new_agent(client, org, tools=["read_file", "write_file"])
+    cases: list[tuple[dict[str, Any], list[tuple[str, str]]]] = [
+        # A tool no runner has, and one of the catalog the agent is not allowed
+        ({"tool": "rm_rf", "args": {}}, [("payload.tool", "known_tool")]),
+        ({"tool": "shell", "args": {"command": "id"}}, [("payload.tool", "allowed_tool")]),
+        # Arguments that miss the tool's schema name the argument
+        ({"tool": "read_file", "args": {}}, [("payload.args.path", "missing")]),
+        (
+            {"tool": "write_file", "args": {"path": "a", "content": 1, "mode": "x"}},
+            [("payload.args.content", "string_type"), ("payload.args.mode", "extra_forbidden")],
+        ),
+    ]
+    for payload, expected in cases:
+        # When a member proposes it, Then it is refused naming the field and the rule
+        body = assert_problem(
+            await post_proposal(client, agent_id, org.member, payload=payload), 422
+        )
+        assert field_rules(body) == expected, payload
+    # And nothing was queued, so nothing can be approved and signed
+    listed = await client.get(f"/actions?agent_id={agent_id}", headers=org.member.headers)
+    assert listed.json()["items"] == []
+    # While a catalog tool the agent is allowed, with fitting arguments, is proposed
+    ok = await post_proposal(
+        client, agent_id, org.member, payload={"tool": "read_file", "args": {"path": "a.txt"}}
+    )
+    assert ok.status_code == 201, ok.text

@@ -17,6 +17,7 @@ from agentplane.db.database import Database
 from agentplane.errors import ForbiddenError
 from agentplane.runtime import Runtime
 from agentplane.settings import Settings
+from agentplane.tools.catalog import TOOL_NAMES
 from tests.support.api import MakeOrg, NewUser, assert_problem, collect_pages, field_rules
 from tests.support.builders import (
     create_agent,
@@ -347,7 +348,16 @@ async def test_bad_config_names_the_field_and_changes_nothing(
         ({"allowed_tools": ["9lives"]}, [("allowed_tools.0", "string_pattern_mismatch")]),
         ({"allowed_tools": ["t" + "x" * 64]}, [("allowed_tools.0", "string_pattern_mismatch")]),
         ({"allowed_tools": [f"tool_{i}" for i in range(65)]}, [("allowed_tools", "too_long")]),
-        ({"allowed_tools": ["a", "b", "a"]}, [("allowed_tools", "value_error")]),
+        (
+            {"allowed_tools": ["read_file", "http_get", "read_file"]},
+            [("allowed_tools", "value_error")],
+        ),
+        # Only tools of the catalog (GET /tools): one no runner has is refused by name.
+        ({"allowed_tools": ["read_file", "rm_rf"]}, [("allowed_tools.1", "known_tool")]),
+        (
+            {"allowed_tools": ["http_get", "noop", "sudo"]},
+            [("allowed_tools.1", "known_tool"), ("allowed_tools.2", "known_tool")],
+        ),
         ({"model": "m" * 201}, [("model", "string_too_long")]),
         ({"connection_id": "not-a-uuid"}, [("connection_id", "uuid_parsing")]),
         ({"agent_id": str(uuid.uuid4())}, [("agent_id", "extra_forbidden")]),
@@ -357,8 +367,8 @@ async def test_bad_config_names_the_field_and_changes_nothing(
             await client.put(path, json={**CONFIG, **change}, headers=org.owner.headers), 422
         )
         assert field_rules(body) == expected, change
-    # The limits themselves are fine: 64 tools, each up to 64 characters.
-    at_limit = [f"t{i:02d}" + "x" * 61 for i in range(64)]
+    # Every tool of the catalog at once is fine.
+    at_limit = list(TOOL_NAMES)
     ok = await client.put(
         path, json={**CONFIG, "allowed_tools": at_limit}, headers=org.owner.headers
     )

@@ -24,6 +24,7 @@ from agentplane.db.crud import Table
 from agentplane.db.pagination import Page, PageRequest
 from agentplane.db.rows import Tx, fetch_all, fetch_one
 from agentplane.errors import ConflictError, ForbiddenError, NotFoundError, ProblemError
+from agentplane.tools.service import require_proposable
 
 actions = Table("agent_actions", Action, "action")
 Source = Literal["user", "brain", "workflow"]
@@ -65,10 +66,16 @@ async def action_events(tx: Tx, action_id: UUID) -> list[ActionEvent]:
     return await fetch_all(tx, ActionEvent, EVENTS, (action_id,))
 
 
-# The agent's organization, and the payload as jsonb hands it back (jsonb rewrites some
-# numbers, e.g. 1e16), since that is what runners receive and re-hash, in one round trip
+# The agent's organization and allowed tools, and the payload as jsonb hands it back
+# (jsonb rewrites some numbers, e.g. 1e16), since that is what runners receive and
+# re-hash, in one round trip
 # (test_actions.py::test_the_hash_covers_the_payload_as_runners_will_receive_it).
-AGENT_AND_PAYLOAD = "select organization_id, %s::jsonb from public.agents where id = %s"
+AGENT_AND_PAYLOAD = """
+select a.organization_id, %s::jsonb, coalesce(c.allowed_tools, '{}')
+  from public.agents a
+  left join public.agent_configs c on c.agent_id = a.id
+ where a.id = %s
+"""
 # A retry with the same key inserts nothing and reads the first action instead.
 PROPOSE = """
 insert into public.agent_actions
@@ -97,12 +104,15 @@ async def propose(
     message_id: UUID | None = None,
 ) -> tuple[Action, bool]:
     """Write a pending action; returns (action, created). A retry with the same key
-    returns the first action (created False); the same key with another payload is 409."""
+    returns the first action (created False); the same key with another payload is 409.
+    A tool outside the catalog or the agent's `allowed_tools`, or arguments that miss its
+    schema, are 422 (test_actions.py::test_a_proposal_must_name_an_allowed_catalog_tool)."""
     cur = await tx.execute(AGENT_AND_PAYLOAD, (Jsonb(payload.model_dump(mode="json")), agent_id))
     row = await cur.fetchone()
     if row is None:
         raise NotFoundError(f"agent {agent_id} not found")
     body: dict[str, Any] = row[1]
+    require_proposable(payload.tool, body.get("args", {}), row[2])
     digest = payload_sha256(body)
     created = await fetch_one(
         tx,

@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import AfterValidator, Field, StringConstraints
 
 from agentplane.models import Description, InputModel, LongText, Name, OutputModel
+from agentplane.tools.service import known_tool
 
 AgentStatus = Literal["active", "paused", "archived"]
 
@@ -30,8 +31,11 @@ def _unique_tools(tools: list[str]) -> list[str]:
     return tools
 
 
+# Only tools of the catalog: a name no runner has is refused (rule `known_tool`).
 AllowedTools = Annotated[
-    list[ToolName], Field(max_length=MAX_ALLOWED_TOOLS), AfterValidator(_unique_tools)
+    list[Annotated[ToolName, AfterValidator(known_tool)]],
+    Field(max_length=MAX_ALLOWED_TOOLS),
+    AfterValidator(_unique_tools),
 ]
 
 

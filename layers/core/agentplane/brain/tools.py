@@ -1,88 +1,36 @@
-"""The tools an agent's model may call: their JSON schemas (sent to the model) and the
-check of a call's arguments before it becomes a pending action.
+"""The tools an agent's model may call: their specs (sent to the model) and the check of
+a call's arguments before it becomes a pending action.
 
-These mirror the reference runner's tools (`agentplane.runner.tools`); the runner still
-checks everything again, and only runs what a person approved.
+Both come from the one catalog (`agentplane.tools.catalog`) the reference runner runs;
+the runner still checks everything again, and only runs what a person approved.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from agentplane.actions.models import ActionPayload
+from agentplane.tools.catalog import CATALOG, Tool
 
 
-class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class ShellArgs(_Args):
-    """`shell`: one command line, run in the runner's workspace."""
-
-    command: Annotated[str, Field(min_length=1, max_length=10_000)]
-    timeout_seconds: Annotated[float, Field(gt=0, le=3600)] | None = None
-    cwd: Annotated[str, Field(max_length=1000)] | None = None
-
-
-class ReadFileArgs(_Args):
-    """`read_file`: a file of the runner's workspace."""
-
-    path: Annotated[str, Field(min_length=1, max_length=1000)]
-
-
-class WriteFileArgs(_Args):
-    """`write_file`: write (or append to) a file of the runner's workspace."""
-
-    path: Annotated[str, Field(min_length=1, max_length=1000)]
-    content: Annotated[str, Field(max_length=1_000_000)]
-    append: bool = False
-
-
-class HttpGetArgs(_Args):
-    """`http_get`: fetch a URL from the runner's machine."""
-
-    url: Annotated[str, Field(pattern=r"^https?://\S+$", max_length=2000)]
-    timeout_seconds: Annotated[float, Field(gt=0, le=300)] | None = None
-
-
-@dataclass(frozen=True)
-class Tool:
-    """A tool as the model sees it, and the model of its arguments."""
-
-    name: str
-    description: str
-    args: type[_Args]
-
-    def spec(self) -> dict[str, Any]:
-        """The OpenAI `tools` entry."""
-        schema = self.args.model_json_schema()
-        schema.pop("title", None)
-        for prop in schema.get("properties", {}).values():
-            prop.pop("title", None)
-        return {
-            "type": "function",
-            "function": {"name": self.name, "description": self.description, "parameters": schema},
-        }
-
-
-CATALOG: dict[str, Tool] = {
-    tool.name: tool
-    for tool in (
-        Tool("shell", "Run a shell command on the user's machine, in the workspace.", ShellArgs),
-        Tool("read_file", "Read a text file of the workspace.", ReadFileArgs),
-        Tool("write_file", "Write text to a file of the workspace.", WriteFileArgs),
-        Tool("http_get", "Fetch a URL with HTTP GET from the user's machine.", HttpGetArgs),
-    )
-}
+def tool_spec(tool: Tool) -> dict[str, Any]:
+    """The OpenAI `tools` entry of a catalog tool."""
+    return {
+        "type": "function",
+        "function": {
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": tool.args_schema(),
+        },
+    }
 
 
 def tool_specs(allowed: list[str]) -> list[dict[str, Any]]:
     """The specs of the allowed tools that exist, in the order allowed."""
-    return [CATALOG[name].spec() for name in allowed if name in CATALOG]
+    return [tool_spec(CATALOG[name]) for name in allowed if name in CATALOG]
 
 
 class ToolCallRefusedError(Exception):

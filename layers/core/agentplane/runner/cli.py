@@ -35,8 +35,10 @@ Run approved actions of one agent on this machine. The runner claims actions the
 has approved, checks each one before running it (the payload's SHA-256, the server's
 Ed25519 approval signature, the approval's expiry, the agent) and runs only allowlisted
 tools: read_file, write_file and http_get inside --workspace, and shell when
---allow-shell is given. SIGINT/SIGTERM: finish the action in flight, hand back the
-claimed ones not started, close the session (a second signal aborts).
+--allow-shell is given. http_get reaches only public addresses (checked after DNS and on
+each redirect) unless --allow-private-network is given. SIGINT/SIGTERM: finish the
+action in flight, hand back the claimed ones not started, close the session (a second
+signal aborts).
 """
 
 
@@ -86,6 +88,12 @@ def add_runner_parser(subparsers: Any) -> None:
         "--allow-shell",
         action="store_true",
         help="enable the shell tool (off by default: it can do anything this user can)",
+    )
+    parser.add_argument(
+        "--allow-private-network",
+        action="store_true",
+        help="let http_get reach loopback, link-local (cloud metadata), private, multicast"
+        " and reserved addresses (off by default: they are this machine and its network)",
     )
     parser.add_argument(
         "--max",
@@ -191,7 +199,11 @@ def execute(
 ) -> int:
     """Run the runner over `http` (base_url: the server); the exit code."""
     client = RunnerClient(http, token)
-    toolbox = Toolbox(args.workspace, allow_shell=args.allow_shell)
+    toolbox = Toolbox(
+        args.workspace,
+        allow_shell=args.allow_shell,
+        allow_private_network=args.allow_private_network,
+    )
     options = RunnerOptions(
         max_claim=args.max,
         lease_seconds=args.lease_seconds,
@@ -215,7 +227,9 @@ def execute(
         __version__,
         args.server,
         toolbox.workspace,
-        "read_file, write_file, http_get" + (", shell" if args.allow_shell else ""),
+        "read_file, write_file, http_get"
+        + (" (private network allowed)" if toolbox.allow_private_network else "")
+        + (", shell" if args.allow_shell else ""),
     )
     restore = _install_signal_handlers(runner)
     try:

@@ -1,8 +1,9 @@
 """The runner's tools: an explicit allowlist, confined to one workspace directory.
 
-A tool first checks its arguments (unknown keys, wrong types, paths leaving the
-workspace: `bad_args`; a tool that is not on the list or not switched on:
-`tool_not_allowed`) and only then does anything. A human approved these exact
+The tools and their argument schemas are the catalog's (`agentplane.tools.catalog`), the
+same the server checked the proposal against. A tool first checks its arguments (the
+schema, then paths leaving the workspace: `bad_args`; a tool that is not in the catalog
+or not switched on: `tool_not_allowed`) and only then does anything. A human approved these exact
 arguments, so nothing is guessed, clamped or ignored.
 
 - `shell` (off unless allowed): `{"command": str | [str, ...], "timeout_seconds"?,
@@ -11,8 +12,11 @@ arguments, so nothing is guessed, clamped or ignored.
   command ends, so nothing it started outlives the action. Non-zero exit: failed.
 - `read_file` `{"path"}`: at most 128 KiB, decoded as UTF-8 (invalid bytes replaced).
 - `write_file` `{"path", "content", "append"?}`: parent directories created.
-- `http_get` `{"url", "timeout_seconds"?}`: no redirects followed (the approved URL is
-  the one fetched); a status of 400 or more is failed.
+- `http_get` `{"url", "timeout_seconds"?}`: only public addresses unless the runner was
+  started with --allow-private-network (loopback, link-local and cloud metadata, private,
+  unspecified, multicast and reserved are refused: `address_not_allowed`), checked for
+  every address the name resolves to, and again for each redirect (at most 5 followed);
+  the connection goes to the address that was checked. A status of 400 or more is failed.
 
 stdout, stderr and bodies keep their first 64 KiB with `"truncated": true`.
 """
@@ -20,29 +24,34 @@ stdout, stderr and bodies keep their first 64 KiB with `"truncated": true`.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import math
 import os
 import signal
+import socket
 import stat
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO, Any
 
 import httpx
+from pydantic import ValidationError
 
 from agentplane.runner.models import ActionRefusedError, ToolResult
+from agentplane.tools.catalog import CATALOG
+from agentplane.tools.models import MAX_HTTP_TIMEOUT_S, MAX_SHELL_TIMEOUT_S
 
 OUTPUT_LIMIT_BYTES = 64 * 1024
 # A result travels back in one request under the server's 1 MiB body limit; JSON can
 # escape a byte as six characters (\u0000), so 128 KiB of file always fits.
 READ_LIMIT_BYTES = 128 * 1024
 SHELL_DEFAULT_TIMEOUT_S = 30.0
-SHELL_MAX_TIMEOUT_S = 600.0
+SHELL_MAX_TIMEOUT_S = MAX_SHELL_TIMEOUT_S
 HTTP_DEFAULT_TIMEOUT_S = 10.0
-HTTP_MAX_TIMEOUT_S = 600.0
+HTTP_MAX_TIMEOUT_S = MAX_HTTP_TIMEOUT_S
 # The runner's own credential is not handed to the commands it runs.
 TOKEN_ENV_VAR = "AGENTPLANE_RUNNER_TOKEN"  # noqa: S105 - a name, not a secret
 HTTP_HEADERS_KEPT = (
@@ -55,6 +64,41 @@ HTTP_HEADERS_KEPT = (
 )
 # How long to wait for a killed command's pipes to close before giving up on them.
 _PIPE_GRACE_S = 2.0
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# (host, port) -> every address the host resolves to, as text.
+Resolver = Callable[[str, int], Sequence[str]]
+
+
+def resolve_host(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to for TCP, in the system resolver's order."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def is_public_address(address: IPAddress) -> bool:
+    """Whether http_get may reach `address` without --allow-private-network: not loopback,
+    link-local (169.254.0.0/16 holds cloud metadata; fe80::/10), private (10/8,
+    172.16/12, 192.168/16, fc00::/7), unspecified, multicast or reserved."""
+    if isinstance(address, ipaddress.IPv6Address):
+        # ::ffff:127.0.0.1 and 2002:7f00:1:: reach the IPv4 address inside them.
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is not None:
+            return is_public_address(embedded)
+    return address.is_global and not (
+        address.is_loopback
+        or address.is_link_local
+        or address.is_private
+        or address.is_unspecified
+        or address.is_multicast
+        or address.is_reserved
+    )
+
+
+class _AddressRefusedError(Exception):
+    """A URL whose host is, or resolves to, an address this runner may not reach."""
 
 
 def _bad_args(detail: str) -> ActionRefusedError:
@@ -70,6 +114,23 @@ def _check_keys(
         raise _bad_args(f"missing argument(s): {', '.join(missing)}")
     if unknown:
         raise _bad_args(f"unknown argument(s): {', '.join(unknown)}")
+
+
+def _check_schema(tool: str, args: Mapping[str, Any]) -> None:
+    # The catalog's schema first (what the server checked the proposal against), then
+    # each tool's own checks (the workspace, the network), which the schema cannot see.
+    try:
+        CATALOG[tool].args.model_validate(args)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_arg_of(err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+        )
+        raise _bad_args(f"arguments do not fit the {tool} schema: {problems}") from exc
+
+
+def _arg_of(loc: tuple[int | str, ...]) -> str:
+    # The argument a validation error is about (its first location), or `args`.
+    return str(loc[0]) if loc else "args"
 
 
 def _seconds(args: Mapping[str, Any], key: str, default: float, maximum: float) -> float:
@@ -147,27 +208,39 @@ def child_environment() -> dict[str, str]:
 
 
 class Toolbox:
-    """The allowlisted tools, bound to a workspace directory (created if missing)."""
+    """The allowlisted tools, bound to a workspace directory (created if missing).
+
+    `resolver` (host, port -> addresses) and `address_allowed` (what counts as public)
+    let a test stand in for DNS and the internet; `allow_private_network` skips the check.
+    """
 
     def __init__(
         self,
         workspace: Path,
         *,
         allow_shell: bool = False,
+        allow_private_network: bool = False,
         http_transport: httpx.BaseTransport | None = None,
+        resolver: Resolver = resolve_host,
+        address_allowed: Callable[[IPAddress], bool] = is_public_address,
         child_env: Mapping[str, str] | None = None,
     ) -> None:
         workspace.mkdir(parents=True, exist_ok=True)
         self.workspace = workspace.resolve()
         self.allow_shell = allow_shell
+        self.allow_private_network = allow_private_network
         self._http_transport = http_transport
+        self._resolver = resolver
+        self._address_allowed = address_allowed
         self._child_env = child_env
-        self._tools: dict[str, Callable[[Mapping[str, Any], float | None], ToolResult]] = {
+        handlers: dict[str, Callable[[Mapping[str, Any], float | None], ToolResult]] = {
             "shell": self._shell,
             "read_file": self._read_file,
             "write_file": self._write_file,
             "http_get": self._http_get,
         }
+        # The catalog says which tools exist; this runner has a handler for each.
+        self._tools = {name: handlers[name] for name in CATALOG}
 
     def run(self, payload: Any, *, time_limit: float | None = None) -> ToolResult:
         """Run an approved payload `{tool, args}`; raise ActionRefusedError before doing
@@ -190,6 +263,7 @@ class Toolbox:
             )
         if not isinstance(args, Mapping):
             raise _bad_args("args is not a JSON object")
+        _check_schema(tool, args)
         try:
             return self._tools[tool](args, time_limit)
         except OSError as exc:
@@ -349,37 +423,133 @@ class Toolbox:
         if time_limit is not None:
             timeout = min(timeout, time_limit)
         deadline = time.monotonic() + timeout
-        body = bytearray()
-        truncated = False
         try:
-            with (
-                httpx.Client(
-                    timeout=timeout, follow_redirects=False, transport=self._http_transport
-                ) as client,
-                client.stream("GET", url) as response,
-            ):
-                for chunk in response.iter_bytes():
-                    room = OUTPUT_LIMIT_BYTES - len(body)
-                    body += chunk[:room]
-                    if len(chunk) > room:
-                        truncated = True
-                        break
-                    # httpx's timeout is per read; this bounds a slow trickle too.
-                    if time.monotonic() > deadline:
-                        raise httpx.ReadTimeout("the response took too long", request=None)
+            with httpx.Client(
+                timeout=timeout, follow_redirects=False, transport=self._http_transport
+            ) as client:
+                # Redirects are followed here, not by httpx, so each one is checked first.
+                for _hop in range(MAX_REDIRECTS + 1):
+                    response = _send_pinned(client, url, self._checked_addresses(url))
+                    try:
+                        location = response.headers.get("location")
+                        if response.status_code in REDIRECT_STATUSES and location:
+                            url = _redirect_target(url, location)
+                            continue
+                        return _http_result(url, response, deadline)
+                    finally:
+                        response.close()
+        except _AddressRefusedError as exc:
+            return ToolResult(
+                "failed", {"error": "address_not_allowed", "detail": str(exc), "url": str(url)}
+            )
+        except _BadRedirectError as exc:
+            return ToolResult(
+                "failed", {"error": "bad_redirect", "detail": str(exc), "url": str(url)}
+            )
+        except socket.gaierror as exc:
+            return ToolResult(
+                "failed",
+                {"error": "dns_error", "detail": f"{url.host}: {exc.strerror}", "url": str(url)},
+            )
         except httpx.TimeoutException:
             return ToolResult("failed", {"error": "timeout", "timeout_seconds": timeout})
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             return ToolResult(
                 "failed", {"error": "http_error", "detail": f"{type(exc).__name__}: {exc}"}
             )
-        headers = {k: response.headers[k] for k in HTTP_HEADERS_KEPT if k in response.headers}
         return ToolResult(
-            "succeeded" if response.status_code < 400 else "failed",
+            "failed",
             {
-                "status_code": response.status_code,
-                "headers": headers,
-                "body": _text(body, response.encoding or "utf-8"),
-                "truncated": truncated,
+                "error": "too_many_redirects",
+                "detail": f"more than {MAX_REDIRECTS} redirects",
+                "url": str(url),
             },
         )
+
+    def _checked_addresses(self, url: httpx.URL) -> list[IPAddress]:
+        """The addresses to connect to for `url`, in order: every address its host resolves
+        to must be allowed (one bad answer refuses the URL: which one a connection would
+        use is the resolver's choice)."""
+        host = url.raw_host.decode("ascii")
+        try:
+            addresses: list[IPAddress] = [ipaddress.ip_address(host)]
+            what = f"{host} is"
+        except ValueError:
+            port = url.port or (443 if url.scheme == "https" else 80)
+            addresses = [ipaddress.ip_address(a) for a in self._resolver(host, port)]
+            what = f"{host} resolves to"
+        if not addresses:
+            raise socket.gaierror(socket.EAI_NONAME, "the name has no address")
+        refused = [a for a in addresses if not self._address_allowed(a)]
+        if refused and not self.allow_private_network:
+            raise _AddressRefusedError(
+                f"{what} {', '.join(str(a) for a in refused)}, not a public address"
+                " (loopback, link-local, private, unspecified, multicast or reserved);"
+                " the runner reaches those only with --allow-private-network"
+            )
+        return addresses
+
+
+class _BadRedirectError(Exception):
+    """A redirect to something that is not an absolute http(s) URL."""
+
+
+def _redirect_target(url: httpx.URL, location: str) -> httpx.URL:
+    try:
+        target = url.join(location)
+    except httpx.InvalidURL as exc:
+        raise _BadRedirectError(f"the Location {location!r} is not a URL: {exc}") from exc
+    if target.scheme not in ("http", "https") or not target.host:
+        raise _BadRedirectError(f"the Location {location!r} is not an http(s) URL")
+    return target
+
+
+def _send_pinned(
+    client: httpx.Client, url: httpx.URL, addresses: Sequence[IPAddress]
+) -> httpx.Response:
+    # Against DNS rebinding, the name is resolved once (`_checked_addresses`) and the
+    # request goes to a checked address: the URL carries the IP, so httpx does not
+    # resolve again, while the Host header, and for https the TLS SNI and certificate
+    # check (httpcore's `sni_hostname`), carry the name. Like socket.create_connection,
+    # the next address is tried when one cannot be connected to. The response is open
+    # (streamed): the caller closes it.
+    host = url.raw_host.decode("ascii")
+    extensions = {"sni_hostname": host} if url.scheme == "https" else {}
+    failure: httpx.ConnectError | None = None
+    for address in addresses:
+        request = client.build_request(
+            "GET",
+            url.copy_with(host=str(address)),
+            headers={"Host": url.netloc.decode("ascii")},
+            extensions=extensions,
+        )
+        try:
+            return client.send(request, stream=True)
+        except httpx.ConnectError as exc:
+            failure = exc
+    raise failure or httpx.ConnectError(f"{host} has no address to connect to")
+
+
+def _http_result(url: httpx.URL, response: httpx.Response, deadline: float) -> ToolResult:
+    body = bytearray()
+    truncated = False
+    for chunk in response.iter_bytes():
+        room = OUTPUT_LIMIT_BYTES - len(body)
+        body += chunk[:room]
+        if len(chunk) > room:
+            truncated = True
+            break
+        # httpx's timeout is per read; this bounds a slow trickle too.
+        if time.monotonic() > deadline:
+            raise httpx.ReadTimeout("the response took too long", request=response.request)
+    headers = {k: response.headers[k] for k in HTTP_HEADERS_KEPT if k in response.headers}
+    return ToolResult(
+        "succeeded" if response.status_code < 400 else "failed",
+        {
+            "status_code": response.status_code,
+            "url": str(url),
+            "headers": headers,
+            "body": _text(body, response.encoding or "utf-8"),
+            "truncated": truncated,
+        },
+    )

@@ -1,0 +1,1 @@
+"""The tool catalog: every tool a runner has, its arguments' schema, reversible or not."""

@@ -1,0 +1,70 @@
+"""The one catalog of tools: the reference runner runs these, the brain offers them to
+the model, proposals and agent configs are checked against them, `GET /tools` shows them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from agentplane.tools.models import (
+    HttpGetArgs,
+    ReadFileArgs,
+    ShellArgs,
+    ToolArgs,
+    ToolInfo,
+    WriteFileArgs,
+)
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A tool: its name, what the model is told it does, its arguments, reversible or not."""
+
+    name: str
+    description: str
+    args: type[ToolArgs]
+    reversible: bool
+
+    def args_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the arguments, without pydantic's titles."""
+        schema = self.args.model_json_schema()
+        schema.pop("title", None)
+        schema.pop("description", None)
+        for prop in schema.get("properties", {}).values():
+            prop.pop("title", None)
+        return schema
+
+    def info(self) -> ToolInfo:
+        """The catalog entry as `GET /tools` shows it."""
+        return ToolInfo(
+            name=self.name,
+            description=self.description,
+            reversible=self.reversible,
+            args_schema=self.args_schema(),
+        )
+
+
+# Reads change nothing, so they count as reversible; a write replaces what was there and
+# a command can do anything.
+CATALOG: dict[str, Tool] = {
+    tool.name: tool
+    for tool in (
+        Tool(
+            "shell",
+            "Run a shell command on the user's machine, in the workspace.",
+            ShellArgs,
+            reversible=False,
+        ),
+        Tool("read_file", "Read a text file of the workspace.", ReadFileArgs, reversible=True),
+        Tool(
+            "write_file", "Write text to a file of the workspace.", WriteFileArgs, reversible=False
+        ),
+        Tool(
+            "http_get",
+            "Fetch a URL with HTTP GET from the user's machine.",
+            HttpGetArgs,
+            reversible=True,
+        ),
+    )
+}
+TOOL_NAMES = tuple(CATALOG)

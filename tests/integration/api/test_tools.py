@@ -1,0 +1,44 @@
+"""GET /tools: the one catalog of tools, for any signed-in user."""
+
+from __future__ import annotations
+
+import httpx
+
+from agentplane.brain.tools import tool_specs
+from agentplane.tools.catalog import TOOL_NAMES
+from tests.support.api import NewUser, assert_problem
+
+
+async def test_any_signed_in_user_reads_the_catalog(
+    client: httpx.AsyncClient, new_user: NewUser
+) -> None:
+    # Given a user of no organization
+    user = new_user()
+    # When they read the catalog
+    resp = await client.get("/tools", headers=user.headers)
+    # Then every tool is there with its arguments' schema and whether it can be undone
+    assert resp.status_code == 200, resp.text
+    items = resp.json()["items"]
+    assert [tool["name"] for tool in items] == list(TOOL_NAMES)
+    by_name = {tool["name"]: tool for tool in items}
+    assert {name: tool["reversible"] for name, tool in by_name.items()} == {
+        "shell": False,
+        "read_file": True,
+        "write_file": False,
+        "http_get": True,
+    }
+    assert by_name["read_file"]["args_schema"] == {
+        "type": "object",
+        "properties": {"path": {"type": "string", "minLength": 1, "maxLength": 1000}},
+        "required": ["path"],
+        "additionalProperties": False,
+    }
+    # And the model is offered the same schemas
+    offered = {spec["function"]["name"]: spec["function"] for spec in tool_specs(list(TOOL_NAMES))}
+    for name, tool in by_name.items():
+        assert offered[name]["parameters"] == tool["args_schema"]
+        assert offered[name]["description"] == tool["description"]
+
+
+async def test_the_catalog_needs_a_signed_in_user(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get("/tools"), 401)
