@@ -6,8 +6,15 @@ import uuid
 
 import httpx
 
+from agentplane.tools.catalog import TOOL_NAMES
 from tests.support.api import MakeOrg, NewUser, assert_problem, collect_pages, ensure_known
-from tests.support.builders import approved_action, create_agent, create_project, propose
+from tests.support.builders import (
+    allow_tools,
+    approved_action,
+    create_agent,
+    create_project,
+    propose,
+)
 
 
 async def test_create_read_update_delete(client: httpx.AsyncClient, new_user: NewUser) -> None:
@@ -184,6 +191,8 @@ async def test_deleting_an_organization_takes_its_name_and_says_what_went(
         (await create_agent(client, project, org.owner, name))["id"]
         for project, name in ((first, "one"), (first, "two"), (second, "three"))
     ]
+    for agent_id in agents[:2]:
+        await allow_tools(client, agent_id, org.owner, TOOL_NAMES)
     await approved_action(client, agents[0], org)
     await propose(client, agents[1], org.member)
     path = f"/organizations/{org.id}"
