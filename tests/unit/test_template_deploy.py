@@ -1,0 +1,168 @@
+"""template.yaml as the SAM transform leaves it, checked for what CloudFormation and Lambda
+would refuse at deploy time.
+
+Lambda keeps a function's resource-based policy (one statement per
+AWS::Lambda::Permission on the function or its alias) under 20 KB; SAM writes one
+permission per HttpApi event, so routes declared as events outgrow it. The estimate here
+is each statement as Lambda stores it, with names as long as CloudFormation makes them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.support import sam_template
+
+pytest.importorskip("samtranslator", reason="needs aws-sam-translator (pip install it in .venv)")
+
+POLICY_LIMIT = 20 * 1024
+# Leave room for routes, schedules and stages to come.
+POLICY_BUDGET = POLICY_LIMIT // 2
+STACK = "agentplane-prod"
+API_ID = "a1b2c3d4e5"
+# CloudFormation names a resource <stack>-<logical id>-<12 or 13 random characters>.
+SUFFIX = "ABCDEFGHIJKLM"
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def transformed(request: pytest.FixtureRequest) -> dict[str, Any]:
+    env: str = request.param
+    return sam_template.transformed(sam_template.samconfig_parameters(env))
+
+
+def _physical(logical_id: str) -> str:
+    return f"{STACK}-{logical_id}-{SUFFIX}"[:140]
+
+
+def _names(resources: dict[str, Any]) -> dict[str, str]:
+    names = {
+        "AWS::Partition": "aws",
+        "AWS::Region": sam_template.REGION,
+        "AWS::AccountId": sam_template.ACCOUNT_ID,
+        "AWS::StackName": STACK,
+    }
+    for logical_id, resource in resources.items():
+        if resource["Type"] == "AWS::ApiGatewayV2::Api":
+            names[logical_id] = API_ID
+    return names
+
+
+def _granted_function(resources: dict[str, Any], name: Any) -> tuple[str, str]:
+    """(function logical id, qualifier) a permission's FunctionName points at."""
+    assert isinstance(name, dict), f"FunctionName {name!r}"
+    target = name["Ref"] if "Ref" in name else name["Fn::GetAtt"][0]
+    resource = resources[target]
+    if resource["Type"] == "AWS::Lambda::Alias":
+        return resource["Properties"]["FunctionName"]["Ref"], resource["Properties"]["Name"]
+    assert resource["Type"] == "AWS::Lambda::Function", target
+    return target, ""
+
+
+def _source_arn(resources: dict[str, Any], value: Any) -> str:
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        target = value["Fn::GetAtt"][0]
+        kind = resources[target]["Type"]
+        assert kind == "AWS::Events::Rule", f"SourceArn from a {kind}"
+        region, account = sam_template.REGION, sam_template.ACCOUNT_ID
+        return f"arn:aws:events:{region}:{account}:rule/{_physical(target)}"
+    return sam_template.resolve_sub(value, _names(resources))
+
+
+def resource_policies(transformed: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Function logical id -> the statements of its resource-based policy."""
+    resources = transformed["Resources"]
+    policies: dict[str, list[dict[str, Any]]] = {
+        logical_id: []
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::Lambda::Function"
+    }
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::Lambda::Permission":
+            continue
+        props = resource["Properties"]
+        function, qualifier = _granted_function(resources, props["FunctionName"])
+        arn = (
+            f"arn:aws:lambda:{sam_template.REGION}:{sam_template.ACCOUNT_ID}:function:"
+            f"{_physical(function)}"
+        ) + (f":{qualifier}" if qualifier else "")
+        statement: dict[str, Any] = {
+            "Sid": _physical(logical_id),
+            "Effect": "Allow",
+            "Principal": {"Service": props["Principal"]},
+            "Action": props["Action"],
+            "Resource": arn,
+        }
+        if "SourceArn" in props:
+            source = _source_arn(resources, props["SourceArn"])
+            statement["Condition"] = {"ArnLike": {"AWS:SourceArn": source}}
+        policies[function].append(statement)
+    return policies
+
+
+def policy_size(statements: list[dict[str, Any]]) -> int:
+    document = {"Version": "2012-10-17", "Id": "default", "Statement": statements}
+    return len(json.dumps(document, separators=(",", ":")))
+
+
+def test_the_transform_accepts_the_template(transformed: dict[str, Any]) -> None:
+    assert "Transform" not in transformed
+    assert {r["Type"] for r in transformed["Resources"].values()} >= {
+        "AWS::ApiGatewayV2::Api",
+        "AWS::Lambda::Function",
+        "AWS::StepFunctions::StateMachine",
+    }
+
+
+def test_each_function_grants_api_gateway_once(transformed: dict[str, Any]) -> None:
+    routed = {
+        name
+        for name in sam_template.template()["Resources"]["HttpApi"]["Properties"]["DefinitionBody"][
+            "components"
+        ]["x-amazon-apigateway-integrations"]
+    }
+    grants = {
+        function: sum(s["Principal"]["Service"] == "apigateway.amazonaws.com" for s in statements)
+        for function, statements in resource_policies(transformed).items()
+    }
+    assert grants == {function: int(function in routed) for function in grants}
+
+
+def test_api_gateway_may_invoke_every_route_of_the_api(transformed: dict[str, Any]) -> None:
+    for statements in resource_policies(transformed).values():
+        for statement in statements:
+            if statement["Principal"]["Service"] == "apigateway.amazonaws.com":
+                source = statement["Condition"]["ArnLike"]["AWS:SourceArn"]
+                assert source.endswith(f":{API_ID}/*"), source
+
+
+def test_every_resource_policy_stays_well_under_the_lambda_limit(
+    transformed: dict[str, Any],
+) -> None:
+    sizes = {f: policy_size(s) for f, s in resource_policies(transformed).items()}
+    too_big = {f: size for f, size in sizes.items() if size > POLICY_BUDGET}
+    assert too_big == {}, f"resource policies over {POLICY_BUDGET} bytes: {sizes}"
+
+
+def test_the_estimate_counts_one_statement_per_permission() -> None:
+    # Routes as HttpApi events: SAM writes one permission (one statement) per event.
+    source = sam_template.template()
+    api = source["Resources"]["HttpApi"]["Properties"]
+    paths = api.pop("DefinitionBody")["paths"]
+    function = source["Resources"]["ApiFunction"]["Properties"]
+    events = function.setdefault("Events", {})
+    for n, (path, operations) in enumerate(paths.items()):
+        for method in operations:
+            events[f"Route{n}{method.title()}"] = {
+                "Type": "HttpApi",
+                "Properties": {"ApiId": {"Ref": "HttpApi"}, "Method": method, "Path": path},
+            }
+    source["Resources"].pop("ApiFunctionApiPermission")
+    source["Resources"].pop("ActionsFunctionApiPermission", None)
+    parameters = sam_template.samconfig_parameters("prod")
+    statements = resource_policies(sam_template.transformed(parameters, source))["ApiFunction"]
+    routes = sum(len(operations) for operations in paths.values())
+    assert len(statements) == routes
+    assert policy_size(statements) > POLICY_LIMIT, "every route as an event no longer overflows"
