@@ -62,8 +62,59 @@ def packaged(source: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def condition(source: dict[str, Any], value: Any, parameters: dict[str, str]) -> bool:
+    """A condition (by name, or an Fn::Equals/Fn::Not/Fn::And/Fn::Or/Fn::Contains) with
+    these parameter values: what the Conditions and Rules sections here use."""
+    if isinstance(value, str):
+        return condition(source, source["Conditions"][value], parameters)
+    (function, arguments), *rest = value.items()
+    assert not rest, value
+    if function in ("Fn::Not", "Fn::And", "Fn::Or"):
+        results = [condition(source, argument, parameters) for argument in arguments]
+        return {"Fn::Not": not results[0], "Fn::And": all(results), "Fn::Or": any(results)}[
+            function
+        ]
+    if function == "Condition":
+        return condition(source, arguments, parameters)
+    if function in ("Fn::Equals", "Fn::Contains"):
+        left, right = (parameter_value(source, a, parameters) for a in arguments)
+        return left == right if function == "Fn::Equals" else right in left
+    raise AssertionError(f"unsupported condition {value!r}")
+
+
+def parameter_value(source: dict[str, Any], value: Any, parameters: dict[str, str]) -> Any:
+    """A literal, or a Ref to a parameter (its override or default; a list for a
+    CommaDelimitedList)."""
+    if not (isinstance(value, dict) and "Ref" in value):
+        return value
+    declared = source["Parameters"][value["Ref"]]
+    raw = parameters.get(value["Ref"], declared.get("Default"))
+    assert raw is not None, f"no value for parameter {value['Ref']}"
+    if declared["Type"] == "CommaDelimitedList":
+        return [item.strip() for item in str(raw).split(",")]
+    return str(raw)
+
+
+def language_extensions(source: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
+    """What the AWS::LanguageExtensions transform does to this template before SAM's: it
+    resolves the Fn::If of a DeletionPolicy or UpdateReplacePolicy."""
+    result = copy.deepcopy(source)
+    transforms = result.get("Transform", [])
+    result["Transform"] = [t for t in transforms if t != "AWS::LanguageExtensions"]
+    for resource in result["Resources"].values():
+        for attribute in ("DeletionPolicy", "UpdateReplacePolicy"):
+            policy = resource.get(attribute)
+            if isinstance(policy, dict):
+                name, when_true, when_false = policy["Fn::If"]
+                resource[attribute] = (
+                    when_true if condition(result, name, parameters) else when_false
+                )
+    return result
+
+
 def transformed(parameters: dict[str, str], source: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What the SAM transform makes of the template (or of `source`) with these parameters."""
+    """What the transforms (AWS::LanguageExtensions, then SAM's) make of the template (or
+    of `source`) with these parameters."""
     import boto3
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
@@ -77,7 +128,7 @@ def transformed(parameters: dict[str, str], source: dict[str, Any] | None = None
     }
     translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=REGION))
     result: dict[str, Any] = translator.translate(
-        packaged(template() if source is None else source),
+        packaged(language_extensions(template() if source is None else source, parameters)),
         parameter_values=values,
         # Only managed policies named without an ARN are looked up; the template has none.
         get_managed_policy_map=dict,

@@ -166,3 +166,109 @@ def test_the_estimate_counts_one_statement_per_permission() -> None:
     routes = sum(len(operations) for operations in paths.values())
     assert len(statements) == routes
     assert policy_size(statements) > POLICY_LIMIT, "every route as an event no longer overflows"
+
+
+# ---------------------------------------------------------------- releases
+
+
+def _resolve_if(transformed: dict[str, Any], value: Any, parameters: dict[str, str]) -> Any:
+    if isinstance(value, dict) and "Fn::If" in value:
+        name, when_true, when_false = value["Fn::If"]
+        chosen = when_true if sam_template.condition(transformed, name, parameters) else when_false
+        return _resolve_if(transformed, chosen, parameters)
+    return value
+
+
+@pytest.mark.parametrize(
+    ("env", "config"),
+    [("dev", "AllAtOnce"), ("prod", "Canary10Percent5Minutes")],
+)
+def test_api_gateway_calls_the_live_alias_and_codedeploy_shifts_it(env: str, config: str) -> None:
+    parameters = sam_template.samconfig_parameters(env)
+    result = sam_template.transformed(parameters)
+    resources = result["Resources"]
+    body = resources["HttpApi"]["Properties"]["Body"]
+    for name, integration in body["components"]["x-amazon-apigateway-integrations"].items():
+        alias = integration["uri"]["Fn::Sub"][1]["Alias"]["Ref"]
+        assert resources[alias]["Type"] == "AWS::Lambda::Alias"
+        assert resources[alias]["Properties"]["Name"] == "live"
+        assert resources[alias]["Properties"]["FunctionName"] == {"Ref": name}
+        group = resources[alias]["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]
+        deployment = resources[group["DeploymentGroupName"]["Ref"]]["Properties"]
+        name_of_config = _resolve_if(result, deployment["DeploymentConfigName"], parameters)
+        assert sam_template.resolve_sub(name_of_config, {}) == f"CodeDeployDefault.Lambda{config}"
+        assert deployment["AutoRollbackConfiguration"]["Enabled"] is True
+    for function, statements in resource_policies(result).items():
+        for statement in statements:
+            if statement["Principal"]["Service"] == "apigateway.amazonaws.com":
+                assert statement["Resource"].endswith(":live"), function
+
+
+@pytest.mark.parametrize(("env", "policy"), [("dev", "Delete"), ("prod", "Retain")])
+def test_every_function_logs_to_its_own_group_kept_in_prod(env: str, policy: str) -> None:
+    resources = sam_template.transformed(sam_template.samconfig_parameters(env))["Resources"]
+    groups = {
+        resource["Properties"]["LogGroupName"]["Fn::Sub"]: resource
+        for resource in resources.values()
+        if resource["Type"] == "AWS::Logs::LogGroup"
+    }
+    functions = [k for k, r in resources.items() if r["Type"] == "AWS::Lambda::Function"]
+    for function in functions:
+        assert f"/aws/lambda/${{{function}}}" in groups, function
+    for name, group in groups.items():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionInDays"}, name
+        assert (group["DeletionPolicy"], group["UpdateReplacePolicy"]) == (policy, policy), name
+
+
+# ---------------------------------------------------------------- parameter rules
+
+
+def _refused(parameters: dict[str, str]) -> list[str]:
+    """The AssertDescription of every Rules assertion these parameter values fail."""
+    source = sam_template.template()
+    failed = []
+    for rule in source["Rules"].values():
+        when = rule.get("RuleCondition")
+        if when is not None and not sam_template.condition(source, when, parameters):
+            continue
+        for assertion in rule["Assertions"]:
+            if not sam_template.condition(source, assertion["Assert"], parameters):
+                failed.append(assertion["AssertDescription"])
+    return failed
+
+
+PROD = {
+    **sam_template.samconfig_parameters("prod"),
+    "JwtIssuer": "https://abcdefghijklmnop.supabase.co/auth/v1",
+    "CorsAllowOrigins": "https://app.example.com,https://admin.example.com",
+}
+
+
+def test_dev_as_configured_passes_the_rules() -> None:
+    assert _refused(sam_template.samconfig_parameters("dev")) == []
+
+
+def test_prod_with_its_issuer_and_origins_passes_the_rules() -> None:
+    assert _refused(PROD) == []
+
+
+def test_prod_as_shipped_is_refused_until_its_placeholders_are_replaced() -> None:
+    refused = _refused(sam_template.samconfig_parameters("prod"))
+    assert any("JwtIssuer is still the placeholder" in r for r in refused), refused
+    assert any("CorsAllowOrigins is still the placeholder" in r for r in refused), refused
+
+
+def test_prod_refuses_the_placeholder_issuer() -> None:
+    placeholder = sam_template.samconfig_parameters("dev")["JwtIssuer"]
+    assert [r for r in _refused({**PROD, "JwtIssuer": placeholder}) if "JwtIssuer" in r]
+
+
+@pytest.mark.parametrize("origins", ["*", "https://app.example.com,*"])
+def test_prod_refuses_any_origin(origins: str) -> None:
+    refused = _refused({**PROD, "CorsAllowOrigins": origins})
+    assert refused == ['CorsAllowOrigins may not be "*" in prod; list the web client\'s origins.']
+
+
+def test_prod_takes_the_default_origins_as_any_origin() -> None:
+    parameters = {k: v for k, v in PROD.items() if k != "CorsAllowOrigins"}
+    assert len(_refused(parameters)) == 1

@@ -118,7 +118,11 @@ def test_every_integration_invokes_the_function_it_is_named_after() -> None:
         assert resources[name]["Type"] == "AWS::Serverless::Function"
         assert integration["type"] == "aws_proxy"
         assert integration["payloadFormatVersion"] == "2.0"
-        assert f"${{{name}." in integration["uri"]["Fn::Sub"], integration["uri"]
+        # The alias, so that CodeDeploy's traffic shifting applies to API traffic.
+        assert resources[name]["Properties"]["AutoPublishAlias"] == "live"
+        text, variables = integration["uri"]["Fn::Sub"]
+        assert text.endswith(":lambda:path/2015-03-31/functions/${Alias}/invocations")
+        assert variables == {"Alias": {"Ref": f"{name}.Alias"}}
 
 
 def test_every_route_declares_its_path_parameters() -> None:
