@@ -272,3 +272,113 @@ def test_prod_refuses_any_origin(origins: str) -> None:
 def test_prod_takes_the_default_origins_as_any_origin() -> None:
     parameters = {k: v for k, v in PROD.items() if k != "CorsAllowOrigins"}
     assert len(_refused(parameters)) == 1
+
+
+# ---------------------------------------------------------------- failure handling
+
+
+@pytest.fixture(scope="module")
+def prod() -> dict[str, Any]:
+    return sam_template.transformed(sam_template.samconfig_parameters("prod"))
+
+
+def _alarm_metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each metric an alarm reads: {Namespace, MetricName, Dimensions}."""
+    props = alarm["Properties"]
+    if "MetricName" in props:
+        return [{k: props[k] for k in ("Namespace", "MetricName", "Dimensions")}]
+    return [m["MetricStat"]["Metric"] for m in props["Metrics"] if "MetricStat" in m]
+
+
+def test_asynchronously_invoked_functions_send_failed_events_to_the_dlq(
+    prod: dict[str, Any],
+) -> None:
+    resources = prod["Resources"]
+    queue = {"Fn::GetAtt": ["AsyncFailureQueue", "Arn"]}
+    scheduled = {
+        target["Arn"]["Fn::GetAtt"][0]
+        for resource in resources.values()
+        if resource["Type"] == "AWS::Events::Rule"
+        for target in resource["Properties"]["Targets"]
+    }
+    # The mirror function also invokes itself asynchronously, one event per report.
+    assert scheduled == {"HeartbeatFunction", "MirrorFunction"}
+    configs = {
+        r["Properties"]["FunctionName"]["Ref"]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::EventInvokeConfig"
+    }
+    assert set(configs) == scheduled
+    for function, config in configs.items():
+        assert config["DestinationConfig"]["OnFailure"]["Destination"] == queue, function
+        role = resources[f"{function}Role"]["Properties"]["Policies"]
+        granted = [
+            s
+            for p in role
+            for s in p["PolicyDocument"]["Statement"]
+            if s["Action"] == "sqs:SendMessage"
+        ]
+        assert [s["Resource"] for s in granted] == [queue], function
+    for resource in resources.values():
+        if resource["Type"] == "AWS::Events::Rule":
+            for target in resource["Properties"]["Targets"]:
+                assert target["DeadLetterConfig"] == {"Arn": queue}
+    statements = resources["AsyncFailureQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in statements] == [{"Service": "events.amazonaws.com"}]
+
+
+def test_every_alarm_notifies_the_topic_about_something_that_exists(
+    prod: dict[str, Any],
+) -> None:
+    resources = prod["Resources"]
+    alarms = {k: r for k, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert alarms
+    for name, alarm in alarms.items():
+        props = alarm["Properties"]
+        assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert props["OKActions"] == [{"Ref": "AlarmTopic"}], name
+        assert props["TreatMissingData"] == "notBreaching", name
+        for metric in _alarm_metrics(alarm):
+            for dimension in metric["Dimensions"]:
+                value = dimension["Value"]
+                target = value["Ref"] if "Ref" in value else value["Fn::GetAtt"][0]
+                assert target in resources, f"{name}: {target}"
+
+
+def test_the_alarms_cover_api_errors_throttles_jobs_and_workflows(prod: dict[str, Any]) -> None:
+    resources = prod["Resources"]
+    watched = {
+        (m["Namespace"], m["MetricName"], json.dumps(m["Dimensions"][0]["Value"]))
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        for m in _alarm_metrics(r)
+    }
+    functions = [k for k, r in resources.items() if r["Type"] == "AWS::Lambda::Function"]
+    expected = {
+        ("AWS/ApiGateway", "5xx", '{"Ref": "HttpApi"}'),
+        ("AWS/ApiGateway", "Count", '{"Ref": "HttpApi"}'),
+        ("AWS/Lambda", "Errors", '{"Ref": "HeartbeatFunction"}'),
+        ("AWS/Lambda", "Errors", '{"Ref": "MirrorFunction"}'),
+        ("AWS/States", "ExecutionsFailed", '{"Ref": "WorkflowStateMachine"}'),
+        ("AWS/States", "ExecutionsTimedOut", '{"Ref": "WorkflowStateMachine"}'),
+        *(("AWS/Lambda", "Throttles", json.dumps({"Ref": f})) for f in functions),
+    }
+    assert expected <= watched, expected - watched
+
+
+@pytest.mark.parametrize(("email", "subscribed"), [("", False), ("ops@example.com", True)])
+def test_the_alarm_email_is_subscribed_only_when_given(email: str, subscribed: bool) -> None:
+    source = sam_template.template()
+    subscription = source["Resources"]["AlarmEmailSubscription"]
+    parameters = {**sam_template.samconfig_parameters("prod"), "AlarmEmail": email}
+    assert sam_template.condition(source, subscription["Condition"], parameters) is subscribed
+
+
+def test_the_runbook_explains_every_alarm() -> None:
+    runbook = (sam_template.ROOT / "docs" / "runbook.md").read_text()
+    alarms = [
+        name
+        for name, resource in sam_template.template()["Resources"].items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    ]
+    assert [name for name in alarms if f"`{name}`" not in runbook] == []
