@@ -10,6 +10,7 @@ is each statement as Lambda stores it, with names as long as CloudFormation make
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -198,6 +199,10 @@ def test_api_gateway_calls_the_live_alias_and_codedeploy_shifts_it(env: str, con
         name_of_config = _resolve_if(result, deployment["DeploymentConfigName"], parameters)
         assert sam_template.resolve_sub(name_of_config, {}) == f"CodeDeployDefault.Lambda{config}"
         assert deployment["AutoRollbackConfiguration"]["Enabled"] is True
+        # A canary that errs is rolled back without anyone watching.
+        watched = {a["Name"]["Ref"] for a in deployment["AlarmConfiguration"]["Alarms"]}
+        assert watched == {f"{name}LiveErrorsAlarm", "HttpApi5xxAlarm"}
+        assert "DEPLOYMENT_STOP_ON_ALARM" in deployment["AutoRollbackConfiguration"]["Events"]
     for function, statements in resource_policies(result).items():
         for statement in statements:
             if statement["Principal"]["Service"] == "apigateway.amazonaws.com":
@@ -341,8 +346,12 @@ def test_every_alarm_notifies_the_topic_about_something_that_exists(
         for metric in _alarm_metrics(alarm):
             for dimension in metric["Dimensions"]:
                 value = dimension["Value"]
-                target = value["Ref"] if "Ref" in value else value["Fn::GetAtt"][0]
-                assert target in resources, f"{name}: {target}"
+                if "Fn::Sub" in value:
+                    targets = re.findall(r"\$\{([^}.]+)[^}]*\}", value["Fn::Sub"])
+                else:
+                    targets = [value["Ref"] if "Ref" in value else value["Fn::GetAtt"][0]]
+                for target in targets:
+                    assert target in resources, f"{name}: {target}"
 
 
 def test_the_alarms_cover_api_errors_throttles_jobs_and_workflows(prod: dict[str, Any]) -> None:
@@ -357,6 +366,8 @@ def test_the_alarms_cover_api_errors_throttles_jobs_and_workflows(prod: dict[str
     expected = {
         ("AWS/ApiGateway", "5xx", '{"Ref": "HttpApi"}'),
         ("AWS/ApiGateway", "Count", '{"Ref": "HttpApi"}'),
+        ("AWS/Lambda", "Errors", '{"Ref": "ApiFunction"}'),
+        ("AWS/Lambda", "Errors", '{"Ref": "ActionsFunction"}'),
         ("AWS/Lambda", "Errors", '{"Ref": "HeartbeatFunction"}'),
         ("AWS/Lambda", "Errors", '{"Ref": "MirrorFunction"}'),
         ("AWS/States", "ExecutionsFailed", '{"Ref": "WorkflowStateMachine"}'),
