@@ -39,7 +39,7 @@ integration: install ## only the tests against a real PostgreSQL
 e2e: install ## only the end-to-end tests (real processes)
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
-lint: install cfn-lint ## ruff lint and format check, cfn-lint
+lint: install cfn-lint ## ruff lint and format check, cfn-lint, sam validate --lint (if installed)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -50,8 +50,16 @@ format: install ## apply ruff's fixes and formatting
 typecheck: install ## mypy (strict) over the layer
 	$(BIN)/mypy
 
-cfn-lint: install ## lint the SAM template
+cfn-lint: install ## lint the SAM template (and `sam validate --lint` if the SAM CLI is installed)
 	$(BIN)/cfn-lint template.yaml
+	@# The SAM CLI is slow to install, so lint only uses it when `make build` (or
+	@# `make $(SAM_VENV)/bin/sam`) has put it there. Needs neither credentials nor network.
+	@if [ -x $(SAM_VENV)/bin/sam ]; then \
+	  echo "$(SAM_VENV)/bin/sam validate --lint --region us-east-1"; \
+	  SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --region us-east-1 --template template.yaml; \
+	else \
+	  echo "sam validate skipped: no SAM CLI in $(SAM_VENV) (run 'make $(SAM_VENV)/bin/sam' to install it)"; \
+	fi
 
 bench: install ## benchmarks: prints a table, writes JSON to bench/results/
 	$(BIN)/python -m bench
