@@ -88,6 +88,35 @@ def test_handler_on_event(event_file: str, fresh_db: ProvisionedDatabase, tmp_pa
             assert headers["content-type"] == "application/problem+json"
 
 
+def test_a_heartbeat_that_reaps_nothing_emits_its_metrics_and_no_log_line(
+    fresh_db: ProvisionedDatabase, tmp_path: Path
+) -> None:
+    # Given nothing stale, when the schedule fires
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agentplane.invoke",
+            "heartbeat",
+            str(EVENTS / "heartbeat_schedule.json"),
+            "--output",
+            str(tmp_path / "result.json"),
+        ],
+        cwd=ROOT,
+        env=_env(fresh_db, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    # Then stdout (CloudWatch's) holds the metrics, each zero, and no log line
+    (emitted,) = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert "message" not in emitted, emitted
+    assert emitted["SessionsReaped"] == [0.0]
+    assert emitted["ApprovalsExpired"] == [0.0]
+
+
 @pytest.mark.parametrize(
     "event_file", ["api_get_me.json", "heartbeat_schedule.json", "mirror_nightly.json"]
 )

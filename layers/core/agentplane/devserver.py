@@ -117,8 +117,8 @@ async def _serve_with_cron(server: Any, runtime: Runtime, interval: float) -> No
             except Exception:
                 logger.exception("heartbeat cron failed")
                 continue
-            if any(vars(result).values()):
-                logger.info("heartbeat cron reaped", extra=vars(result))
+            if changed := result.changed():
+                logger.info("heartbeat cron reaped", extra=changed)
 
     task = asyncio.create_task(cron())
     try:
