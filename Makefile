@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 .PHONY: help install dev test unit integration e2e lint format typecheck cfn-lint bench build invoke openapi clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[A-Za-z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "agentplane needs Python 3.11 or newer (set PYTHON=...)")'
