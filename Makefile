@@ -6,6 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+PORT ?= 8000
 
 .DEFAULT_GOAL := help
 .PHONY: help install dev test unit integration e2e lint format typecheck cfn-lint bench build invoke openapi clean
@@ -24,8 +25,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP) ## create .venv and install agentplane with its dev tools
 
-dev: install ## embedded PostgreSQL + migrations + demo data + every route on http://127.0.0.1:8000
-	$(BIN)/agentplane dev
+dev: install ## embedded PostgreSQL + migrations + demo data + every route on http://127.0.0.1:8000 (PORT=8001 for another)
+	$(BIN)/agentplane dev --port $(PORT)
 
 test: install lint typecheck ## lint, type-check and run every test (starts its own PostgreSQL)
 	$(BIN)/pytest $(PYTEST_ARGS)
