@@ -35,3 +35,18 @@ def test_make_help_lists_every_phony_target() -> None:
     ).stdout
     listed = [line.split()[0] for line in out.splitlines() if line.strip()]
     assert sorted(listed) == sorted(_phony())
+
+
+def _prerequisites(target: str) -> list[str]:
+    (line,) = re.findall(rf"^{re.escape(target)}:([^#\n]*)", MAKEFILE, flags=re.MULTILINE)
+    return line.split()
+
+
+def test_make_dev_installs_only_what_the_server_needs() -> None:
+    # The dev tools take longer to install than everything else together: `make dev`
+    # goes without them; the targets that run them install them.
+    assert _prerequisites("dev") == ["install-local"]
+    for target in ("test", "unit", "integration", "e2e", "lint", "typecheck", "cfn-lint"):
+        assert "install" in _prerequisites(target), target
+    assert "'.[local]'" in MAKEFILE
+    assert "'.[dev]'" in MAKEFILE
