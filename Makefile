@@ -1,31 +1,43 @@
 # agentplane: every command a person runs. `make dev` and `make test` work on a fresh
 # clone with nothing but Python 3.11+: they create .venv and install on first use.
+# `make dev` installs only what the server needs; the test and lint targets add the
+# dev tools (a stamp file each, so a later `make test` adds them to a `make dev` venv).
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+LOCAL_STAMP := $(VENV)/.installed-local
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev test unit integration e2e lint format typecheck cfn-lint bench build invoke openapi clean
+.PHONY: help install-local install dev test unit integration e2e lint format typecheck cfn-lint bench build invoke openapi clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[A-Za-z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(BIN)/python:
+	@echo "==> creating $(VENV) with $(PYTHON)"
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "agentplane needs Python 3.11 or newer (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 
+$(LOCAL_STAMP): pyproject.toml | $(BIN)/python
+	@echo "==> installing agentplane and what the local server needs into $(VENV)"
+	$(BIN)/python -m pip install --progress-bar off -e '.[local]'
+	@touch $(LOCAL_STAMP)
+
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+	@echo "==> installing agentplane with its dev tools (tests, ruff, mypy, cfn-lint) into $(VENV)"
+	$(BIN)/python -m pip install --progress-bar off -e '.[dev]'
+	@touch $(STAMP) $(LOCAL_STAMP)
 
-install: $(STAMP) ## create .venv and install agentplane with its dev tools
+install-local: $(LOCAL_STAMP) ## create .venv and install agentplane with what `make dev` needs
 
-dev: install ## embedded PostgreSQL + migrations + demo data + every route on http://127.0.0.1:8000
-	$(BIN)/agentplane dev
+install: $(STAMP) ## create .venv and install agentplane with its dev tools (tests, lint, types)
+
+dev: install-local ## embedded PostgreSQL + migrations + demo data + every route on http://127.0.0.1:8000 (PORT=8001 for another)
+	$(BIN)/agentplane dev --port $(PORT)
 
 test: install lint typecheck ## lint, type-check and run every test (starts its own PostgreSQL)
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -78,10 +90,10 @@ build: $(SAM_VENV)/bin/sam ## sam build of every function and the layer (no cont
 	echo "building with $$py312"; \
 	PATH="$$(dirname "$$py312"):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --cached --parallel
 
-invoke: install ## run a handler in-process on an event: make invoke FN=api EVENT=events/api_get_health.json
+invoke: install-local ## run a handler in-process on an event: make invoke FN=api EVENT=events/api_get_health.json
 	$(BIN)/python -m agentplane.invoke $(FN) $(EVENT)
 
-openapi: install ## regenerate docs/openapi.json from the app
+openapi: install-local ## regenerate docs/openapi.json from the app
 	$(BIN)/agentplane openapi --output docs/openapi.json
 
 clean: ## remove the venv, caches and the local database

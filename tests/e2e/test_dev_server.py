@@ -4,11 +4,15 @@ and reuses its data on the next start."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.database import ProvisionedDatabase
 from tests.support.dev_server import STARTUP_DEADLINE_S, dev_server, stop
 
 pytestmark = pytest.mark.e2e
@@ -53,3 +57,35 @@ def test_dev_serves_health_and_a_working_token_then_stops_and_restarts(tmp_path:
         assert me.json()["organizations"] == organizations
         assert stop(server) == 0
     assert not _postgres_running(data_dir / "pgdata")
+
+
+def test_dev_on_a_busy_port_says_so_before_anything_else(
+    tmp_path: Path, fresh_db: ProvisionedDatabase
+) -> None:
+    # Given a port something already listens on
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+
+        # When `agentplane dev` is asked to serve on it
+        proc = subprocess.run(
+            [sys.executable, "-m", "agentplane.cli", "dev", "--port", str(port), "--no-seed"],
+            env={
+                **os.environ,
+                "DATABASE_URL": fresh_db.app_url,
+                "AGENTPLANE_MIGRATE_DATABASE_URL": fresh_db.admin_url,
+                "AGENTPLANE_DATA_DIR": str(tmp_path / "state"),
+            },
+            capture_output=True,
+            text=True,
+            timeout=STARTUP_DEADLINE_S,
+        )
+
+    # Then it exits at once with one line naming the port and how to pick another,
+    # before printing a banner or a token
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        f"agentplane dev: port {port} on 127.0.0.1 is already in use (another agentplane dev?);"
+        f" choose another with --port, e.g. make dev PORT={port + 1}"
+    ]
+    assert "AGENTPLANE_TOKEN" not in proc.stdout + proc.stderr
+    assert "serving on" not in proc.stdout

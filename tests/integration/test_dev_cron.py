@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+
+import pytest
 
 from agentplane.db.database import Database
 from agentplane.devserver import _serve_with_cron
@@ -33,3 +36,38 @@ async def test_the_cron_reaps_while_the_server_runs(settings: Settings, database
             "select status from public.agent_sessions where id = %s", (session_id,)
         )
         assert await cur.fetchone() == ("offline",)
+
+
+def _logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.INFO]
+
+
+async def test_a_cron_run_that_changes_nothing_logs_nothing(
+    settings: Settings, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given nothing stale: each run looks and finds nothing
+    await seed_demo(database)
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+
+    await _serve_with_cron(_Server(0.7), Runtime(settings, database), interval=0.1)
+
+    # Then the log stays quiet (no line per run, nor per service-role transaction)
+    assert _logged(caplog) == []
+
+
+async def test_a_cron_run_that_changes_something_logs_one_line_of_what(
+    settings: Settings, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    seed = await seed_demo(database)
+    await register_silent_session(database, seed.agent_id, silent_for_seconds=600)
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+
+    await _serve_with_cron(_Server(0.7), Runtime(settings, database), interval=0.1)
+
+    # One line, naming only the counts that are not zero; the later runs say nothing
+    (line,) = _logged(caplog)
+    assert line.getMessage() == "heartbeat cron reaped"
+    assert vars(line)["sessions_offline"] == 1
+    assert "leases_failed" not in vars(line)

@@ -28,10 +28,10 @@ EXPECTED: dict[str, tuple[str, dict[str, Any]]] = {
     "api_get_projects.json": ("api", {"statusCode": 200}),
     "heartbeat_schedule.json": ("heartbeat", {"sessions_offline": 0}),
     "mirror_nightly.json": ("mirror", {"queued": []}),
-    # An action that does not exist for the demo user.
-    "actions_post_approve.json": ("actions", {"statusCode": 404}),
-    # The sample carries a placeholder, not a live runner token.
-    "actions_post_runner_claim.json": ("actions", {"statusCode": 401}),
+    # invoke proposes a pending action of the demo agent for the sample to approve,
+    "actions_post_approve.json": ("actions", {"statusCode": 200}),
+    # and mints a runner token and registers a session for the claim (an empty queue).
+    "actions_post_runner_claim.json": ("actions", {"statusCode": 200}),
     "actions_get_signing_key.json": ("actions", {"statusCode": 200}),
     "mirror_async.json": ("mirror", {"status": "not_found"}),
 }
@@ -86,6 +86,40 @@ def test_handler_on_event(event_file: str, fresh_db: ProvisionedDatabase, tmp_pa
         assert headers["x-request-id"] == event["requestContext"]["requestId"]
         if result["statusCode"] >= 400:
             assert headers["content-type"] == "application/problem+json"
+        # and its body is printed as text, not base64
+        assert result["isBase64Encoded"] is False
+        json.loads(result["body"])
+    if event_file == "actions_post_approve.json":
+        assert json.loads(result["body"])["status"] == "approved"
+
+
+def test_a_heartbeat_that_reaps_nothing_emits_its_metrics_and_no_log_line(
+    fresh_db: ProvisionedDatabase, tmp_path: Path
+) -> None:
+    # Given nothing stale, when the schedule fires
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agentplane.invoke",
+            "heartbeat",
+            str(EVENTS / "heartbeat_schedule.json"),
+            "--output",
+            str(tmp_path / "result.json"),
+        ],
+        cwd=ROOT,
+        env=_env(fresh_db, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    # Then stdout (CloudWatch's) holds the metrics, each zero, and no log line
+    (emitted,) = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert "message" not in emitted, emitted
+    assert emitted["SessionsReaped"] == [0.0]
+    assert emitted["ApprovalsExpired"] == [0.0]
 
 
 @pytest.mark.parametrize(

@@ -67,8 +67,11 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
-    from agentplane.devserver import serve
+    from agentplane.devserver import serve, unusable_address
 
+    if (problem := unusable_address(args.host, args.port)) is not None:
+        print(f"agentplane dev: {problem}", file=sys.stderr)
+        return 1
     with database_urls(settings) as (urls, _):
         migrate(urls.migrate, load_migrations(settings.migrations_dir), progress=_say)
         serve(

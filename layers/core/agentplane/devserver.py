@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import shlex
+import socket
 from typing import Any
 
 from agentplane.auth.tokens import mint_token
@@ -37,6 +39,22 @@ async def _seed(settings: Settings, app_url: str) -> DemoSeed:
         return seed
     finally:
         await db.close()
+
+
+def unusable_address(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on (one line), or None when it can: bound and
+    released at once, before the database starts and a token is printed."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.create_server((host, port), family=family):
+            return None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return (
+                f"port {port} on {host} is already in use (another agentplane dev?);"
+                f" choose another with --port, e.g. make dev PORT={port + 1}"
+            )
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose --host or --port"
 
 
 def _banner(settings: Settings, seed: DemoSeed | None, base_url: str) -> str:
@@ -117,8 +135,8 @@ async def _serve_with_cron(server: Any, runtime: Runtime, interval: float) -> No
             except Exception:
                 logger.exception("heartbeat cron failed")
                 continue
-            if any(vars(result).values()):
-                logger.info("heartbeat cron reaped", extra=vars(result))
+            if changed := result.changed():
+                logger.info("heartbeat cron reaped", extra=changed)
 
     task = asyncio.create_task(cron())
     try:

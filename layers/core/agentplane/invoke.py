@@ -2,13 +2,23 @@
 
     python -m agentplane.invoke api events/api_get_health.json
 
-`REPLACE_WITH_TOKEN` in the event is replaced by a fresh local token for the demo user,
-so authorized routes work against the local database (DATABASE_URL, or the embedded one).
+Placeholders in the event are filled in against the local database (DATABASE_URL, or the
+embedded one), so the sample events reach real rows of the demo data:
+
+- `REPLACE_WITH_TOKEN`: a fresh user token for the demo user;
+- `REPLACE_WITH_RUNNER_TOKEN`: a new runner token of the demo agent;
+- `REPLACE_WITH_SESSION_ID`: an online session of that runner;
+- `REPLACE_WITH_ACTION_ID`: a new pending action of the demo agent, proposed for it.
+
+An HTTP result's base64 body is decoded before it is printed; a 5xx exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
+import binascii
 import importlib
 import json
 import os
@@ -20,6 +30,15 @@ from typing import Any
 
 FUNCTIONS = ("api", "actions", "heartbeat", "mirror", "workflows")
 TOKEN_PLACEHOLDER = "REPLACE_WITH_TOKEN"  # noqa: S105 (a placeholder, not a secret)
+RUNNER_TOKEN_PLACEHOLDER = "REPLACE_WITH_RUNNER_TOKEN"  # noqa: S105 (a placeholder)
+SESSION_PLACEHOLDER = "REPLACE_WITH_SESSION_ID"
+ACTION_PLACEHOLDER = "REPLACE_WITH_ACTION_ID"
+# The action REPLACE_WITH_ACTION_ID stands for: harmless, and what the sample approves.
+SAMPLE_ACTION = {"tool": "read_file", "args": {"path": "README.md"}}
+
+
+class EventFileError(Exception):
+    """The event file is missing or is not a JSON object; the message is one line."""
 
 
 @dataclass
@@ -44,13 +63,108 @@ class LocalContext:
         return 30_000
 
 
-def load_event(path: Path, token: str | None) -> dict[str, Any]:
-    """The event file, with the token placeholder filled in."""
-    text = path.read_text()
+def read_event_text(path: Path) -> str:
+    """The event file's text; EventFileError naming the file when it cannot be read."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise EventFileError(f"no event file {path} (the samples are in events/)") from None
+    except OSError as exc:
+        raise EventFileError(f"cannot read the event file {path}: {exc.strerror}") from None
+
+
+def load_event(
+    path: Path, token: str | None, values: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The event file, with the token placeholder (and any other in `values`) filled in."""
+    text = read_event_text(path)
     if token is not None:
         text = text.replace(TOKEN_PLACEHOLDER, token)
-    event: dict[str, Any] = json.loads(text)
+    for placeholder, value in (values or {}).items():
+        text = text.replace(placeholder, value)
+    try:
+        event = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EventFileError(
+            f"the event file {path} is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+    if not isinstance(event, dict):
+        raise EventFileError(f"the event file {path} is not a JSON object")
     return event
+
+
+async def demo_fixtures(app_url: str, placeholders: set[str]) -> dict[str, str]:
+    """Rows of the demo agent for the placeholders an event uses, made as its user and its
+    runner would make them: a runner token, an online session, a pending action."""
+    from agentplane.actions import service as actions
+    from agentplane.actions.models import DEFAULT_TTL_SECONDS, ActionPayload
+    from agentplane.agents import service as agents
+    from agentplane.agents.models import RunnerTokenCreate
+    from agentplane.auth.caller import Caller
+    from agentplane.auth.service import authenticate_runner
+    from agentplane.db.database import Database
+    from agentplane.seed import demo_caller, seed_demo
+    from agentplane.sessions import service as sessions
+    from agentplane.sessions.models import SessionCreate
+
+    values: dict[str, str] = {}
+    if not placeholders:
+        return values
+    db = Database(app_url, max_size=1)
+    try:
+        seed = await seed_demo(db)
+        if placeholders & {RUNNER_TOKEN_PLACEHOLDER, SESSION_PLACEHOLDER}:
+            async with db.transaction(demo_caller()) as tx:
+                created = await agents.create_runner_token(
+                    tx,
+                    seed.agent_id,
+                    RunnerTokenCreate(name="make invoke", expires_in_seconds=3600),
+                    default_lifetime_days=1,
+                )
+            values[RUNNER_TOKEN_PLACEHOLDER] = created.token
+            if SESSION_PLACEHOLDER in placeholders:
+                async with db.transaction(Caller.anon()) as tx:
+                    runner = await authenticate_runner(tx, created.token)
+                assert runner is not None
+                async with db.transaction(runner) as tx:
+                    session = await sessions.register(
+                        tx, seed.agent_id, created.id, SessionCreate(socket_id="make invoke")
+                    )
+                values[SESSION_PLACEHOLDER] = str(session.id)
+        if ACTION_PLACEHOLDER in placeholders:
+            async with db.transaction(demo_caller()) as tx:
+                action, _ = await actions.propose(
+                    tx,
+                    seed.agent_id,
+                    ActionPayload.model_validate(SAMPLE_ACTION),
+                    ttl_seconds=DEFAULT_TTL_SECONDS,
+                )
+            values[ACTION_PLACEHOLDER] = str(action.id)
+    finally:
+        await db.close()
+    return values
+
+
+def readable(result: Any) -> Any:
+    """An HTTP result with its base64 body decoded (when it is text), for printing."""
+    if isinstance(result, list):
+        return [readable(r) for r in result]
+    if not (isinstance(result, dict) and result.get("isBase64Encoded")):
+        return result
+    try:
+        body = base64.b64decode(str(result.get("body", "")), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return result  # binary: printed as it came
+    return {**result, "body": body, "isBase64Encoded": False}
+
+
+def server_errors(results: list[Any]) -> list[int]:
+    """The 5xx status codes among HTTP results."""
+    return [
+        r["statusCode"]
+        for r in results
+        if isinstance(r, dict) and isinstance(r.get("statusCode"), int) and r["statusCode"] >= 500
+    ]
 
 
 def invoke(function: str, event: dict[str, Any], repeat: int = 1) -> list[Any]:
@@ -86,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         "--repeat", type=int, default=1, help="invoke N times in one (warm) process; prints a list"
     )
     args = parser.parse_args(argv)
+    try:
+        # Before any database starts: a wrong path is one line, at once.
+        text = read_event_text(args.event)
+    except EventFileError as exc:
+        print(f"invoke: {exc}", file=sys.stderr)
+        return 2
     from agentplane.auth.tokens import mint_token
     from agentplane.cli import database_urls
     from agentplane.db.migrate import load_migrations, migrate
@@ -95,19 +215,30 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     token = mint_token(settings, DEMO_USER_ID, email=DEMO_EMAIL)
+    wanted = {
+        p for p in (RUNNER_TOKEN_PLACEHOLDER, SESSION_PLACEHOLDER, ACTION_PLACEHOLDER) if p in text
+    }
     with database_urls(settings) as (urls, _embedded):
         migrate(urls.migrate, load_migrations(settings.migrations_dir))
+        try:
+            event = load_event(args.event, token, asyncio.run(demo_fixtures(urls.app, wanted)))
+        except EventFileError as exc:
+            print(f"invoke: {exc}", file=sys.stderr)
+            return 2
         # What SAM would put in the function's environment: where its database is.
         os.environ["DATABASE_URL"] = urls.app
         get_settings.cache_clear()
         get_runtime.cache_clear()
-        results = invoke(args.function, load_event(args.event, token), repeat=args.repeat)
-    result = results[0] if args.repeat == 1 else results
+        results = invoke(args.function, event, repeat=args.repeat)
+    result = readable(results[0] if args.repeat == 1 else results)
     text = json.dumps(result, indent=2, default=str) + "\n"
     if args.output is not None:
         args.output.write_text(text)
     else:
         sys.stdout.write(text)
+    if failed := server_errors(results):
+        print(f"invoke: the handler answered {', '.join(map(str, failed))}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -173,10 +173,14 @@ class Database:
             await self._pool.putconn(conn)
 
     @asynccontextmanager
-    async def transaction(self, caller: Caller) -> AsyncIterator[Tx]:
-        """A transaction as `caller`: committed on success, rolled back on any error."""
+    async def transaction(self, caller: Caller, *, routine: bool = False) -> AsyncIterator[Tx]:
+        """A transaction as `caller`: committed on success, rolled back on any error.
+
+        A service-role transaction logs its reason: at info, or at debug when `routine`
+        (a schedule's run, so the log holds what it changed, not that it looked)."""
         if caller.role == "service_role":
-            logger.info("service-role transaction", extra={"reason": caller.reason})
+            log = logger.debug if routine else logger.info
+            log("service-role transaction", extra={"reason": caller.reason})
         user_id = caller.user_id
         first_seen = user_id is not None and user_id not in self._known_users
         try:
@@ -207,9 +211,10 @@ class Database:
                 self._known_users.clear()
             self._known_users.add(user_id)
 
-    def service(self, reason: str) -> AbstractAsyncContextManager[Tx]:
-        """A service-role transaction for a server job; `reason` is logged."""
-        return self.transaction(Caller.service(reason))
+    def service(self, reason: str, *, routine: bool = False) -> AbstractAsyncContextManager[Tx]:
+        """A service-role transaction for a server job; `reason` is logged (at debug when
+        `routine`: a scheduled job's every run)."""
+        return self.transaction(Caller.service(reason), routine=routine)
 
     async def ping(self) -> bool:
         """True when a connection answers `select 1`."""

@@ -40,10 +40,13 @@ REAPER_METRICS = {
 def heartbeat_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """EventBridge schedule: take silent sessions offline, requeue (or fail) lost leases,
     expire undecided proposals and unclaimed approvals; returns the counts."""
-    counts = run(reap(get_runtime().database)).as_counts()
+    result = run(reap(get_runtime().database))
+    counts = result.as_counts()
     for name, key in REAPER_METRICS.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts[key])
-    logger.info("heartbeat reaped", extra=counts)
+    # Every run has its metrics; a log line only when the run changed something.
+    if changed := result.changed():
+        logger.info("heartbeat reaped", extra=changed)
     return dict(counts)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from agentplane import __version__
+from agentplane.http.docs import install_docs
 from agentplane.http.middleware import BodyLimitMiddleware, CorrelationIdMiddleware
 from agentplane.http.problems import PROBLEM_RESPONSES, Problem, install_problem_handlers
 from agentplane.runtime import Runtime, get_runtime
@@ -34,8 +35,12 @@ def create_app(
         version=__version__,
         lifespan=lifespan,
         description="The control plane for remote AI agents.",
+        # Served by install_docs from local assets, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = rt
+    install_docs(app)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=rt.settings.max_body_bytes)
     app.add_middleware(CorrelationIdMiddleware)

@@ -34,6 +34,12 @@ async def current_user(
     """The verified user behind the bearer token; 401 otherwise."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise UnauthorizedError("an 'Authorization: Bearer <token>' header is required")
+    if credentials.credentials.startswith(RUNNER_TOKEN_PREFIX):
+        # Not a JWT at all: say what it is rather than that it does not decode.
+        raise UnauthorizedError(
+            "this is a runner token (aprt_...): it works only on the runner routes;"
+            " user routes need a user token (a JWT)"
+        )
     claims = runtime.verifier.verify(credentials.credentials)
     return Caller.user(claims)
 

@@ -59,9 +59,31 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _malformed_json(err: dict[str, Any], document: Any) -> dict[str, Any]:
+    """FastAPI reports a body that does not parse at ("body", <offset>): name the body,
+    and say where it broke as a line and column a person can find."""
+    reason = str(err.get("ctx", {}).get("error", "it does not parse"))
+    where = ""
+    offset = err.get("loc", ("body",))[-1]
+    if isinstance(offset, int) and isinstance(document, str | bytes):
+        text = document if isinstance(document, str) else document.decode("utf-8", "replace")
+        line = text.count("\n", 0, offset) + 1
+        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        where = f" at line {line}, column {column}"
+    return {
+        "field": "body",
+        "in": "body",
+        "rule": "json_invalid",
+        "message": f"the body is malformed JSON: {reason}{where}",
+    }
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            errors.append(_malformed_json(err, exc.body))
+            continue
         loc = [str(p) for p in err.get("loc", ())]
         errors.append(
             {

@@ -56,6 +56,10 @@ class ReapResult:
         """The counts by name, as the heartbeat function returns them."""
         return asdict(self)
 
+    def changed(self) -> dict[str, int]:
+        """Only the counts that are not zero: what a log line reports (empty: nothing)."""
+        return {name: count for name, count in asdict(self).items() if count}
+
 
 # One batch: (how many rows it picked, what it changed).
 Batch = Callable[[Tx], Awaitable[tuple[int, ReapResult]]]
@@ -65,8 +69,9 @@ async def _drain(db: Database, reason: str, batch: int, step: Batch) -> ReapResu
     """Run `step` in fresh transactions until a batch picks fewer than `batch` rows."""
     total = ReapResult()
     while True:
-        # Server job: the reaper acts for no user, across every organization.
-        async with db.service(reason) as tx:
+        # Server job: the reaper acts for no user, across every organization. It runs every
+        # 30 s to a minute, so its transactions log at debug; its caller logs what changed.
+        async with db.service(reason, routine=True) as tx:
             picked, changed = await step(tx)
         total += changed
         if picked < batch:
