@@ -9,16 +9,18 @@ from __future__ import annotations
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
-from agentplane.actions.signing import ApprovalSigner
-from agentplane.auth.tokens import TokenVerifier
 from agentplane.db.database import Database
 from agentplane.db.urls import DatabaseNotConfiguredError, urls_from_settings
 from agentplane.settings import Settings, get_settings
-from agentplane.vault.crypto import KmsWrapper, LocalKeyring
-from agentplane.vault.service import Vault
 
-if TYPE_CHECKING:  # httpx is imported on the first turn, not on every cold start
+# Imported where first used: a job function (the heartbeat) verifies no token, signs no
+# approval and opens no vault, so its cold start does not load JWT, Ed25519 or the vault's
+# crypto; httpx loads on the first turn.
+if TYPE_CHECKING:
+    from agentplane.actions.signing import ApprovalSigner
+    from agentplane.auth.tokens import TokenVerifier
     from agentplane.brain.provider import ChatClient
+    from agentplane.vault.service import Vault
 
 
 class SigningKeyNotConfiguredError(RuntimeError):
@@ -58,6 +60,8 @@ class Runtime:
     @cached_property
     def signer(self) -> ApprovalSigner:
         """The Ed25519 key approvals are signed with (Secrets Manager in AWS, local file)."""
+        from agentplane.actions.signing import ApprovalSigner
+
         s = self.settings
         if s.signing_key_secret_name:
             from aws_lambda_powertools.utilities import parameters
@@ -73,6 +77,9 @@ class Runtime:
     @cached_property
     def vault(self) -> Vault:
         """The BYOK vault: KMS in AWS (`AGENTPLANE_KMS_KEY_ID`), else the local keyring."""
+        from agentplane.vault.crypto import KmsWrapper, LocalKeyring
+        from agentplane.vault.service import Vault
+
         s = self.settings
         if s.kms_key_id:
             import boto3
@@ -99,6 +106,8 @@ class Runtime:
     @cached_property
     def verifier(self) -> TokenVerifier:
         """Verifies user tokens."""
+        from agentplane.auth.tokens import TokenVerifier
+
         return TokenVerifier(self.settings)
 
     async def close(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from uuid import UUID
 
 from psycopg import sql
@@ -19,12 +19,14 @@ from agentplane.actions.models import (
     ActionStatus,
     Refused,
 )
-from agentplane.actions.signing import ApprovalSigner
 from agentplane.db.crud import Table
 from agentplane.db.pagination import Page, PageRequest
 from agentplane.db.rows import Tx, fetch_all, fetch_one
 from agentplane.errors import ConflictError, ForbiddenError, NotFoundError, ProblemError
 from agentplane.tools.service import require_proposable
+
+if TYPE_CHECKING:  # the signer is handed in; the reaper, which signs nothing, skips Ed25519
+    from agentplane.actions.signing import ApprovalSigner
 
 actions = Table("agent_actions", Action, "action")
 Source = Literal["user", "brain", "workflow"]
