@@ -19,16 +19,29 @@ class DatabaseNotConfiguredError(RuntimeError):
     """No database URL, secret or embedded server is available."""
 
 
+def _secret(name: str) -> str:
+    # A secret whose value is a database URL (Powertools caches it for five minutes).
+    from aws_lambda_powertools.utilities import parameters
+
+    return str(parameters.get_secret(name, max_age=300))
+
+
+def migrator_url(settings: Settings) -> str | None:
+    """The migrator's own URL (`AGENTPLANE_MIGRATE_DATABASE_URL`, else the secret named by
+    `AGENTPLANE_MIGRATE_DATABASE_SECRET_NAME`), or None when it has none of its own."""
+    if settings.migrate_database_url:
+        return settings.migrate_database_url
+    if settings.migrate_database_secret_name:
+        return _secret(settings.migrate_database_secret_name)
+    return None
+
+
 def urls_from_settings(settings: Settings) -> DatabaseUrls | None:
     """The configured URLs, or None when local mode should start the embedded server."""
     if settings.database_url:
-        return DatabaseUrls(
-            app=settings.database_url,
-            migrate=settings.migrate_database_url or settings.database_url,
-        )
-    if settings.database_secret_name:
-        from aws_lambda_powertools.utilities import parameters
-
-        url = str(parameters.get_secret(settings.database_secret_name, max_age=300))
-        return DatabaseUrls(app=url, migrate=settings.migrate_database_url or url)
-    return None
+        direct = settings.database_url
+    elif settings.database_secret_name:
+        direct = _secret(settings.database_secret_name)
+    else:
+        return None
+    return DatabaseUrls(app=direct, migrate=migrator_url(settings) or direct)
