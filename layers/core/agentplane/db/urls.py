@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from psycopg.conninfo import make_conninfo
+
 from agentplane.settings import Settings
 
 
@@ -36,6 +38,12 @@ def migrator_url(settings: Settings) -> str | None:
     return None
 
 
+def through_proxy(url: str, proxy_host: str) -> str:
+    """`url` with its host (and port, if `proxy_host` is `host:port`) replaced."""
+    host, _, port = proxy_host.partition(":")
+    return make_conninfo(url, host=host, **({"port": port} if port else {}))
+
+
 def urls_from_settings(settings: Settings) -> DatabaseUrls | None:
     """The configured URLs, or None when local mode should start the embedded server."""
     if settings.database_url:
@@ -44,4 +52,8 @@ def urls_from_settings(settings: Settings) -> DatabaseUrls | None:
         direct = _secret(settings.database_secret_name)
     else:
         return None
-    return DatabaseUrls(app=direct, migrate=migrator_url(settings) or direct)
+    # Only the app goes through a proxy or pooler: migrations hold a session-level
+    # advisory lock, which a transaction pooler would not keep.
+    proxy = settings.database_proxy_host
+    app = through_proxy(direct, proxy) if proxy else direct
+    return DatabaseUrls(app=app, migrate=migrator_url(settings) or direct)
