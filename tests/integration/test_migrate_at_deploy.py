@@ -155,3 +155,24 @@ def test_the_migrator_secret_is_read_without_the_app_secret_existing(
         finally:
             parameters.clear_caches()
     assert not _ledger_exists(migrator_db)
+
+
+def test_a_missing_migrator_secret_is_one_line_and_exit_code_2(
+    clean_env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    clean_env.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    clean_env.setenv("AWS_ACCESS_KEY_ID", "testing")
+    clean_env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    clean_env.setenv("AGENTPLANE_MIGRATE_DATABASE_SECRET_NAME", "agentplane/test/not-created")
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+    with mock_aws():
+        try:
+            assert cli.main(["db", "migrate", "--dry-run"]) == 2
+        finally:
+            parameters.clear_caches()
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("agentplane: cannot read the database secret 'agentplane/test/not-")
+    assert len(err.splitlines()) == 1

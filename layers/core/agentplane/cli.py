@@ -11,7 +11,7 @@ from uuid import UUID
 from agentplane import __version__
 from agentplane.db.embedded import EmbeddedPostgres, as_role, start_embedded
 from agentplane.db.migrate import MigrationError, load_migrations, migrate, status
-from agentplane.db.urls import DatabaseUrls, migrator_url, urls_from_settings
+from agentplane.db.urls import DatabaseSecretError, DatabaseUrls, migrator_url, urls_from_settings
 from agentplane.settings import Settings, get_settings
 
 
@@ -283,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = get_settings()
     try:
         code: int = args.func(settings, args)
-    except MigrationError as exc:
+    except (MigrationError, DatabaseSecretError) as exc:
         print(f"agentplane: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -21,11 +21,19 @@ class DatabaseNotConfiguredError(RuntimeError):
     """No database URL, secret or embedded server is available."""
 
 
+class DatabaseSecretError(RuntimeError):
+    """A database secret could not be read (missing, no access, no region)."""
+
+
 def _secret(name: str) -> str:
     # A secret whose value is a database URL (Powertools caches it for five minutes).
     from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
-    return str(parameters.get_secret(name, max_age=300))
+    try:
+        return str(parameters.get_secret(name, max_age=300))
+    except GetParameterError as exc:
+        raise DatabaseSecretError(f"cannot read the database secret {name!r}: {exc}") from exc
 
 
 def migrator_url(settings: Settings) -> str | None:
