@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install-local install dev test unit integration e2e lint format typecheck cfn-lint bench build invoke openapi clean
+.PHONY: help install-local install dev test unit integration e2e lint format typecheck cfn-lint bench build deploy invoke openapi clean
 
 help: ## list the targets
 	@grep -E '^[A-Za-z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -89,6 +89,34 @@ build: $(SAM_VENV)/bin/sam ## sam build of every function and the layer (no cont
 	test -n "$$py312" || { echo "make build: no python3.12 found (the Lambda runtime); install one" >&2; exit 2; }; \
 	echo "building with $$py312"; \
 	PATH="$$(dirname "$$py312"):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --cached --parallel
+
+# `make deploy ENV=dev|prod`: build, migrate that stage's database, then deploy. Migrations
+# run first, so the new code never serves an old schema; the code still running meanwhile
+# must cope with the new one (expand, then contract: docs/runbook.md).
+ENV ?= dev
+ifneq ($(filter deploy,$(MAKECMDGOALS)),)
+  ifeq ($(filter dev prod,$(ENV)),)
+    $(error make deploy: ENV must be dev or prod (samconfig.toml's environments), not '$(ENV)')
+  endif
+endif
+# The migrator's credentials (the schema owner), never the app's: a URL in
+# AGENTPLANE_MIGRATE_DATABASE_URL wins, else this Secrets Manager secret.
+MIGRATE_SECRET_NAME ?= agentplane/$(ENV)/migrate-database-url
+# The region of samconfig.toml's stacks, where that secret lives.
+DEPLOY_REGION ?= us-east-1
+MIGRATE := AGENTPLANE_MIGRATE_DATABASE_SECRET_NAME="$(MIGRATE_SECRET_NAME)" \
+  AWS_DEFAULT_REGION="$(DEPLOY_REGION)" $(BIN)/agentplane db migrate
+
+# `install`, not `install-local`: boto3 (there with the dev tools) reads the secret.
+deploy: install ## build, migrate ENV's database as the migrator (dry-run list first), sam deploy --config-env ENV (ENV=dev|prod)
+	@test -x $(SAM_VENV)/bin/sam || { echo "make deploy: no SAM CLI in $(SAM_VENV); install it with 'make $(SAM_VENV)/bin/sam'" >&2; exit 2; }
+	$(MAKE) --no-print-directory build
+	@echo "==> migrations pending on $(ENV)"
+	$(MIGRATE) --dry-run
+	@echo "==> applying them"
+	$(MIGRATE)
+	@echo "==> deploying $(ENV)"
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam deploy --config-env $(ENV)
 
 invoke: install-local ## run a handler in-process on an event: make invoke FN=api EVENT=events/api_get_health.json
 	$(BIN)/python -m agentplane.invoke $(FN) $(EVENT)

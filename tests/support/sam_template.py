@@ -83,8 +83,14 @@ def condition(source: dict[str, Any], value: Any, parameters: dict[str, str]) ->
 
 
 def parameter_value(source: dict[str, Any], value: Any, parameters: dict[str, str]) -> Any:
-    """A literal, or a Ref to a parameter (its override or default; a list for a
-    CommaDelimitedList)."""
+    """A literal, a Ref to a parameter (its override or default; a list for a
+    CommaDelimitedList), or an Fn::Join of those."""
+    if isinstance(value, dict) and "Fn::Join" in value:
+        delimiter, items = value["Fn::Join"]
+        joined = parameter_value(source, items, parameters)
+        if joined is items:
+            joined = [parameter_value(source, item, parameters) for item in items]
+        return delimiter.join(joined)
     if not (isinstance(value, dict) and "Ref" in value):
         return value
     declared = source["Parameters"][value["Ref"]]

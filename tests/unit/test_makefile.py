@@ -50,3 +50,44 @@ def test_make_dev_installs_only_what_the_server_needs() -> None:
         assert "install" in _prerequisites(target), target
     assert "'.[local]'" in MAKEFILE
     assert "'.[dev]'" in MAKEFILE
+
+
+def _dry_run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "--no-print-directory", "-n", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_make_deploy_builds_then_migrates_then_deploys(env: str) -> None:
+    lines = _dry_run("deploy", f"ENV={env}").stdout.splitlines()
+
+    def first(needle: str) -> int:
+        return next(i for i, line in enumerate(lines) if needle in line)
+
+    build = first("sam build")
+    dry_run = first("agentplane db migrate --dry-run")
+    apply = next(
+        i for i, line in enumerate(lines) if line.rstrip().endswith("agentplane db migrate")
+    )
+    deploy = first("sam deploy")
+    assert build < dry_run < apply < deploy
+    assert lines[deploy].rstrip().endswith(f"sam deploy --config-env {env}")
+    # The migrator's own secret, for this stage; the app's secret is not passed.
+    secret = f'AGENTPLANE_MIGRATE_DATABASE_SECRET_NAME="agentplane/{env}/migrate-database-url"'
+    for i in (dry_run, apply):
+        assert secret in lines[i]
+        assert "AGENTPLANE_DATABASE_SECRET_NAME" not in lines[i].replace("MIGRATE_DATABASE", "")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_deploy_refuses_another_env() -> None:
+    result = _dry_run("deploy", "ENV=staging")
+    assert result.returncode != 0
+    assert "ENV must be dev or prod" in result.stderr
+    assert "sam" not in result.stdout

@@ -395,3 +395,101 @@ def test_the_runbook_explains_every_alarm() -> None:
         if resource["Type"] == "AWS::CloudWatch::Alarm"
     ]
     assert [name for name in alarms if f"`{name}`" not in runbook] == []
+
+
+# ---------------------------------------------------------------- connections
+
+
+def _functions(transformed: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: resource["Properties"]
+        for logical_id, resource in transformed["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::Function"
+    }
+
+
+def _number(value: Any, parameters: dict[str, str]) -> int:
+    return int(sam_template.parameter_value(sam_template.template(), value, parameters))
+
+
+def _connection_budget(
+    transformed: dict[str, Any], parameters: dict[str, str]
+) -> dict[str, tuple[int, int]]:
+    """Function (as the README names it) -> (reserved concurrency, pool size)."""
+    budget = {}
+    for logical_id, props in _functions(transformed).items():
+        reserved = _number(props["ReservedConcurrentExecutions"], parameters)
+        pool = _number(props["Environment"]["Variables"]["AGENTPLANE_DB_POOL_MAX_SIZE"], parameters)
+        budget[logical_id.removesuffix("Function").lower()] = (reserved, pool)
+    return budget
+
+
+def _readme_connections() -> list[list[str]]:
+    """The rows of the README's "Connections" table, cells stripped."""
+    readme = (sam_template.ROOT / "README.md").read_text()
+    section = readme.split("### Connections", 1)[1]
+    table = [line for line in section.split("\n\n") if line.startswith("| function |")]
+    assert len(table) == 1, "no connection table under ### Connections"
+    rows = table[0].splitlines()[2:]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_every_function_has_reserved_concurrency_and_a_small_pool(env: str) -> None:
+    parameters = sam_template.samconfig_parameters(env)
+    budget = _connection_budget(_transform(parameters), parameters)
+    assert set(budget) == {"api", "actions", "heartbeat", "mirror", "workflows"}
+    for function, (reserved, pool) in budget.items():
+        assert reserved >= 1, function
+        # One request at a time per instance: more than two connections is waste.
+        assert 1 <= pool <= 2, function
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_the_readme_says_how_many_connections_each_function_can_open(env: str) -> None:
+    parameters = sam_template.samconfig_parameters(env)
+    budget = _connection_budget(_transform(parameters), parameters)
+    *rows, total = _readme_connections()
+    table = {name: (int(r), int(p), int(m)) for name, r, p, m in rows}
+    assert table == {f: (r, p, r * p) for f, (r, p) in budget.items()}
+    assert total[0] == "total"
+    assert int(total[1]) == sum(r for r, _ in budget.values())
+    assert int(total[3]) == sum(r * p for r, p in budget.values())
+
+
+@pytest.mark.parametrize(
+    ("subnets", "groups"), [("", ""), ("subnet-0a1b2c3d,subnet-4e5f6a7b", "sg-0123abcd")]
+)
+def test_functions_join_the_vpc_only_when_subnets_are_given(subnets: str, groups: str) -> None:
+    parameters = {
+        **sam_template.samconfig_parameters("prod"),
+        "VpcSubnetIds": subnets,
+        "VpcSecurityGroupIds": groups,
+    }
+    result = _transform(parameters)
+    for function, props in _functions(result).items():
+        vpc = _resolve_if(result, props.get("VpcConfig"), parameters)
+        if not subnets:
+            assert vpc == {"Ref": "AWS::NoValue"}, function
+            continue
+        source = sam_template.template()
+        assert sam_template.parameter_value(source, vpc["SubnetIds"], parameters) == [
+            "subnet-0a1b2c3d",
+            "subnet-4e5f6a7b",
+        ], function
+        assert sam_template.parameter_value(source, vpc["SecurityGroupIds"], parameters) == [
+            "sg-0123abcd"
+        ], function
+
+
+@pytest.mark.parametrize("endpoint", ["", "agentplane.proxy-abc123.us-east-1.rds.amazonaws.com"])
+def test_the_functions_use_the_proxy_only_when_one_is_given(endpoint: str) -> None:
+    parameters = {**sam_template.samconfig_parameters("dev"), "DatabaseProxyEndpoint": endpoint}
+    result = _transform(parameters)
+    for function, props in _functions(result).items():
+        variables = props["Environment"]["Variables"]
+        host = _resolve_if(result, variables["AGENTPLANE_DATABASE_PROXY_HOST"], parameters)
+        expected = {"Ref": "DatabaseProxyEndpoint"} if endpoint else {"Ref": "AWS::NoValue"}
+        assert host == expected, function
+        # The direct secret stays: the proxy takes the same user, password and database.
+        assert variables["AGENTPLANE_DATABASE_SECRET_NAME"] == {"Ref": "DatabaseSecretName"}

@@ -11,7 +11,7 @@ from uuid import UUID
 from agentplane import __version__
 from agentplane.db.embedded import EmbeddedPostgres, as_role, start_embedded
 from agentplane.db.migrate import MigrationError, load_migrations, migrate, status
-from agentplane.db.urls import DatabaseUrls, urls_from_settings
+from agentplane.db.urls import DatabaseSecretError, DatabaseUrls, migrator_url, urls_from_settings
 from agentplane.settings import Settings, get_settings
 
 
@@ -40,17 +40,39 @@ def database_urls(settings: Settings) -> Iterator[tuple[DatabaseUrls, EmbeddedPo
         embedded.stop()
 
 
-def cmd_db_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+@contextmanager
+def migrator_database(settings: Settings) -> Iterator[str]:
+    """Where migrations run: the migrator's own URL or secret when it has one (the app's
+    secret is then never read), else the app's database or the embedded one."""
+    own = migrator_url(settings)
+    if own is not None:
+        yield own
+        return
     with database_urls(settings) as (urls, _):
-        applied = migrate(urls.migrate, load_migrations(settings.migrations_dir), progress=_say)
+        yield urls.migrate
+
+
+def cmd_db_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    migrations = load_migrations(settings.migrations_dir)
+    with migrator_database(settings) as url:
+        if args.dry_run:
+            st = status(url, migrations)
+            for migration in st.pending_migrations:
+                _say(f"pending  {migration.name}  {migration.summary}".rstrip())
+            _say(
+                f"dry run: {len(st.pending)} migration(s) would be applied, nothing applied"
+                f" ({len(st.applied)} already applied)"
+            )
+            return 0
+        applied = migrate(url, migrations, progress=_say)
     if applied:
         _say(f"applied {len(applied)} migration(s)")
     return 0
 
 
 def cmd_db_status(settings: Settings, _args: argparse.Namespace) -> int:
-    with database_urls(settings) as (urls, _):
-        st = status(urls.migrate, load_migrations(settings.migrations_dir))
+    with migrator_database(settings) as url:
+        st = status(url, load_migrations(settings.migrations_dir))
     for name in st.applied:
         _say(f"applied  {name}")
     for name in st.pending:
@@ -180,11 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database migrations")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="SUBCOMMAND")
-    db_sub.add_parser(
+    db_migrate = db_sub.add_parser(
         "migrate",
-        help="apply pending migrations (DATABASE_URL or AGENTPLANE_MIGRATE_DATABASE_URL;"
-        " the embedded database when neither is set)",
-    ).set_defaults(func=cmd_db_migrate)
+        help="apply pending migrations (AGENTPLANE_MIGRATE_DATABASE_URL, the secret named by"
+        " AGENTPLANE_MIGRATE_DATABASE_SECRET_NAME, or DATABASE_URL; the embedded database"
+        " when none is set)",
+    )
+    db_migrate.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the pending migrations (name and first comment line); apply nothing",
+    )
+    db_migrate.set_defaults(func=cmd_db_migrate)
     db_sub.add_parser("status", help="list applied and pending migrations").set_defaults(
         func=cmd_db_status
     )
@@ -254,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = get_settings()
     try:
         code: int = args.func(settings, args)
-    except MigrationError as exc:
+    except (MigrationError, DatabaseSecretError) as exc:
         print(f"agentplane: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

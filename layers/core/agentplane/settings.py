@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     migrate_database_url: str | None = None
     # In AWS: a Secrets Manager secret whose value is the database URL.
     database_secret_name: str | None = None
+    # At deploy: a secret of the same shape holding the migrator's URL (never the app's).
+    migrate_database_secret_name: str | None = None
+    # An RDS Proxy or pooler in front of the database: `host` or `host:port` the app
+    # connects to instead of the one in its URL (the migrator always connects directly).
+    database_proxy_host: str | None = None
     # Apply migrations from this directory instead of the ones shipped in the package.
     migrations_dir: Path | None = None
     db_pool_min_size: int = Field(default=0, ge=0)

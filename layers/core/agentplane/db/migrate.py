@@ -41,6 +41,20 @@ class Migration:
         """A migration from its file name and contents."""
         return cls(name=name, sql=sql, checksum=hashlib.sha256(sql.encode()).hexdigest())
 
+    @property
+    def summary(self) -> str:
+        """The first line of the file's leading comment (what it is for), or ''."""
+        for line in self.sql.splitlines():
+            stripped = line.strip()
+            if not stripped:
+                continue
+            if stripped.startswith("--"):
+                if text := stripped.lstrip("-").strip():
+                    return text
+                continue
+            break
+        return ""
+
 
 @dataclass(frozen=True)
 class MigrationStatus:
@@ -48,6 +62,7 @@ class MigrationStatus:
 
     applied: list[str]
     pending: list[str]
+    pending_migrations: list[Migration]
 
 
 def load_migrations(directory: Path | None = None) -> list[Migration]:
@@ -90,6 +105,10 @@ def _check_owner_can_bypass_rls(conn: psycopg.Connection) -> None:
 
 
 def _applied(conn: psycopg.Connection) -> dict[str, str]:
+    if conn.execute("select to_regclass('agentplane_meta.schema_migrations')").fetchone() == (
+        None,
+    ):
+        return {}
     rows = conn.execute("select name, checksum from agentplane_meta.schema_migrations").fetchall()
     return {name: checksum for name, checksum in rows}
 
@@ -107,15 +126,17 @@ def _verify(applied: dict[str, str], migrations: Sequence[Migration]) -> None:
 
 
 def status(conninfo: str, migrations: Sequence[Migration] | None = None) -> MigrationStatus:
-    """Which migrations are applied and which are pending (checksums verified)."""
+    """Which migrations are applied and which are pending (checksums verified). Reads
+    only: a database never migrated has no ledger yet, and everything is pending."""
     migrations = list(migrations) if migrations is not None else load_migrations()
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        _ensure_ledger(conn)
         applied = _applied(conn)
     _verify(applied, migrations)
+    pending = [m for m in migrations if m.name not in applied]
     return MigrationStatus(
         applied=[m.name for m in migrations if m.name in applied],
-        pending=[m.name for m in migrations if m.name not in applied],
+        pending=[m.name for m in pending],
+        pending_migrations=pending,
     )
 
 
