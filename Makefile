@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install-local install dev test unit integration e2e lint format typecheck cfn-lint bench build invoke openapi clean
+.PHONY: help install-local install dev test unit integration e2e lint format typecheck cfn-lint bench build check-build invoke openapi clean
 
 help: ## list the targets
 	@grep -E '^[A-Za-z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -89,6 +89,22 @@ build: $(SAM_VENV)/bin/sam ## sam build of every function and the layer (no cont
 	test -n "$$py312" || { echo "make build: no python3.12 found (the Lambda runtime); install one" >&2; exit 2; }; \
 	echo "building with $$py312"; \
 	PATH="$$(dirname "$$py312"):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --cached --parallel
+	@$(MAKE) --no-print-directory check-build
+
+# The functions run on arm64 (template.yaml): a compiled module built for another machine
+# imports nowhere there. `file` names what each one was built for.
+BUILD_DIR ?= .aws-sam/build
+
+check-build: ## fail unless every .so that `make build` left in .aws-sam/build is ARM aarch64
+	@test -d $(BUILD_DIR) || { echo "check-build: no $(BUILD_DIR); run 'make build' first" >&2; exit 2; }
+	@found="$$(find $(BUILD_DIR) -type f \( -name '*.so' -o -name '*.so.*' \) -exec file {} +)"; \
+	test -n "$$found" || { echo "check-build: no .so files under $(BUILD_DIR)" >&2; exit 1; }; \
+	wrong="$$(printf '%s\n' "$$found" | grep -v ': *ELF 64-bit LSB .*ARM aarch64' || true)"; \
+	if [ -n "$$wrong" ]; then \
+	  echo "check-build: built for another architecture than arm64 (aarch64):" >&2; \
+	  printf '%s\n' "$$wrong" >&2; exit 1; \
+	fi; \
+	echo "check-build: $$(printf '%s\n' "$$found" | wc -l | tr -d ' ') .so files under $(BUILD_DIR), all ELF 64-bit ARM aarch64"
 
 invoke: install-local ## run a handler in-process on an event: make invoke FN=api EVENT=events/api_get_health.json
 	$(BIN)/python -m agentplane.invoke $(FN) $(EVENT)
