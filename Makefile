@@ -105,6 +105,13 @@ check-build: ## fail unless every .so that `make build` left in .aws-sam/build i
 	  printf '%s\n' "$$wrong" >&2; exit 1; \
 	fi; \
 	echo "check-build: $$(printf '%s\n' "$$found" | wc -l | tr -d ' ') .so files under $(BUILD_DIR), all ELF 64-bit ARM aarch64"
+	@# A botocore in the layer shadows the runtime's; only with its boto3 beside it is the
+	@# pair one release (layers/core/requirements.txt).
+	@layer=$(BUILD_DIR)/CoreLayer/python; \
+	if ls -d $$layer/botocore-*.dist-info >/dev/null 2>&1 && ! ls -d $$layer/boto3-*.dist-info >/dev/null 2>&1; then \
+	  echo "check-build: $$layer has botocore without boto3: it would run with the Lambda runtime's boto3" >&2; exit 1; \
+	fi; \
+	echo "check-build: the layer ships" $$(cd $$layer && ls -d boto3-*.dist-info botocore-*.dist-info 2>/dev/null | sed 's/.dist-info//')
 
 invoke: install-local ## run a handler in-process on an event: make invoke FN=api EVENT=events/api_get_health.json
 	$(BIN)/python -m agentplane.invoke $(FN) $(EVENT)
