@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install-local install dev test unit integration e2e lint format typecheck cfn-lint bench build deploy invoke openapi clean
+.PHONY: help install-local install dev test unit integration e2e lint format typecheck cfn-lint bench build check-build deploy invoke openapi clean
 
 help: ## list the targets
 	@grep -E '^[A-Za-z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -89,6 +89,29 @@ build: $(SAM_VENV)/bin/sam ## sam build of every function and the layer (no cont
 	test -n "$$py312" || { echo "make build: no python3.12 found (the Lambda runtime); install one" >&2; exit 2; }; \
 	echo "building with $$py312"; \
 	PATH="$$(dirname "$$py312"):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --cached --parallel
+	@$(MAKE) --no-print-directory check-build
+
+# The functions run on arm64 (template.yaml): a compiled module built for another machine
+# imports nowhere there. `file` names what each one was built for.
+BUILD_DIR ?= .aws-sam/build
+
+check-build: ## fail unless every .so that `make build` left in .aws-sam/build is ARM aarch64
+	@test -d $(BUILD_DIR) || { echo "check-build: no $(BUILD_DIR); run 'make build' first" >&2; exit 2; }
+	@found="$$(find $(BUILD_DIR) -type f \( -name '*.so' -o -name '*.so.*' \) -exec file {} +)"; \
+	test -n "$$found" || { echo "check-build: no .so files under $(BUILD_DIR)" >&2; exit 1; }; \
+	wrong="$$(printf '%s\n' "$$found" | grep -v ': *ELF 64-bit LSB .*ARM aarch64' || true)"; \
+	if [ -n "$$wrong" ]; then \
+	  echo "check-build: built for another architecture than arm64 (aarch64):" >&2; \
+	  printf '%s\n' "$$wrong" >&2; exit 1; \
+	fi; \
+	echo "check-build: $$(printf '%s\n' "$$found" | wc -l | tr -d ' ') .so files under $(BUILD_DIR), all ELF 64-bit ARM aarch64"
+	@# A botocore in the layer shadows the runtime's; only with its boto3 beside it is the
+	@# pair one release (layers/core/requirements.txt).
+	@layer=$(BUILD_DIR)/CoreLayer/python; \
+	if ls -d $$layer/botocore-*.dist-info >/dev/null 2>&1 && ! ls -d $$layer/boto3-*.dist-info >/dev/null 2>&1; then \
+	  echo "check-build: $$layer has botocore without boto3: it would run with the Lambda runtime's boto3" >&2; exit 1; \
+	fi; \
+	echo "check-build: the layer ships" $$(cd $$layer && ls -d boto3-*.dist-info botocore-*.dist-info 2>/dev/null | sed 's/.dist-info//')
 
 # `make deploy ENV=dev|prod`: build, migrate that stage's database, then deploy. Migrations
 # run first, so the new code never serves an old schema; the code still running meanwhile
