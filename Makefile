@@ -130,7 +130,8 @@ DEPLOY_REGION ?= us-east-1
 MIGRATE := AGENTPLANE_MIGRATE_DATABASE_SECRET_NAME="$(MIGRATE_SECRET_NAME)" \
   AWS_DEFAULT_REGION="$(DEPLOY_REGION)" $(BIN)/agentplane db migrate
 
-# `install`, not `install-local`: boto3 (there with the dev tools) reads the secret.
+# The dev install: the migrate step's secret is read with boto3, and the build and its
+# checks run the same tools as `make test`.
 deploy: install ## build, migrate ENV's database as the migrator (dry-run list first), sam deploy --config-env ENV (ENV=dev|prod)
 	@test -x $(SAM_VENV)/bin/sam || { echo "make deploy: no SAM CLI in $(SAM_VENV); install it with 'make $(SAM_VENV)/bin/sam'" >&2; exit 2; }
 	$(MAKE) --no-print-directory build

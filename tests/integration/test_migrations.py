@@ -250,3 +250,43 @@ def test_the_seed_migrations_carry_existing_rows_over(empty_db_url: str) -> None
         assert conn.execute("select agent_connection_id from public.mirror_reports").fetchall() == [
             (connections["active"],)
         ]
+
+
+def test_live_runner_tokens_get_the_default_lifetime(empty_db_url: str) -> None:
+    # Given a token issued before lifetimes existed (no expires_at), and a revoked one
+    before = [m for m in load_migrations() if m.name < "20261202000100"]
+    migrate(empty_db_url, before)
+    user = uuid.uuid4()
+    with psycopg.connect(empty_db_url) as conn:
+        conn.execute("insert into auth.users (id) values (%s)", (user,))
+        org = conn.execute(
+            "insert into public.organizations (name, created_by) values ('o', %s) returning id",
+            (user,),
+        ).fetchone()[0]  # type: ignore[index]
+        project = conn.execute(
+            "insert into public.projects (organization_id, name) values (%s, 'p') returning id",
+            (org,),
+        ).fetchone()[0]  # type: ignore[index]
+        agent = conn.execute(
+            "insert into public.agents (organization_id, project_id, name)"
+            " values (%s, %s, 'a') returning id",
+            (org, project),
+        ).fetchone()[0]  # type: ignore[index]
+        for name, revoked in (("live", None), ("revoked", "2026-01-01")):
+            conn.execute(
+                "insert into public.agent_runner_tokens (organization_id, agent_id, name,"
+                " token_hash, token_prefix, created_by, revoked_at)"
+                " values (%s, %s, %s, md5(%s) || md5(%s), 'aprt', %s, %s)",
+                (org, agent, name, name, name, user, revoked),
+            )
+    # When the rest of the migrations run
+    migrate(empty_db_url)
+    # Then the live token expires in 90 days and the revoked one is left alone
+    with psycopg.connect(empty_db_url) as conn:
+        rows = dict(
+            conn.execute(
+                "select name, round(extract(epoch from expires_at - now()) / 86400)"
+                " from public.agent_runner_tokens"
+            ).fetchall()
+        )
+    assert rows == {"live": 90, "revoked": None}

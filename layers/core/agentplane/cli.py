@@ -143,7 +143,9 @@ def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
     _say(f"re-wrapping data keys under {vault.current.current_kek_id}")
 
     async def run() -> int:
-        database = Database(urls.app, min_size=1, max_size=2)
+        database = Database(
+            urls.app, min_size=1, max_size=2, check_login_role=not settings.is_local
+        )
         try:
             report = await vault.rotate(
                 database,

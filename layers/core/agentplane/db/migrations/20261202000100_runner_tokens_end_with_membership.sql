@@ -66,3 +66,8 @@ update public.agent_runner_tokens t
      select 1 from public.organization_members m
       where m.organization_id = t.organization_id and m.user_id = t.created_by
    );
+
+-- Live tokens issued before the default lifetime get it from now on: none lasts for ever.
+update public.agent_runner_tokens
+   set expires_at = now() + interval '90 days'
+ where expires_at is null and revoked_at is null;
