@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.support.make import make_command
 
 ROOT = Path(__file__).resolve().parents[2]
 MAKEFILE = (ROOT / "Makefile").read_text()
@@ -23,10 +24,9 @@ def test_every_phony_target_has_a_help_line() -> None:
     assert [t for t in _phony() if t not in helped] == []
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_help_lists_every_phony_target() -> None:
     out = subprocess.run(
-        ["make", "--no-print-directory", "help"],
+        [make_command(), "--no-print-directory", "help"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -54,7 +54,7 @@ def test_make_dev_installs_only_what_the_server_needs() -> None:
 
 def _dry_run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["make", "--no-print-directory", "-n", *args],
+        [make_command(), "--no-print-directory", "-n", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -62,7 +62,6 @@ def _dry_run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 @pytest.mark.parametrize("env", ["dev", "prod"])
 def test_make_deploy_builds_then_migrates_then_deploys(env: str) -> None:
     lines = _dry_run("deploy", f"ENV={env}").stdout.splitlines()
@@ -85,7 +84,6 @@ def test_make_deploy_builds_then_migrates_then_deploys(env: str) -> None:
         assert "AGENTPLANE_DATABASE_SECRET_NAME" not in lines[i].replace("MIGRATE_DATABASE", "")
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_deploy_refuses_another_env() -> None:
     result = _dry_run("deploy", "ENV=staging")
     assert result.returncode != 0

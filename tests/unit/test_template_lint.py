@@ -5,15 +5,12 @@ Run against stand-in `cfn-lint` and `sam` scripts, so the test needs neither ins
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.support.make import make_command
 
 ROOT = Path(__file__).resolve().parents[2]
-
-pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 
 
 def _script(path: Path, body: str) -> None:
@@ -29,7 +26,15 @@ def _lint(tmp_path: Path, sam: str | None) -> subprocess.CompletedProcess[str]:
     if sam is not None:
         _script(sam_venv / "bin" / "sam", sam)
     return subprocess.run(
-        ["make", "-s", "-o", "install", "cfn-lint", f"BIN={bin_dir}", f"SAM_VENV={sam_venv}"],
+        [
+            make_command(),
+            "-s",
+            "-o",
+            "install",
+            "cfn-lint",
+            f"BIN={bin_dir}",
+            f"SAM_VENV={sam_venv}",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
