@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import psycopg
@@ -43,6 +44,25 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     get_settings.cache_clear()
     yield monkeypatch
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def secrets(clean_env: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A Secrets Manager client under moto, with Powertools' secret cache empty around it."""
+    from aws_lambda_powertools.utilities import parameters
+
+    for name, value in (
+        ("AWS_DEFAULT_REGION", "eu-west-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ):
+        clean_env.setenv(name, value)
+    parameters.clear_caches()
+    try:
+        with mock_aws():
+            yield boto3.client("secretsmanager", region_name="eu-west-1")
+    finally:
+        parameters.clear_caches()
 
 
 def _ledger_exists(url: str) -> bool:
@@ -96,32 +116,22 @@ def test_the_dry_run_of_a_fresh_database_writes_nothing_at_all(
 def test_migrate_uses_the_migrator_secret_and_never_the_app_secret(
     empty_dbs: tuple[str, str],
     clean_env: pytest.MonkeyPatch,
+    secrets: Any,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given the app's secret and the migrator's, each naming its own database
     migrator_db, app_db = empty_dbs
-    clean_env.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    clean_env.setenv("AWS_ACCESS_KEY_ID", "testing")
-    clean_env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    from aws_lambda_powertools.utilities import parameters
+    secrets.create_secret(Name="agentplane/test/database-url", SecretString=app_db)
+    secrets.create_secret(Name="agentplane/test/migrate-database-url", SecretString=migrator_db)
+    clean_env.setenv("AGENTPLANE_DATABASE_SECRET_NAME", "agentplane/test/database-url")
+    clean_env.setenv(
+        "AGENTPLANE_MIGRATE_DATABASE_SECRET_NAME", "agentplane/test/migrate-database-url"
+    )
 
-    parameters.clear_caches()
-    with mock_aws():
-        secrets = boto3.client("secretsmanager", region_name="eu-west-1")
-        secrets.create_secret(Name="agentplane/test/database-url", SecretString=app_db)
-        secrets.create_secret(Name="agentplane/test/migrate-database-url", SecretString=migrator_db)
-        clean_env.setenv("AGENTPLANE_DATABASE_SECRET_NAME", "agentplane/test/database-url")
-        clean_env.setenv(
-            "AGENTPLANE_MIGRATE_DATABASE_SECRET_NAME", "agentplane/test/migrate-database-url"
-        )
-
-        # When the dry run, then the migration, run as `make deploy` runs them
-        try:
-            assert cli.main(["db", "migrate", "--dry-run"]) == 0
-            assert not _ledger_exists(migrator_db)
-            assert cli.main(["db", "migrate"]) == 0
-        finally:
-            parameters.clear_caches()
+    # When the dry run, then the migration, run as `make deploy` runs them
+    assert cli.main(["db", "migrate", "--dry-run"]) == 0
+    assert not _ledger_exists(migrator_db)
+    assert cli.main(["db", "migrate"]) == 0
 
     # Then the migrator's database is migrated and the app's is untouched
     out = capsys.readouterr().out
@@ -134,45 +144,26 @@ def test_migrate_uses_the_migrator_secret_and_never_the_app_secret(
 def test_the_migrator_secret_is_read_without_the_app_secret_existing(
     empty_dbs: tuple[str, str],
     clean_env: pytest.MonkeyPatch,
+    secrets: Any,
 ) -> None:
     # The deployer may have no access to the app's secret: it is not even looked up.
     migrator_db, _ = empty_dbs
-    clean_env.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    clean_env.setenv("AWS_ACCESS_KEY_ID", "testing")
-    clean_env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    from aws_lambda_powertools.utilities import parameters
-
-    parameters.clear_caches()
-    with mock_aws():
-        secrets = boto3.client("secretsmanager", region_name="eu-west-1")
-        secrets.create_secret(Name="agentplane/test/migrate-database-url", SecretString=migrator_db)
-        clean_env.setenv("AGENTPLANE_DATABASE_SECRET_NAME", "agentplane/test/no-such-secret")
-        clean_env.setenv(
-            "AGENTPLANE_MIGRATE_DATABASE_SECRET_NAME", "agentplane/test/migrate-database-url"
-        )
-        try:
-            assert cli.main(["db", "status"]) == 0
-        finally:
-            parameters.clear_caches()
+    secrets.create_secret(Name="agentplane/test/migrate-database-url", SecretString=migrator_db)
+    clean_env.setenv("AGENTPLANE_DATABASE_SECRET_NAME", "agentplane/test/no-such-secret")
+    clean_env.setenv(
+        "AGENTPLANE_MIGRATE_DATABASE_SECRET_NAME", "agentplane/test/migrate-database-url"
+    )
+    assert cli.main(["db", "status"]) == 0
     assert not _ledger_exists(migrator_db)
 
 
 def test_a_missing_migrator_secret_is_one_line_and_exit_code_2(
     clean_env: pytest.MonkeyPatch,
+    secrets: Any,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    clean_env.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    clean_env.setenv("AWS_ACCESS_KEY_ID", "testing")
-    clean_env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     clean_env.setenv("AGENTPLANE_MIGRATE_DATABASE_SECRET_NAME", "agentplane/test/not-created")
-    from aws_lambda_powertools.utilities import parameters
-
-    parameters.clear_caches()
-    with mock_aws():
-        try:
-            assert cli.main(["db", "migrate", "--dry-run"]) == 2
-        finally:
-            parameters.clear_caches()
+    assert cli.main(["db", "migrate", "--dry-run"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("agentplane: cannot read the database secret 'agentplane/test/not-")
     assert len(err.splitlines()) == 1
