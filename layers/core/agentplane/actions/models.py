@@ -90,6 +90,10 @@ class Action(OutputModel):
     output: Any | None
     finished_at: datetime | None
     workflow_run_id: UUID | None
+    # The workflow node that proposed it, and what it is: a tool call for a runner, or
+    # an approval gate (a workflow's `approval` node: decided, never run).
+    workflow_node_id: str | None = None
+    kind: Literal["tool", "approval"] = "tool"
     # The assistant message whose tool call this is (actions the brain proposed).
     message_id: UUID | None = None
     created_at: datetime

@@ -82,8 +82,10 @@ select a.organization_id, %s::jsonb, coalesce(c.allowed_tools, '{}')
 PROPOSE = """
 insert into public.agent_actions
   (organization_id, agent_id, payload, payload_sha256, idempotency_key, source,
-   expires_at, max_attempts, workflow_run_id, message_id)
-values (%s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s), %s, %s, %s)
+   expires_at, max_attempts, workflow_run_id, message_id, workflow_node_id, kind,
+   proposed_by)
+values (%s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s), %s, %s, %s, %s, %s,
+        coalesce(%s, auth.uid()))
 on conflict (agent_id, idempotency_key) where idempotency_key is not null
 do nothing
 returning *
@@ -103,18 +105,25 @@ async def propose(
     max_attempts: int = 3,
     source: Source = "user",
     workflow_run_id: UUID | None = None,
+    workflow_node_id: str | None = None,
     message_id: UUID | None = None,
+    gate: bool = False,
+    proposed_by: UUID | None = None,
 ) -> tuple[Action, bool]:
     """Write a pending action; returns (action, created). A retry with the same key
     returns the first action (created False); the same key with another payload is 409.
     A tool outside the catalog or the agent's `allowed_tools`, or arguments that miss its
-    schema, are 422 (test_actions.py::test_a_proposal_must_name_an_allowed_catalog_tool)."""
+    schema, are 422 (test_actions.py::test_a_proposal_must_name_an_allowed_catalog_tool).
+    A `gate` (a workflow's approval node, tool `workflow.approval`) is decided like any
+    action and never run, so the catalog does not apply; `proposed_by` names the person
+    a server job proposes for (a workflow run's starter)."""
     cur = await tx.execute(AGENT_AND_PAYLOAD, (Jsonb(payload.model_dump(mode="json")), agent_id))
     row = await cur.fetchone()
     if row is None:
         raise NotFoundError(f"agent {agent_id} not found")
     body: dict[str, Any] = row[1]
-    require_proposable(payload.tool, body.get("args", {}), row[2])
+    if not gate:
+        require_proposable(payload.tool, body.get("args", {}), row[2])
     digest = payload_sha256(body)
     created = await fetch_one(
         tx,
@@ -131,6 +140,9 @@ async def propose(
             max_attempts,
             workflow_run_id,
             message_id,
+            workflow_node_id,
+            "approval" if gate else "tool",
+            proposed_by,
         ),
     )
     if created is not None:
@@ -331,7 +343,7 @@ update public.agent_actions a
    set status = 'expired'
   from (
     select id from public.agent_actions
-     where status = {status} and {deadline} <= now()
+     where status = {status} and {deadline} <= now(){only}
      order by {deadline}
      limit %s
        for update skip locked
@@ -340,10 +352,13 @@ update public.agent_actions a
 """)
 # They read agent_actions_pending_ttl_idx and agent_actions_approved_expiry_idx.
 EXPIRE_PENDING = _EXPIRE.format(
-    status=sql.Literal("pending"), deadline=sql.Identifier("expires_at")
+    status=sql.Literal("pending"), deadline=sql.Identifier("expires_at"), only=sql.SQL("")
 ).as_string()
+# An approved gate (a workflow's approval node) is done: only tools wait for a runner.
 EXPIRE_APPROVALS = _EXPIRE.format(
-    status=sql.Literal("approved"), deadline=sql.Identifier("approval_expires_at")
+    status=sql.Literal("approved"),
+    deadline=sql.Identifier("approval_expires_at"),
+    only=sql.SQL(" and kind = 'tool'"),
 ).as_string()
 
 

@@ -136,6 +136,7 @@ with session as materialized (
     from public.agent_actions
    where agent_id = %(agent)s
      and status = 'approved'
+     and kind = 'tool'
      and approval_expires_at > now()
      and exists (select from session where status <> 'offline')
    order by created_at

@@ -1,0 +1,1 @@
+"""Workflow DAGs and their runs on Step Functions."""
