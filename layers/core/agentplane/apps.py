@@ -62,7 +62,9 @@ def mirror_routers() -> list[APIRouter]:
 
 def workflows_routers() -> list[APIRouter]:
     """Routes of the `workflows` function (workflow definitions and runs)."""
-    return []
+    from agentplane.workflows.routes import router as workflows_router
+
+    return [workflows_router]
 
 
 def build_api_app(runtime: Runtime | None = None) -> FastAPI:

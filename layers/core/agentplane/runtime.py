@@ -6,6 +6,7 @@ comes from Secrets Manager), so importing a handler stays cheap.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from agentplane.auth.tokens import TokenVerifier
     from agentplane.brain.provider import ChatClient
     from agentplane.vault.service import Vault
+    from agentplane.workflows.sfn import StepFunctions
 
 
 class SigningKeyNotConfiguredError(RuntimeError):
@@ -31,12 +33,18 @@ class VaultNotConfiguredError(RuntimeError):
     """No key-encryption key outside local mode."""
 
 
+class WorkflowsNotConfiguredError(RuntimeError):
+    """No state machine to run workflows on."""
+
+
 class Runtime:
     """Process-wide dependencies, injected into routes through `app.state.runtime`."""
 
     def __init__(self, settings: Settings, database: Database | None = None) -> None:
         self.settings = settings
         self._database = database
+        # Local mode: what wakes the in-process callback dispatcher (workflows/local.py).
+        self.workflow_kicker: Callable[[], None] | None = None
 
     @property
     def database(self) -> Database:
@@ -102,6 +110,50 @@ class Runtime:
             max_retries=s.provider_max_retries,
             backoff_seconds=s.provider_backoff_seconds,
         )
+
+    @cached_property
+    def step_functions(self) -> StepFunctions:
+        """The workflow state machine's client (local mode installs its own)."""
+        from agentplane.workflows.sfn import StepFunctions
+
+        arn = self.settings.workflow_state_machine_arn
+        if not arn:
+            raise WorkflowsNotConfiguredError(
+                "no workflow state machine: set AGENTPLANE_WORKFLOW_STATE_MACHINE_ARN"
+                " (template.yaml does), or run `agentplane dev`"
+            )
+        import boto3
+
+        return StepFunctions(boto3.client("stepfunctions"), arn)
+
+    def use_step_functions(self, client: StepFunctions) -> None:
+        """Run workflows on `client` (local mode's in-process interpreter)."""
+        self.__dict__["step_functions"] = client
+
+    async def kick_workflows(self) -> None:
+        """Wake the callback dispatcher after a commit that wrote workflow callbacks:
+        in-process locally, an async invoke of the workflows function in AWS. Best
+        effort: the dispatcher's schedule delivers whatever a lost kick leaves."""
+        if self.workflow_kicker is not None:
+            self.workflow_kicker()
+            return
+        name = self.settings.workflows_function_name
+        if not name:
+            return
+        import asyncio
+
+        import boto3
+
+        try:
+            client = boto3.client("lambda")
+            await asyncio.to_thread(
+                client.invoke, FunctionName=name, Qualifier="live", InvocationType="Event",
+                Payload=b'{"op": "dispatch"}',
+            )  # fmt: skip
+        except Exception as exc:
+            from agentplane.observability import logger
+
+            logger.warning("workflow dispatcher kick failed", extra={"error": str(exc)})
 
     @cached_property
     def verifier(self) -> TokenVerifier:

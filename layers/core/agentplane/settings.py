@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     kms_key_id: str | None = None
     signing_key_secret_name: str | None = None
 
+    # Workflows: the state machine runs execute (template.yaml sets it; local mode creates
+    # one in the in-process Step Functions interpreter), the function the actions
+    # function kicks to deliver callbacks at once, the estimated history events after
+    # which a run continues in a fresh execution (Step Functions stops at 25,000), and
+    # the HeartbeatSeconds of an action node's wait (the dispatcher heartbeats a third
+    # as often).
+    workflow_state_machine_arn: str | None = None
+    workflows_function_name: str | None = None
+    workflow_history_budget: int = Field(default=20_000, ge=50, le=24_000)
+    workflow_heartbeat_seconds: int = Field(default=900, ge=30, le=86_400)
+
     # The model provider client (agent turns, server jobs).
     provider_timeout_seconds: float = Field(default=60.0, gt=0, le=900)
     provider_max_retries: int = Field(default=2, ge=0, le=10)

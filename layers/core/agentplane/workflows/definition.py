@@ -26,7 +26,6 @@ import jmespath
 import jmespath.exceptions
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from pydantic_core import PydanticCustomError
 from pydantic import (
     ConfigDict,
     Field,
@@ -36,6 +35,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from agentplane.actions.models import MAX_TTL_SECONDS, ToolName
 from agentplane.errors import ValidationProblemError

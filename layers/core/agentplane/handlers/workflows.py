@@ -1,0 +1,46 @@
+"""The workflows function: HTTP routes, Step Functions task events and the dispatcher.
+
+A task event (`{"op": ...}`, from the state machine or the dispatcher's schedule) runs
+on the process's loop with the process runtime, without the web stack; an HTTP event
+goes to the app `http()` builds on the first of them (tests/integration/
+test_handlers_on_events.py pins that a task never imports FastAPI). A task that fails
+raises, so Lambda reports a function error and the state machine's Catch sees it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, cast
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from agentplane.handlers import Handler
+from agentplane.handlers.loop import run
+from agentplane.observability import logger, metrics, tracer
+from agentplane.runtime import get_runtime
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def workflow_task_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """One op of the state machine (step, run_node, wait_node, fail) or the dispatcher."""
+    from agentplane.workflows.engine import handle
+
+    return run(handle(get_runtime(), event))
+
+
+def workflows_handler(http: Callable[[], Handler]) -> Handler:
+    """HTTP events to the handler `http()` builds on the first of them, every other
+    event to the task handler."""
+    served: Handler | None = None
+
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        nonlocal served
+        if "requestContext" in event:
+            if served is None:
+                served = http()
+            return served(event, context)
+        return cast(dict[str, Any], workflow_task_handler(event, context))
+
+    return handler
