@@ -164,6 +164,7 @@ def test_the_estimate_counts_one_statement_per_permission() -> None:
             }
     source["Resources"].pop("ApiFunctionApiPermission")
     source["Resources"].pop("ActionsFunctionApiPermission", None)
+    source["Resources"].pop("WorkflowsFunctionApiPermission", None)
     parameters = sam_template.samconfig_parameters("prod")
     statements = resource_policies(_transform(parameters, source))["ApiFunction"]
     routes = sum(len(operations) for operations in paths.values())
