@@ -164,6 +164,7 @@ def test_the_estimate_counts_one_statement_per_permission() -> None:
             }
     source["Resources"].pop("ApiFunctionApiPermission")
     source["Resources"].pop("ActionsFunctionApiPermission", None)
+    source["Resources"].pop("WorkflowsFunctionApiPermission", None)
     parameters = sam_template.samconfig_parameters("prod")
     statements = resource_policies(_transform(parameters, source))["ApiFunction"]
     routes = sum(len(operations) for operations in paths.values())
@@ -304,20 +305,30 @@ def test_asynchronously_invoked_functions_send_failed_events_to_the_dlq(
 ) -> None:
     resources = prod["Resources"]
     queue = {"Fn::GetAtt": ["AsyncFailureQueue", "Arn"]}
-    scheduled = {
-        target["Arn"]["Fn::GetAtt"][0]
+    # A schedule targets the function ($LATEST), or its alias where it has one.
+    targets = [
+        target["Arn"]
         for resource in resources.values()
         if resource["Type"] == "AWS::Events::Rule"
         for target in resource["Properties"]["Targets"]
+    ]
+    scheduled = {_granted_function(resources, arn) for arn in targets}
+    # The mirror function also invokes itself asynchronously, one event per report, and
+    # the actions function kicks the workflows function's dispatcher.
+    assert {function for function, _ in scheduled} == {
+        "HeartbeatFunction",
+        "MirrorFunction",
+        "WorkflowsFunction",
     }
-    # The mirror function also invokes itself asynchronously, one event per report.
-    assert scheduled == {"HeartbeatFunction", "MirrorFunction"}
     configs = {
         r["Properties"]["FunctionName"]["Ref"]: r["Properties"]
         for r in resources.values()
         if r["Type"] == "AWS::Lambda::EventInvokeConfig"
     }
-    assert set(configs) == scheduled
+    # Each config applies to the qualifier the schedule invokes.
+    assert {(f, c["Qualifier"]) for f, c in configs.items()} == {
+        (function, qualifier or "$LATEST") for function, qualifier in scheduled
+    }
     for function, config in configs.items():
         assert config["DestinationConfig"]["OnFailure"]["Destination"] == queue, function
         role = resources[f"{function}Role"]["Properties"]["Policies"]
