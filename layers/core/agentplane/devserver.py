@@ -125,7 +125,13 @@ def serve(
 
 async def _serve_with_cron(server: Any, runtime: Runtime, interval: float) -> None:
     """Serve, and run the heartbeat cron every `interval` seconds beside it (what the
-    EventBridge schedule does in AWS)."""
+    EventBridge schedule does in AWS), with workflows on the local Step Functions
+    interpreter and its callback dispatcher."""
+    from agentplane.workflows.local import LocalWorkflows
+
+    workflows = LocalWorkflows(runtime)
+    workflows.start()
+    workflows.run_dispatcher()
 
     async def cron() -> None:
         while True:
@@ -137,6 +143,8 @@ async def _serve_with_cron(server: Any, runtime: Runtime, interval: float) -> No
                 continue
             if changed := result.changed():
                 logger.info("heartbeat cron reaped", extra=changed)
+                # Expired or failed actions may be what a workflow node waits for.
+                await runtime.kick_workflows()
 
     task = asyncio.create_task(cron())
     try:
@@ -145,3 +153,5 @@ async def _serve_with_cron(server: Any, runtime: Runtime, interval: float) -> No
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await workflows.stop_dispatcher()
+        workflows.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Response
 
 from agentplane.actions import service
 from agentplane.actions.models import (
@@ -21,6 +21,7 @@ from agentplane.db.pagination import Page
 from agentplane.errors import ValidationProblemError
 from agentplane.http.deps import RuntimeDep, UserTx
 from agentplane.http.pagination import PageDep
+from agentplane.http.workflow_kick import kick_if_workflow
 from agentplane.observability import logger
 
 router = APIRouter(tags=["actions"])
@@ -84,7 +85,12 @@ async def action_events(action_id: UUID, tx: UserTx) -> ActionEvents:
 
 
 async def _decide(
-    decision: str, action_id: UUID, body: Decision | None, tx: UserTx, runtime: RuntimeDep
+    decision: str,
+    action_id: UUID,
+    body: Decision | None,
+    tx: UserTx,
+    runtime: RuntimeDep,
+    background: BackgroundTasks,
 ) -> Action:
     action = await service.decide(
         tx,
@@ -103,36 +109,49 @@ async def _decide(
             "decided_by": str(action.decided_by) if action.decided_by else None,
         },
     )
+    kick_if_workflow(background, runtime, [action])
     return action
 
 
 @router.post("/actions/{action_id}/approve", response_model=Action)
 async def approve_action(
-    action_id: UUID, tx: UserTx, runtime: RuntimeDep, body: Decision | None = None
+    action_id: UUID,
+    tx: UserTx,
+    runtime: RuntimeDep,
+    background: BackgroundTasks,
+    body: Decision | None = None,
 ) -> Action:
     """Approve a pending action and sign the approval (members and up; 409 if decided)."""
-    return await _decide("approve", action_id, body, tx, runtime)
+    return await _decide("approve", action_id, body, tx, runtime, background)
 
 
 @router.post("/actions/{action_id}/reject", response_model=Action)
 async def reject_action(
-    action_id: UUID, tx: UserTx, runtime: RuntimeDep, body: Decision | None = None
+    action_id: UUID,
+    tx: UserTx,
+    runtime: RuntimeDep,
+    background: BackgroundTasks,
+    body: Decision | None = None,
 ) -> Action:
     """Reject a pending action (members and up; 409 if already decided)."""
-    return await _decide("reject", action_id, body, tx, runtime)
+    return await _decide("reject", action_id, body, tx, runtime, background)
 
 
 @router.post("/actions/{action_id}/cancel", response_model=Action)
 async def cancel_action(
-    action_id: UUID, tx: UserTx, runtime: RuntimeDep, body: Decision | None = None
+    action_id: UUID,
+    tx: UserTx,
+    runtime: RuntimeDep,
+    background: BackgroundTasks,
+    body: Decision | None = None,
 ) -> Action:
     """Cancel a pending or approved action before a runner claims it."""
-    return await _decide("cancel", action_id, body, tx, runtime)
+    return await _decide("cancel", action_id, body, tx, runtime, background)
 
 
 @router.post("/actions/decisions", response_model=BatchDecisionResult)
 async def decide_actions(
-    body: BatchDecision, tx: UserTx, runtime: RuntimeDep
+    body: BatchDecision, tx: UserTx, runtime: RuntimeDep, background: BackgroundTasks
 ) -> BatchDecisionResult:
     """One decision on up to 100 actions at once, in one transaction. Each is decided as
     its own call would be; those that call would refuse (404, 403, 409) are listed under
@@ -153,6 +172,7 @@ async def decide_actions(
             "refused": [{"action_id": str(r.action_id), "status": r.error.status} for r in refused],
         },
     )
+    kick_if_workflow(background, runtime, decided)
     return BatchDecisionResult(decided=decided, refused=[r.refused() for r in refused])
 
 

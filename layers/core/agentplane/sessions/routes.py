@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, BackgroundTasks, Response
 
 from agentplane.actions.models import Action
 from agentplane.db.pagination import Page
 from agentplane.errors import UnauthorizedError
-from agentplane.http.deps import RunnerDep, RunnerTx, UserTx
+from agentplane.http.deps import RunnerDep, RunnerTx, RuntimeDep, UserTx
 from agentplane.http.pagination import PageDep
+from agentplane.http.workflow_kick import kick_if_workflow
 from agentplane.observability import logger
 from agentplane.sessions import service
 from agentplane.sessions.models import (
@@ -81,7 +82,13 @@ async def claim(body: ClaimRequest, runner: RunnerDep, tx: RunnerTx) -> ClaimedA
 
 
 @router.post("/runner/actions/{action_id}/result", response_model=Action)
-async def report_result(action_id: UUID, body: ActionResult, tx: RunnerTx) -> Action:
+async def report_result(
+    action_id: UUID,
+    body: ActionResult,
+    tx: RunnerTx,
+    runtime: RuntimeDep,
+    background: BackgroundTasks,
+) -> Action:
     """Report how a claimed action ended (409 with `current_status` if the fencing
     token is no longer current)."""
     try:
@@ -92,11 +99,14 @@ async def report_result(action_id: UUID, body: ActionResult, tx: RunnerTx) -> Ac
         _log_stale(action_id, body.fencing_token, exc.extra.get("current_status"))
         raise
     logger.info("action finished", extra={"action_id": str(action_id), "status": action.status})
+    kick_if_workflow(background, runtime, [action])
     return action
 
 
 @router.post("/runner/results", response_model=ActionResultsOutcome)
-async def report_results(body: ActionResults, tx: RunnerTx) -> ActionResultsOutcome:
+async def report_results(
+    body: ActionResults, tx: RunnerTx, runtime: RuntimeDep, background: BackgroundTasks
+) -> ActionResultsOutcome:
     """Report up to 50 results at once, in one transaction; each is accepted only with
     its current fencing token, and a stale one is refused alone (under `refused`)."""
     finished, refused = await service.report_results(
@@ -119,6 +129,7 @@ async def report_results(body: ActionResults, tx: RunnerTx) -> ActionResultsOutc
             "succeeded": sum(1 for a in finished if a.status == "succeeded"),
         },
     )
+    kick_if_workflow(background, runtime, finished)
     return outcome
 
 

@@ -46,8 +46,9 @@ create table public.workflow_waits (
   unique (id, organization_id),
   foreign key (run_id, organization_id)
     references public.workflow_runs (id, organization_id) on delete cascade,
-  foreign key (action_id, organization_id)
-    references public.agent_actions (id, organization_id) on delete cascade
+  -- (agent_actions is unique by id alone; a wait is the server's, written with its
+  -- action's organization.)
+  foreign key (action_id) references public.agent_actions (id) on delete cascade
 );
 create index workflow_waits_organization_id_idx on public.workflow_waits (organization_id);
 create index workflow_waits_run_id_idx on public.workflow_waits (run_id);
