@@ -220,6 +220,15 @@ async def test_json_that_misses_the_schema_names_the_failing_path(
     assert "'title' is a required property" in missing.cause
 
 
+async def test_a_schema_whose_ref_cannot_be_resolved_is_invalid_schema(
+    runtime: Runtime, world: World, fake: FakeProvider
+) -> None:
+    fake.script(_reply('{"title": "Refund"}'))
+    error = await _failure(runtime, world, output_schema={"$ref": "https://example.com/s.json"})
+    assert error.error == "Llm.InvalidSchema"
+    assert "https://example.com/s.json" in error.cause
+
+
 async def test_the_starters_own_key_is_sent_and_a_teammates_is_not(
     runtime: Runtime, client: httpx.AsyncClient, world: World, fake: FakeProvider
 ) -> None:

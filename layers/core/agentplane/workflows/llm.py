@@ -21,6 +21,7 @@ from uuid import UUID
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
+from referencing.exceptions import Unresolvable
 
 from agentplane.auth.caller import Caller
 from agentplane.brain.service import (
@@ -99,7 +100,13 @@ def _parse_json(text: str) -> Any:
 
 def _validated(value: Any, schema: dict[str, Any]) -> Any:
     """`value` when it fits `schema` (Draft 2020-12), else Llm.SchemaMismatch naming where."""
-    error = best_match(Draft202012Validator(schema).iter_errors(value))
+    try:
+        error = best_match(Draft202012Validator(schema).iter_errors(value))
+    except Unresolvable as exc:
+        # Saving checks the schema's shape, not its $refs; none is fetched over the network.
+        raise LlmNodeError(
+            "Llm.InvalidSchema", f"output_schema has a $ref that cannot be resolved: {exc}"
+        ) from exc
     if error is None:
         return value
     raise LlmNodeError(
