@@ -101,3 +101,16 @@ def status_is(*statuses: str) -> Any:
 def node_is(node_id: str, *statuses: str) -> Any:
     """A `wait_for_run` condition: the node's status is one of `statuses`."""
     return lambda run: node(run, node_id)["status"] in statuses
+
+
+async def execution_status(
+    runtime: Any, execution_arn: str, *wanted: str, deadline: float = 10.0
+) -> str:
+    """The execution's status once it is one of `wanted` (the interpreter's threads
+    settle a stopped execution's status a moment after StopExecution returns)."""
+    end = time.monotonic() + deadline
+    while True:
+        status = str((await runtime.step_functions.describe(execution_arn))["status"])
+        if status in wanted or time.monotonic() > end:
+            return status
+        await asyncio.sleep(0.05)

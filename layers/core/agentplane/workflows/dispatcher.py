@@ -26,6 +26,7 @@ from uuid import UUID
 
 from agentplane.observability import logger
 from agentplane.runtime import Runtime
+from agentplane.workflows.engine import ACTION_ERRORS
 from agentplane.workflows.sfn import SETTLED, StepFunctionsError
 
 MAX_ATTEMPTS = 20
@@ -70,13 +71,6 @@ select w.id, w.task_token
  limit %s
    for update of w skip locked
 """
-
-ERRORS = {
-    "rejected": "Action.Rejected",
-    "expired": "Action.Expired",
-    "cancelled": "Action.Cancelled",
-    "failed": "Action.Failed",
-}
 
 
 @dataclass
@@ -137,7 +131,7 @@ async def _deliver(runtime: Runtime, row: dict[str, Any]) -> str | None:
         }
         await sfn.failure(
             row["task_token"],
-            ERRORS.get(status, "Action.Failed"),
+            ACTION_ERRORS.get(status, "Action.Failed"),
             json.dumps(cause, default=str)[:32000],
         )
     return None

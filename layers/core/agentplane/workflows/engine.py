@@ -103,8 +103,15 @@ def _caught(error: Any) -> dict[str, Any]:
             parsed = None
         if isinstance(parsed, dict) and "errorMessage" in parsed:
             return _error(str(parsed.get("errorType", error.get("Error"))), parsed["errorMessage"])
-        if isinstance(parsed, dict):
-            return {"Error": str(error.get("Error")), **parsed}
+        if isinstance(parsed, dict) and "action_status" in parsed:
+            # A callback's failure: what became of the node's action, and why.
+            reason = parsed.get("reason")
+            text = f"action {parsed.get('action_id')} was {parsed['action_status']}"
+            return {
+                "Error": str(error.get("Error")),
+                **parsed,
+                "Cause": f"{text}: {reason}" if reason else text,
+            }
     return _error(str(error.get("Error", "Workflow.Error")), str(cause or ""))
 
 
@@ -147,6 +154,12 @@ def _results(state: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+ACTION_ERRORS = {
+    "rejected": "Action.Rejected",
+    "expired": "Action.Expired",
+    "cancelled": "Action.Cancelled",
+    "failed": "Action.Failed",
+}
 ACTION_ROW = """
 select status, output, decision_reason, decided_by, decided_at
   from public.agent_actions where id = %s
@@ -167,6 +180,7 @@ async def _apply(tx: Tx, graph: Graph, nodes: dict[str, Any], result: dict[str, 
     node_type = graph.nodes[node_id].type
     extra: dict[str, Any] = {}
     output: Any = result.get("output")
+    reason = None
     if node.get("action_id"):
         cur = await tx.execute(ACTION_ROW, (node["action_id"],))
         row = await cur.fetchone()
@@ -191,8 +205,17 @@ async def _apply(tx: Tx, graph: Graph, nodes: dict[str, Any], result: dict[str, 
             if result.get("error")
             else _error("Workflow.NodeFailed", f"node {node_id} failed")
         )
-        if extra.get("action_status") in ("rejected", "expired", "cancelled", "failed"):
-            error.setdefault("action_status", extra["action_status"])
+        status = extra.get("action_status")
+        if status in ACTION_ERRORS:
+            # What became of the action, from the database (the callback's cause is a
+            # copy, and not every Step Functions implementation keeps it).
+            text = f"action {node['action_id']} was {status}"
+            error = {
+                "Error": ACTION_ERRORS[status],
+                "Cause": f"{text}: {reason}" if reason else text,
+                "action_id": node["action_id"],
+                "action_status": status,
+            }
         st.fail(
             node,
             config.max_attempts,
@@ -526,7 +549,7 @@ async def wait_node(
                 config.agent_id,
                 payload,
                 ttl_seconds=config.ttl_seconds,
-                idempotency_key=f"workflow:{run_id}:{node_id}:{attempt}",
+                idempotency_key=f"workflow:{run_id}:{run['executions']}:{node_id}:{attempt}",
                 max_attempts=3,
                 source="workflow",
                 workflow_run_id=run_id,

@@ -26,7 +26,7 @@ from typing import Any
 
 from agentplane.observability import logger
 from agentplane.runtime import Runtime
-from agentplane.workflows.sfn import StepFunctions
+from agentplane.workflows.sfn import StepFunctions, StepFunctionsError
 
 ASL = Path(__file__).resolve().parents[4] / "statemachines" / "workflow.asl.json"
 REGION = "us-east-1"
@@ -185,6 +185,21 @@ class BridgedStepFunctions(StepFunctions):
     async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         self.local.ensure_bridge()
         return await super()._call(method, **kwargs)
+
+    async def stop(self, execution_arn: str, cause: str) -> None:
+        """Stop the execution. moto marks it stopped, but a thread waiting for a task
+        token only notices when that wait ends (at its TimeoutSeconds): release the
+        execution's waits so its threads end now and it reports ABORTED, as AWS does."""
+        await super().stop(execution_arn, cause)
+        async with self.local.runtime.database.service("local: release a stopped execution") as tx:
+            cur = await tx.execute(
+                "select task_token from public.workflow_waits where execution_arn = %s",
+                (execution_arn,),
+            )
+            tokens = [row[0] for row in await cur.fetchall()]
+        for token in tokens:
+            with contextlib.suppress(StepFunctionsError):
+                await super().failure(token, "States.Stopped", cause)
 
 
 def history_transitions(events: list[dict[str, Any]]) -> int:

@@ -263,11 +263,17 @@ values (%s, %s, 'stop', %s) returning id
 
 
 async def _locked_run(tx: Tx, run_id: UUID) -> dict[str, Any]:
-    run = await _columns(tx, LOCK_RUN, (run_id,))
-    if run is None:
+    """The run, locked for a change; 404 if invisible, 403 for a viewer (FOR UPDATE sees
+    only the rows the caller may update, so visibility is asked first)."""
+    seen = await _columns(
+        tx, "select organization_id from public.workflow_runs where id = %s", (run_id,)
+    )
+    if seen is None:
         raise NotFoundError(f"workflow run {run_id} not found")
-    if await _role(tx, run["organization_id"]) == "viewer":
+    if await _role(tx, seen["organization_id"]) in (None, "viewer"):
         raise ForbiddenError(f"your role does not allow changing workflow run {run_id}")
+    run = await _columns(tx, LOCK_RUN, (run_id,))
+    assert run is not None
     return run
 
 

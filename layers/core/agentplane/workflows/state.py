@@ -67,12 +67,20 @@ def _truthy(edge: Edge, ctx: dict[str, Any]) -> bool:
     return value not in (None, False, "", [], {})
 
 
-def taken(edge: Edge, state: dict[str, Any], ctx: dict[str, Any]) -> bool | None:
-    """Whether the edge is taken; None while its source is not done."""
+def handled(graph: Graph, node_id: str, ctx: dict[str, Any]) -> bool:
+    """Whether a failed node's failure is handled: an outgoing edge's `when` is true."""
+    return any(e.when is not None and _truthy(e, ctx) for e in graph.outgoing[node_id])
+
+
+def taken(graph: Graph, edge: Edge, state: dict[str, Any], ctx: dict[str, Any]) -> bool | None:
+    """Whether the edge is taken; None while its source is not done (or failed with no
+    edge handling it: what follows was never reached, the run fails)."""
     status = state["nodes"][edge.source]["status"]
     if status == "succeeded":
         return _truthy(edge, ctx)
     if status == "failed":
+        if not handled(graph, edge.source, ctx):
+            return None
         return edge.when is not None and _truthy(edge, ctx)
     if status == "skipped":
         return False
@@ -102,7 +110,7 @@ def frontier(graph: Graph, run_input: dict[str, Any], state: dict[str, Any]) -> 
             node = nodes[node_id]
             if node["status"] != "pending" or node.get("attempts", 0) > 0:
                 continue
-            decided = [taken(e, state, ctx) for e in graph.incoming[node_id]]
+            decided = [taken(graph, e, state, ctx) for e in graph.incoming[node_id]]
             if decided and None not in decided and not any(decided):
                 node["status"] = "skipped"
                 node["finished_at"] = at.isoformat()
@@ -114,13 +122,12 @@ def frontier(graph: Graph, run_input: dict[str, Any], state: dict[str, Any]) -> 
     for node_id in graph.order:
         node = nodes[node_id]
         if node["status"] == "failed":
-            handled = any(taken(e, state, ctx) for e in graph.outgoing[node_id])
-            node["handled"] = handled
-            if not handled:
+            node["handled"] = handled(graph, node_id, ctx)
+            if not node["handled"]:
                 unhandled.append(node_id)
         if node["status"] != "pending":
             continue
-        decided = [taken(e, state, ctx) for e in graph.incoming[node_id]]
+        decided = [taken(graph, e, state, ctx) for e in graph.incoming[node_id]]
         if None in decided:
             continue
         not_before = node.get("not_before")
