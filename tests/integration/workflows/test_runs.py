@@ -280,7 +280,9 @@ async def test_a_long_run_continues_in_a_fresh_execution_before_the_history_limi
     assert run["status"] == "succeeded", run
     assert run["executions"] == 3
     sfn = runtime.step_functions
-    arns = [run["execution_arn"].rsplit("-", 1)[0] + f"-{n}" for n in range(1, run["executions"] + 1)]
+    arns = [
+        run["execution_arn"].rsplit("-", 1)[0] + f"-{n}" for n in range(1, run["executions"] + 1)
+    ]
     statuses = [await execution_status(runtime, arn, "SUCCEEDED") for arn in arns]
     assert statuses == ["SUCCEEDED"] * len(arns)
     for arn in arns:
