@@ -43,6 +43,7 @@ from uuid import UUID
 import httpx
 import psycopg
 
+from agentplane.actions.models import MAX_DECISION_BATCH
 from agentplane.apps import build_local_app
 from agentplane.auth.tokens import mint_token
 from agentplane.db.database import Database
@@ -174,8 +175,8 @@ class Bench:
         return [str(r[0]) for r in await cur.fetchall()]
 
     async def _approve(self, action_ids: list[str]) -> None:
-        for start in range(0, len(action_ids), 100):  # MAX_DECISION_BATCH
-            chunk = action_ids[start : start + 100]
+        for start in range(0, len(action_ids), MAX_DECISION_BATCH):
+            chunk = action_ids[start : start + MAX_DECISION_BATCH]
             resp = await self.client.post(
                 "/actions/decisions",
                 json={"decision": "approve", "action_ids": chunk, "reason": "bench"},
