@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import cold_import, queue_throughput, reaper_cost, transition_cost
+from bench import cold_import, queue_throughput, reaper_cost, transition_cost, workflow_cost
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,13 @@ BENCHMARKS = {
     "transition_cost": Benchmark(
         transition_cost.main,
         (Option("actions", transition_cost.DEFAULT_ACTIONS, "actions taken through the loop"),),
+    ),
+    "workflow_cost": Benchmark(
+        workflow_cost.main,
+        (
+            Option("nodes", workflow_cost.DEFAULT_NODES, "nodes per workflow shape"),
+            Option("repeat", workflow_cost.DEFAULT_REPEAT, "runs per shape (median time)"),
+        ),
     ),
 }
 

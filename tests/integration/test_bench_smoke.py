@@ -1,16 +1,18 @@
 """The benchmarks' core functions at tiny sizes, on the test server: every item is done
-exactly once and the reaper takes exactly the stale sessions. Counts only, never timings
-(the machine is shared and noisy; the benchmarks report times, tests do not judge them)."""
+exactly once, the reaper takes exactly the stale sessions, every workflow shape succeeds.
+Counts only, never timings (the machine is shared and noisy; the benchmarks report
+times, tests do not judge them)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
 
-from bench import queue_throughput, reaper_cost, transition_cost
+from bench import queue_throughput, reaper_cost, transition_cost, workflow_cost
 from bench.pg import create_database, drop_database
 from tests.support.database import ProvisionedDatabase
 
@@ -130,3 +132,32 @@ async def test_transition_cost_takes_every_action_through_the_loop(
         ("pending", "approved", "claimed", "succeeded"), ACTIONS
     )
     assert _counts(no_audit.admin_url, events) == {"pending": ACTIONS}
+
+
+async def test_workflow_cost_runs_every_shape_to_success(
+    make_database: Callable[[], ProvisionedDatabase],
+) -> None:
+    # Given a migrated database
+    database = make_database()
+
+    # When every shape runs once with three nodes (measure raises unless each run
+    # succeeded, its gates approved through the API)
+    rows, meta = await workflow_cost.measure(
+        database.admin_url, database.app_url, nodes=3, repeat=1
+    )
+
+    # Then a row per shape, in the JSON as written, each with its transitions counted
+    # from the execution history and a positive time per node
+    body = json.loads(json.dumps({"meta": meta, "rows": rows}))
+    assert [r["shape"] for r in body["rows"]] == list(workflow_cost.SHAPES)
+    for row in body["rows"]:
+        assert row["nodes"] == 3
+        assert row["executions"] >= 1
+        assert row["transitions"] > 0
+        assert row["transitions_per_node"] > 0
+        assert row["ms_per_node"] > 0
+        assert row["ratio_to_baseline"] > 0
+        assert row["goal"] in ("met", "missed")
+    # And the gates were approved in one batch (three fit in the Map at once)
+    approvals = body["meta"]["samples"]["approval_fanout"]
+    assert [s["decision_batches"] for s in approvals] == [1]
