@@ -34,6 +34,14 @@ EXPECTED: dict[str, tuple[str, dict[str, Any]]] = {
     "actions_post_runner_claim.json": ("actions", {"statusCode": 200}),
     "actions_get_signing_key.json": ("actions", {"statusCode": 200}),
     "mirror_async.json": ("mirror", {"status": "not_found"}),
+    # invoke writes a run of a demo workflow (approval gate -> llm node) for these:
+    "workflows_get_workflows.json": ("workflows", {"statusCode": 200}),
+    "workflows_step.json": ("workflows", {"status": "running"}),
+    "workflows_wait_node.json": ("workflows", {"node_id": "gate"}),
+    # the demo agent has no model connection: the node fails, saying so
+    "workflows_run_node.json": ("workflows", {}),
+    "workflows_fail.json": ("workflows", {"status": "failed"}),
+    "workflows_dispatch.json": ("workflows", {"delivered": 0}),
 }
 
 
@@ -91,6 +99,13 @@ def test_handler_on_event(event_file: str, fresh_db: ProvisionedDatabase, tmp_pa
         json.loads(result["body"])
     if event_file == "actions_post_approve.json":
         assert json.loads(result["body"])["status"] == "approved"
+    if event_file == "workflows_step.json":
+        assert result["single"]["id"] == "gate"
+        assert result["single"]["type"] == "approval"
+    if event_file == "workflows_run_node.json":
+        [failed] = result["results"]
+        assert failed["status"] == "failed"
+        assert failed["error"]["Error"] == "Llm.NotConnected"
 
 
 def test_a_heartbeat_that_reaps_nothing_emits_its_metrics_and_no_log_line(

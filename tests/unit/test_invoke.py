@@ -59,6 +59,7 @@ def test_every_placeholder_of_the_sample_events_is_one_invoke_fills() -> None:
         "REPLACE_WITH_RUNNER_TOKEN",
         "REPLACE_WITH_SESSION_ID",
         "REPLACE_WITH_ACTION_ID",
+        "REPLACE_WITH_RUN_ID",
     }
     used = {m for p in EVENTS.glob("*.json") for m in re.findall(r"REPLACE_\w+", p.read_text())}
     assert used <= known

@@ -8,7 +8,9 @@ embedded one), so the sample events reach real rows of the demo data:
 - `REPLACE_WITH_TOKEN`: a fresh user token for the demo user;
 - `REPLACE_WITH_RUNNER_TOKEN`: a new runner token of the demo agent;
 - `REPLACE_WITH_SESSION_ID`: an online session of that runner;
-- `REPLACE_WITH_ACTION_ID`: a new pending action of the demo agent, proposed for it.
+- `REPLACE_WITH_ACTION_ID`: a new pending action of the demo agent, proposed for it;
+- `REPLACE_WITH_RUN_ID`: a new run (no execution yet) of a demo workflow of the demo
+  agent, an approval gate then an llm node; the workflows task events act on it.
 
 An HTTP result's base64 body is decoded before it is printed; a 5xx exits 1.
 """
@@ -33,6 +35,8 @@ TOKEN_PLACEHOLDER = "REPLACE_WITH_TOKEN"  # noqa: S105 (a placeholder, not a sec
 RUNNER_TOKEN_PLACEHOLDER = "REPLACE_WITH_RUNNER_TOKEN"  # noqa: S105 (a placeholder)
 SESSION_PLACEHOLDER = "REPLACE_WITH_SESSION_ID"
 ACTION_PLACEHOLDER = "REPLACE_WITH_ACTION_ID"
+RUN_PLACEHOLDER = "REPLACE_WITH_RUN_ID"
+PLACEHOLDERS = (RUNNER_TOKEN_PLACEHOLDER, SESSION_PLACEHOLDER, ACTION_PLACEHOLDER, RUN_PLACEHOLDER)
 # The action REPLACE_WITH_ACTION_ID stands for: harmless, and what the sample approves.
 SAMPLE_ACTION = {"tool": "read_file", "args": {"path": "README.md"}}
 
@@ -140,9 +144,42 @@ async def demo_fixtures(app_url: str, placeholders: set[str]) -> dict[str, str]:
                     ttl_seconds=DEFAULT_TTL_SECONDS,
                 )
             values[ACTION_PLACEHOLDER] = str(action.id)
+        if RUN_PLACEHOLDER in placeholders:
+            values[RUN_PLACEHOLDER] = await _demo_run(db, seed.project_id, seed.agent_id)
     finally:
         await db.close()
     return values
+
+
+async def _demo_run(db: Any, project_id: uuid.UUID, agent_id: uuid.UUID) -> str:
+    """A run of a two-node demo workflow, as `POST /workflows/{id}/runs` writes it
+    before its execution starts."""
+    from agentplane.seed import demo_caller
+    from agentplane.workflows import service as workflows
+    from agentplane.workflows.definition import Definition
+    from agentplane.workflows.engine import start_execution
+    from agentplane.workflows.models import WorkflowCreate
+
+    gate = {"agent_id": str(agent_id), "title": "Summarize {{ input.topic }}?"}
+    summary = {"agent_id": str(agent_id), "prompt": "Summarize {{ input.topic }}."}
+    definition = Definition.model_validate(
+        {
+            "nodes": [
+                {"id": "gate", "type": "approval", "config": gate},
+                {"id": "summary", "type": "llm", "config": summary},
+            ],
+            "edges": [{"from": "gate", "to": "summary"}],
+        }
+    )
+    async with db.transaction(demo_caller()) as tx:
+        workflow = await workflows.create_workflow(
+            tx, WorkflowCreate(project_id=project_id, name="make invoke", definition=definition)
+        )
+        run = await workflows.insert_run(tx, workflow, {"topic": "the week"})
+        # Its first execution is queued (named `<run id>-1`, as the sample step's ARN);
+        # `make invoke` has no state machine to start it on.
+        await start_execution(tx, run)
+    return str(run["id"])
 
 
 def readable(result: Any) -> Any:
@@ -215,9 +252,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     token = mint_token(settings, DEMO_USER_ID, email=DEMO_EMAIL)
-    wanted = {
-        p for p in (RUNNER_TOKEN_PLACEHOLDER, SESSION_PLACEHOLDER, ACTION_PLACEHOLDER) if p in text
-    }
+    wanted = {p for p in PLACEHOLDERS if p in text}
     with database_urls(settings) as (urls, _embedded):
         migrate(urls.migrate, load_migrations(settings.migrations_dir))
         try:

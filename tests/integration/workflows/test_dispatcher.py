@@ -75,7 +75,8 @@ async def test_a_decision_made_while_the_dispatcher_is_down_is_delivered_once_wh
     run = await get_run(client, org.member, run["id"])
     assert node(run, "g0")["status"] == "waiting"
     [callback] = [c for c in run["callbacks"] if c["kind"] == "success"]
-    assert callback["delivered_at"] is None and callback["attempts"] == 0
+    assert callback["delivered_at"] is None
+    assert callback["attempts"] == 0
     assert not sent
 
     first = await dispatch(runtime)
@@ -85,7 +86,8 @@ async def test_a_decision_made_while_the_dispatcher_is_down_is_delivered_once_wh
     assert run["status"] == "succeeded"
     assert list(sent.values()) == [1]
     [callback] = [c for c in run["callbacks"] if c["kind"] == "success"]
-    assert callback["outcome"] == "delivered" and callback["attempts"] == 1
+    assert callback["outcome"] == "delivered"
+    assert callback["attempts"] == 1
 
 
 async def test_two_dispatchers_at_once_send_each_token_once(
@@ -102,13 +104,15 @@ async def test_two_dispatchers_at_once_send_each_token_once(
     ids = [node(run, f"g{i}")["action_id"] for i in range(6)]
     resp = await client.post("/actions/decisions", json={"action_ids": ids, "decision": "approve"},
                              headers=org.admin.headers)  # fmt: skip
-    assert resp.status_code == 200 and len(resp.json()["decided"]) == 6
+    assert resp.status_code == 200
+    assert len(resp.json()["decided"]) == 6
 
     # Batches of three: each dispatcher locks rows the other skips.
     one, two = await asyncio.gather(dispatch(runtime, limit=3), dispatch(runtime, limit=3))
     assert (one.delivered, two.delivered) == (3, 3)
     assert (await dispatch(runtime)).delivered == 0
-    assert len(sent) == 6 and set(sent.values()) == {1}
+    assert len(sent) == 6
+    assert set(sent.values()) == {1}
     run = await wait_for_run(client, org.member, run["id"], until=status_is("succeeded", "failed"))
     assert run["status"] == "succeeded"
 
@@ -133,9 +137,11 @@ async def test_a_callback_for_a_task_that_is_gone_is_settled_with_its_outcome(
     assert resp.status_code == 200
 
     result = await dispatch(runtime)
-    assert result.delivered == 0 and sum(result.settled.values()) == 1
+    assert result.delivered == 0
+    assert sum(result.settled.values()) == 1
     run = await get_run(client, org.member, run["id"])
     [callback] = [c for c in run["callbacks"] if c["kind"] == "success"]
     assert callback["outcome"] in ("invalid_token", "task_does_not_exist")
-    assert callback["delivered_at"] is not None and callback["last_error"]
+    assert callback["delivered_at"] is not None
+    assert callback["last_error"]
     assert (await dispatch(runtime)).settled == {}

@@ -5,6 +5,7 @@ limit."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import httpx
@@ -43,7 +44,7 @@ def action_node(node_id: str, agent: str, path: str, **config: Any) -> dict[str,
 
 def chain(*ids: str) -> list[dict[str, str]]:
     """Edges a -> b -> c ..."""
-    return [{"from": a, "to": b} for a, b in zip(ids, ids[1:], strict=False)]
+    return [{"from": a, "to": b} for a, b in itertools.pairwise(ids)]
 
 
 async def setup(client: httpx.AsyncClient, make_org: MakeOrg) -> tuple[Org, str, str, Runner]:
@@ -88,10 +89,12 @@ async def test_an_action_node_runs_when_approved_and_its_output_is_the_runners_r
     run = await wait_for_run(client, org.member, run["id"], until=node_is("write", "waiting"))
     action = (await client.get(f"/actions/{node(run, 'write')['action_id']}",
                                headers=org.member.headers)).json()  # fmt: skip
-    assert action["status"] == "pending" and action["source"] == "workflow"
+    assert action["status"] == "pending"
+    assert action["source"] == "workflow"
     assert action["payload"] == {"tool": "write_file",
                                  "args": {"path": "notes/hello.txt", "content": "hi"}}  # fmt: skip
-    assert action["workflow_run_id"] == run["id"] and action["workflow_node_id"] == "write"
+    assert action["workflow_run_id"] == run["id"]
+    assert action["workflow_node_id"] == "write"
     assert action["proposed_by"] == str(org.member.id)
     await approve(client, org, action["id"])
     await work(runner, session["id"])
@@ -119,7 +122,8 @@ async def test_a_rejected_gate_fails_the_run_with_the_reason(
     run = await wait_for_run(client, org.member, run["id"], until=node_is("gate", "waiting"))
     gate_id = node(run, "gate")["action_id"]
     gate = (await client.get(f"/actions/{gate_id}", headers=org.viewer.headers)).json()
-    assert gate["kind"] == "approval" and gate["payload"]["tool"] == "workflow.approval"
+    assert gate["kind"] == "approval"
+    assert gate["payload"]["tool"] == "workflow.approval"
     assert gate["payload"]["args"]["title"] == "Deploy 1.2?"
     # It is in the same inbox as every pending action.
     inbox = (await client.get("/actions?status=pending", headers=org.viewer.headers)).json()
@@ -131,7 +135,8 @@ async def test_a_rejected_gate_fails_the_run_with_the_reason(
 
     run = await wait_for_run(client, org.member, run["id"], until=ENDED)
     assert run["status"] == "failed"
-    assert "not on a Friday" in run["error"] and "Action.Rejected" in run["error"]
+    assert "not on a Friday" in run["error"]
+    assert "Action.Rejected" in run["error"]
     assert node(run, "gate")["status"] == "failed"
     assert node(run, "gate")["action_status"] == "rejected"
     assert node(run, "after")["status"] == "pending"
@@ -159,7 +164,8 @@ async def test_an_edge_whose_when_matches_the_status_handles_a_failure(
 
     run = await wait_for_run(client, org.member, run["id"], until=ENDED)
     assert run["status"] == "succeeded", run
-    assert node(run, "gate")["status"] == "failed" and node(run, "gate")["handled"] is True
+    assert node(run, "gate")["status"] == "failed"
+    assert node(run, "gate")["handled"] is True
     assert node(run, "ship")["status"] == "skipped"
     assert run["output"] == {"fallback": "held"}
 
@@ -206,14 +212,16 @@ async def test_resume_reruns_only_the_failed_node_and_what_follows(
         await approve(client, org, node(run, name)["action_id"])
         await work(runner, session["id"], outcome)
     run = await wait_for_run(client, org.member, run["id"], until=ENDED)
-    assert run["status"] == "failed" and "node b failed" in run["error"]
+    assert run["status"] == "failed"
+    assert "node b failed" in run["error"]
     assert node(run, "c")["status"] == "pending"
     a_output = node(run, "a")["output"]
 
     resp = await client.post(f"/workflow-runs/{run['id']}/resume", headers=org.member.headers)
     assert resp.status_code == 200, resp.text
     resumed = resp.json()
-    assert resumed["status"] in ("running", "waiting") and resumed["executions"] == 2
+    assert resumed["status"] in ("running", "waiting")
+    assert resumed["executions"] == 2
     for name in ("b", "c"):
         run = await wait_for_run(client, org.member, run["id"], until=node_is(name, "waiting"))
         await approve(client, org, node(run, name)["action_id"])
@@ -225,7 +233,8 @@ async def test_resume_reruns_only_the_failed_node_and_what_follows(
     assert workflows.calls[("wait_node", "a")] == 1
     assert workflows.calls[("wait_node", "b")] == 2
     assert workflows.calls[("wait_node", "c")] == 1
-    assert node(run, "a")["output"] == a_output and node(run, "a")["attempts"] == 1
+    assert node(run, "a")["output"] == a_output
+    assert node(run, "a")["attempts"] == 1
 
 
 async def test_cancel_during_a_human_wait_stops_the_execution_and_cancels_the_action(
@@ -249,7 +258,8 @@ async def test_cancel_during_a_human_wait_stops_the_execution_and_cancels_the_ac
     gate = (await client.get(f"/actions/{gate_id}", headers=org.member.headers)).json()
     assert gate["status"] == "cancelled"
     late = await client.post(f"/actions/{gate_id}/approve", headers=org.admin.headers)
-    assert late.status_code == 409 and late.json()["current_status"] == "cancelled"
+    assert late.status_code == 409
+    assert late.json()["current_status"] == "cancelled"
     # The execution was stopped (AWS reports ABORTED; moto's interpreter, whose waiting
     # thread the local client releases after StopExecution, may end it as FAILED).
     stopped = await execution_status(runtime, run["execution_arn"], "ABORTED", "FAILED")

@@ -142,6 +142,9 @@ async def dispatch(
 ) -> DispatchResult:
     """Deliver what is due (only rows `ids`, when given), then heartbeat open waits."""
     result = DispatchResult()
+    if not runtime.settings.workflow_state_machine_arn and "step_functions" not in vars(runtime):
+        logger.warning("workflow dispatcher: no state machine is configured; nothing delivered")
+        return result
     only = "and o.id = any(%s)" if ids is not None else ""
     args: tuple[Any, ...] = (ids, limit) if ids is not None else (limit,)
     async with runtime.database.service("workflow callbacks", routine=True) as tx:

@@ -182,6 +182,28 @@ returning *
 """
 
 
+async def insert_run(
+    tx: Tx, workflow: Workflow, run_input: dict[str, Any], graph: Graph | None = None
+) -> dict[str, Any]:
+    """A pending run of the workflow's current version, with its copy of the definition
+    and every node pending (no execution yet: `start_execution` queues one)."""
+    graph = graph or graph_of(workflow.definition)
+    run = await _columns(
+        tx,
+        INSERT_RUN,
+        (
+            workflow.organization_id,
+            workflow.id,
+            workflow.version,
+            Jsonb(run_input),
+            Jsonb(st.initial_state(graph)),
+            Jsonb(workflow.definition),
+        ),
+    )
+    assert run is not None
+    return run
+
+
 async def _deliver(runtime: Runtime, outbox_id: int, what: str) -> None:
     try:
         await dispatch(runtime, ids=[outbox_id])
@@ -211,19 +233,7 @@ async def start_run(runtime: Runtime, caller: Caller, workflow_id: UUID, body: R
             raise ForbiddenError(
                 f"your role does not allow starting runs of workflow {workflow_id}"
             )
-        run = await _columns(
-            tx,
-            INSERT_RUN,
-            (
-                workflow.organization_id,
-                workflow_id,
-                workflow.version,
-                Jsonb(body.input),
-                Jsonb(st.initial_state(graph)),
-                Jsonb(workflow.definition),
-            ),
-        )
-        assert run is not None
+        run = await insert_run(tx, workflow, body.input, graph)
         outbox_id = await start_execution(tx, run)
     logger.info(
         "workflow run started",
