@@ -121,8 +121,8 @@ def test_a_diamond_waits_for_a_person_and_a_runner_then_succeeds_or_fails(tmp_pa
         assert (workspace / "reports" / "weekly.txt").read_text() == "all green"
         assert node(run, "write")["output"]["bytes"] == len("all green")
         assert node(run, "review")["output"]["reason"] == "e2e"
-        assert run["output"] == {"report": {"approved_by": node(run, "review")["output"]["approved_by"],
-                                            "bytes": len("all green")}}  # fmt: skip
+        approver = node(run, "review")["output"]["approved_by"]
+        assert run["output"] == {"report": {"approved_by": approver, "bytes": len("all green")}}
         assert all(n["status"] == "succeeded" for n in run["nodes"])
 
         # And the same DAG with its gate rejected fails with the reason
