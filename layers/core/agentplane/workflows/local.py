@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import io
 import json
+import logging
 import threading
 from collections import Counter
 from pathlib import Path
@@ -73,6 +74,10 @@ class LocalWorkflows:
         from moto import mock_aws
 
         self._loop = asyncio.get_running_loop()
+        # The interpreter's own logs: every Fail state as an ERROR with its whole parse
+        # tree, and botocore's credential notice. The run's outcome is logged by step.
+        logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
+        logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         self.client = boto3.client("stepfunctions", region_name=REGION)
