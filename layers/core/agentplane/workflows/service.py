@@ -251,6 +251,7 @@ async def _role(tx: Tx, organization_id: UUID) -> str | None:
 
 
 LOCK_RUN = "select * from public.workflow_runs where id = %s for update"
+VISIBLE_RUN = "select id from public.workflow_runs where id = %s"
 CANCEL_ACTIONS = """
 update public.agent_actions set status = 'cancelled', decision_reason = %s
  where workflow_run_id = %s and status in ('pending', 'approved')
@@ -265,9 +266,12 @@ values (%s, %s, 'stop', %s) returning id
 async def _locked_run(tx: Tx, run_id: UUID) -> dict[str, Any]:
     run = await _columns(tx, LOCK_RUN, (run_id,))
     if run is None:
+        # FOR UPDATE sees only the rows the update policy lets the caller change, so a
+        # viewer's run is missing here but visible to a plain read: 403, not 404
+        # (test_definitions.py::test_viewers_read_but_do_not_write).
+        if await _columns(tx, VISIBLE_RUN, (run_id,)) is not None:
+            raise ForbiddenError(f"your role does not allow changing workflow run {run_id}")
         raise NotFoundError(f"workflow run {run_id} not found")
-    if await _role(tx, run["organization_id"]) == "viewer":
-        raise ForbiddenError(f"your role does not allow changing workflow run {run_id}")
     return run
 
 
