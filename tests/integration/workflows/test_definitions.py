@@ -10,7 +10,15 @@ from typing import Any
 import httpx
 import psycopg
 
-from tests.support.api import MakeOrg, NewUser, Org, User, assert_problem, collect_pages
+from tests.support.api import (
+    MakeOrg,
+    NewUser,
+    Org,
+    User,
+    assert_problem,
+    collect_pages,
+    field_rules,
+)
 from tests.support.builders import create_project, new_agent
 from tests.support.database import ProvisionedDatabase
 from tests.support.workflows import get_run, node_is, save_workflow, start_run, status_is
@@ -351,18 +359,26 @@ async def test_a_missing_agent_id_is_refused(client: httpx.AsyncClient, make_org
     )
 
 
-async def test_an_unknown_node_type_is_refused(
+async def test_an_unknown_node_type_is_refused_with_the_rest(
     client: httpx.AsyncClient, make_org: MakeOrg
 ) -> None:
     org = await make_org()
     project = await create_project(client, org, "wf")
-    definition = {"nodes": [{"id": "s", "type": "shell", "config": {}}], "edges": []}
-    error = only_error(await problem_of(client, org, project, definition))
-    assert (error["field"], error["in"], error["rule"]) == (
-        "definition.nodes.0.type",
-        "body",
-        "literal_error",
-    )
+    definition = {
+        "nodes": [*transforms("a"), {"id": "s", "type": "shell", "config": {}}],
+        "edges": [{"from": "a", "to": "s"}, {"from": "s", "to": "ghost"}],
+    }
+    problem = await problem_of(client, org, project, definition)
+    # The node of the unknown type is named, and the edge's problem is reported with it
+    # (an edge to that node is not "unknown": the node is there, its type is wrong)
+    assert field_rules(problem) == [
+        ("definition.nodes.1.type", "known_type"),
+        ("definition.edges.1.to", "known_node"),
+    ]
+    error = problem["errors"][0]
+    assert (error["in"], error["node"]) == ("body", "s")
+    assert "'shell'" in error["message"]
+    assert "transform" in error["message"]
 
 
 async def test_an_agent_of_another_organization_is_refused(
