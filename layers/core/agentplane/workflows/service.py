@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from agentplane.auth.caller import Caller
-from agentplane.db.crud import Table
+from agentplane.db.crud import Table, jsonb_params
 from agentplane.db.pagination import Page, PageRequest
 from agentplane.db.rows import Tx, fetch_all, fetch_one
 from agentplane.errors import ConflictError, ForbiddenError, NotFoundError, ValidationProblemError
@@ -48,6 +49,9 @@ from agentplane.workflows.models import (
 workflows = Table("workflows", Workflow, "workflow")
 runs = Table("workflow_runs", RunSummary, "workflow run")
 
+BUMP_VERSION = sql.SQL(
+    "update public.workflows set {}version = version + 1 where id = %s returning *"
+)
 PROJECT_ORG = "select organization_id from public.projects where id = %s"
 VISIBLE_AGENTS = """
 select id from public.agents
@@ -126,8 +130,19 @@ async def update_workflow(tx: Tx, workflow_id: UUID, body: WorkflowUpdate) -> Wo
         await _check(tx, body.definition, current.organization_id)
         values["definition"] = body.definition.as_json()
     values = {k: v for k, v in values.items() if v is not None}
-    values["version"] = current.version + 1
-    return await workflows.update(tx, workflow_id, values)
+    # `version = version + 1` in the UPDATE, not the version read above: a concurrent
+    # save waits on the row lock, then counts from the committed version
+    # (test_definitions.py::test_concurrent_saves_get_a_version_each).
+    query = BUMP_VERSION.format(
+        sql.SQL("").join(
+            sql.SQL("{} = {}, ").format(sql.Identifier(c), sql.Placeholder()) for c in values
+        )
+    )
+    saved = await fetch_one(tx, Workflow, query, [*jsonb_params(values).values(), workflow_id])
+    if saved is None:
+        await workflows.require(tx, workflow_id)  # deleted meanwhile: 404
+        raise ForbiddenError(f"your role does not allow changing workflow {workflow_id}")
+    return saved
 
 
 async def delete_workflow(tx: Tx, workflow_id: UUID) -> None:
