@@ -4,6 +4,7 @@ token that never leaves the server."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -40,6 +41,10 @@ QUICK: dict[str, Any] = {
     "nodes": [{"id": "t", "type": "transform", "config": {"expression": "input.n"}}],
     "edges": [],
 }
+
+
+def transforms(*ids: str) -> list[dict[str, Any]]:
+    return [{"id": i, "type": "transform", "config": {"expression": "input"}} for i in ids]
 
 
 async def post_workflow(
@@ -172,6 +177,27 @@ async def test_every_save_bumps_the_version(client: httpx.AsyncClient, make_org:
     assert got.json()["description"] == "one"
 
 
+async def test_concurrent_saves_get_a_version_each(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    org = await make_org()
+    project = await create_project(client, org, "wf")
+    workflow = await save_workflow(client, org.member, project, QUICK)
+    bodies = [{"definition": {"nodes": transforms(f"n{i}"), "edges": []}} for i in range(4)]
+
+    saves = await asyncio.gather(
+        *(
+            client.patch(f"/workflows/{workflow['id']}", json=body, headers=org.member.headers)
+            for body in bodies
+        )
+    )
+
+    assert [r.status_code for r in saves] == [200] * 4, [r.text for r in saves]
+    assert sorted(r.json()["version"] for r in saves) == [2, 3, 4, 5]
+    got = await client.get(f"/workflows/{workflow['id']}", headers=org.member.headers)
+    assert got.json()["version"] == 5
+
+
 async def test_a_run_keeps_its_version_and_definition_after_a_patch(
     client: httpx.AsyncClient, make_org: MakeOrg
 ) -> None:
@@ -208,10 +234,6 @@ async def test_a_run_keeps_its_version_and_definition_after_a_patch(
 
 
 # --- 422s naming the node or edge -------------------------------------------------------
-
-
-def transforms(*ids: str) -> list[dict[str, Any]]:
-    return [{"id": i, "type": "transform", "config": {"expression": "input"}} for i in ids]
 
 
 async def test_a_cycle_is_refused_showing_its_path(
