@@ -145,9 +145,25 @@ async def update_workflow(tx: Tx, workflow_id: UUID, body: WorkflowUpdate) -> Wo
     return saved
 
 
+LIVE_RUNS = """
+select id from public.workflow_runs
+ where workflow_id = %s and status in ('pending', 'running', 'waiting')
+ order by created_at, id limit 20
+"""
+
+
 async def delete_workflow(tx: Tx, workflow_id: UUID) -> None:
-    """Delete a workflow and its runs (admins and owners)."""
-    await workflows.delete(tx, workflow_id)
+    """Delete a workflow and its ended runs (admins and owners); 409 while a run has not
+    ended, since the cascade would drop its waits and outbox rows, leaving its execution
+    unstopped and its gate pending in the inbox (cancel the run first)."""
+    cur = await tx.execute(LIVE_RUNS, (workflow_id,))
+    live = [str(row[0]) for row in await cur.fetchall()]
+    await workflows.delete(tx, workflow_id)  # 403 or 404 first; a 409 below rolls back
+    if live:
+        raise ConflictError(
+            f"workflow {workflow_id} has runs that have not ended; cancel them first",
+            live_runs=live,
+        )
 
 
 async def list_runs(tx: Tx, workflow_id: UUID, page: PageRequest) -> Page[RunSummary]:
