@@ -557,6 +557,31 @@ async def test_members_create_and_start_but_only_admins_delete(
     assert_problem(gone, 404, "not-found")
 
 
+async def test_a_workflow_with_a_run_in_flight_is_not_deleted(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    org = await make_org()
+    agent = await new_agent(client, org)
+    project = await create_project(client, org, "wf")
+    workflow = await save_workflow(client, org.member, project, gate(agent))
+    run = await waiting_run(client, org, workflow["id"])
+    action_id = run["nodes"][0]["action_id"]
+    wf = f"/workflows/{workflow['id']}"
+    # A member is still refused as such; an admin is told to cancel the run first (the
+    # cascade would leave its execution unstopped and its gate pending in the inbox)
+    assert_problem(await client.delete(wf, headers=org.member.headers), 403, "forbidden")
+    problem = assert_problem(await client.delete(wf, headers=org.admin.headers), 409, "conflict")
+    assert problem["live_runs"] == [run["id"]]
+    assert (await get_run(client, org.member, run["id"]))["status"] == "waiting"
+    # Once the run is cancelled, so is its gate, and the workflow can go
+    cancelled = await client.post(f"/workflow-runs/{run['id']}/cancel", headers=org.member.headers)
+    assert cancelled.status_code == 200, cancelled.text
+    gate_action = await client.get(f"/actions/{action_id}", headers=org.admin.headers)
+    assert gate_action.json()["status"] == "cancelled"
+    assert (await client.delete(wf, headers=org.admin.headers)).status_code == 204
+    assert_problem(await client.get(wf, headers=org.admin.headers), 404, "not-found")
+
+
 async def test_a_workflow_without_nodes_cannot_be_started(
     client: httpx.AsyncClient, make_org: MakeOrg
 ) -> None:
