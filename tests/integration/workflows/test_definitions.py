@@ -490,6 +490,8 @@ async def test_strangers_get_404_on_workflows_and_runs(
             assert_problem(await call, 404, "not-found")
         listed = await client.get("/workflows", headers=caller.headers)
         assert listed.json()["items"] == []
+        created = await post_workflow(client, caller, project, QUICK)
+        assert_problem(created, 404, "not-found")
     # Nothing changed
     got = await client.get(wf, headers=org.member.headers)
     assert (got.json()["name"], got.json()["version"]) == ("flow", 1)
