@@ -179,6 +179,44 @@ SPEC: dict[str, TableSpec] = {
         " values (%(org_a)s, %(workflow_a)s)",
         "error = 'rls-matrix'",
     ),
+    # Task tokens are the server's alone: no person or runner reads or writes a wait.
+    "workflow_waits": org_scoped(
+        "id = %(wait_a)s",
+        "insert into public.workflow_waits"
+        " (organization_id, run_id, node_id, attempt, action_id, kind, task_token) values"
+        " (%(org_a)s, %(run_a)s, 'other', 1, %(action_a_spare)s, 'action', 'stolen')",
+        "execution_arn = 'rls-matrix'",
+        select=NOBODY,
+        insert_by=NOBODY,
+        update=NOBODY,
+        delete=NOBODY,
+        actors=RUNNER_ACTORS,
+    ),
+    # Viewers read a run's callbacks; members write only the start and stop rows (the
+    # dispatcher, as service_role, alone records deliveries).
+    "workflow_outbox": org_scoped(
+        "id = %(outbox_start_a)s",
+        "insert into public.workflow_outbox (organization_id, run_id, kind)"
+        " values (%(org_a)s, %(run_a)s, 'stop')",
+        "last_error = 'rls-matrix'",
+        update=NOBODY,
+        delete=NOBODY,
+        actors=RUNNER_ACTORS,
+    ),
+    # A node's callback (success or failure) comes only from the trigger on
+    # agent_actions: nobody inserts one, even into their own organization.
+    "workflow_outbox.callback": TableSpec(
+        "id = %(outbox_success_a)s",
+        "insert into public.workflow_outbox (organization_id, run_id, kind, wait_id)"
+        " values (%(org_a)s, %(run_a)s, 'success', %(wait_a)s)",
+        "last_error = 'rls-matrix'",
+        select=VIEWER_UP,
+        insert_by=NOBODY,
+        update=NOBODY,
+        delete=NOBODY,
+        actors=RUNNER_ACTORS,
+        table="workflow_outbox",
+    ),
     # The vault: only the key's user, never the organization's other members.
     "user_keys": org_scoped(
         "id = %(key_a)s",
@@ -312,6 +350,15 @@ def count(conn: psycopg.Connection[Any], query: str | sql.Composed, params: dict
     return int(row[0])
 
 
+def visible(conn: psycopg.Connection[Any], query: sql.Composed, params: dict[str, Any]) -> int:
+    """The rows a count query sees; a table the caller has no grant on shows none."""
+    try:
+        with conn.transaction():
+            return count(conn, query, params)
+    except InsufficientPrivilege:
+        return 0
+
+
 def refused(conn: psycopg.Connection[Any], stmt: sql.Composed, params: dict[str, Any]) -> bool:
     """Run a write that must not happen: True when it raised 42501 or touched no row."""
     try:
@@ -331,7 +378,7 @@ def test_rls_matrix(world: World, app_conn: psycopg.Connection[Any], case: Case)
     with conn.transaction(force_rollback=True):
         as_caller(conn, world, case.actor)
         if case.op == "select":
-            assert count(conn, sql.SQL("select count(*) {}").format(target), params) == int(
+            assert visible(conn, sql.SQL("select count(*) {}").format(target), params) == int(
                 case.allowed
             )
             return
@@ -392,7 +439,7 @@ def test_anon_sees_no_rows(world: World, app_conn: psycopg.Connection[Any]) -> N
     with app_conn.transaction(force_rollback=True):
         tables = public_tables(app_conn)
         as_caller(app_conn, world, "anon")
-        counts = {t: count(app_conn, _count_all(t), {}) for t in tables}
+        counts = {t: visible(app_conn, _count_all(t), {}) for t in tables}
     assert tables
     assert {t: n for t, n in counts.items() if n} == {}
 

@@ -79,7 +79,8 @@ def _insert(conn: psycopg.Connection[Any], table: str, **values: Any) -> uuid.UU
 
 
 def _org_rows(conn: psycopg.Connection[Any], org: uuid.UUID, suffix: str) -> dict[str, Any]:
-    """A project, agents, config, runner token, session, action, event, workflow and run."""
+    """A project, agents, config, runner token, session, actions, event, workflow, run,
+    the run's wait and its outbox rows."""
     ids: dict[str, Any] = {}
     ids[f"project_{suffix}"] = _insert(conn, "projects", organization_id=org, name="p")
     common = {"organization_id": org}
@@ -125,6 +126,36 @@ def _org_rows(conn: psycopg.Connection[Any], org: uuid.UUID, suffix: str) -> dic
     ids[f"run_{suffix}"] = _insert(
         conn, "workflow_runs", **common, workflow_id=ids[f"workflow_{suffix}"]
     )
+    # A second action of the run (the one the spare wait would be for), then the run's
+    # wait with its task token, and its outbox rows: the start, and the callback of the
+    # wait.
+    run = {**common, "run_id": ids[f"run_{suffix}"]}
+    ids[f"action_{suffix}_spare"] = _insert(
+        conn,
+        "agent_actions",
+        **agent,
+        payload=PAYLOAD,
+        payload_sha256=HEX64,
+        expires_at="2999-01-01T00:00:00Z",
+    )
+    ids[f"wait_{suffix}"] = _insert(
+        conn,
+        "workflow_waits",
+        **run,
+        node_id="gate",
+        attempt=1,
+        action_id=ids[f"action_{suffix}"],
+        kind="action",
+        task_token=f"token-of-{suffix}",
+    )
+    for kind, extra in (("start", {}), ("success", {"wait_id": ids[f"wait_{suffix}"]})):
+        row = conn.execute(
+            "insert into public.workflow_outbox (organization_id, run_id, kind, wait_id)"
+            " values (%s, %s, %s, %s) returning id",
+            (org, run["run_id"], kind, extra.get("wait_id")),
+        ).fetchone()
+        assert row is not None
+        ids[f"outbox_{kind}_{suffix}"] = row[0]
     return ids
 
 

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from uuid import UUID
 
 import jmespath
@@ -212,7 +212,9 @@ class Node(InputModel):
     """One node of the DAG."""
 
     id: NodeId
-    type: NodeType
+    # Checked by `check` with the rest of the definition, so an unknown type is one more
+    # entry naming its node rather than a parse error that hides every other problem.
+    type: Annotated[str, Field(json_schema_extra={"enum": list(get_args(NodeType))})]
     config: dict[str, JsonValue] = Field(default_factory=dict)
 
 
@@ -277,8 +279,9 @@ def _cycle(ids: list[str], outgoing: dict[str, list[str]]) -> list[str] | None:
 
 
 def check(definition: Definition, prefix: str = "definition") -> Graph:
-    """The definition as a Graph, or a 422 listing every problem: duplicate ids, configs
-    that miss their type's model, edges naming unknown nodes, bad `when`, cycles."""
+    """The definition as a Graph, or a 422 listing every problem: duplicate ids, unknown
+    types, configs that miss their type's model, edges naming unknown nodes, bad `when`,
+    cycles."""
     errors: list[dict[str, Any]] = []
     nodes: dict[str, Node] = {}
     configs: dict[str, NodeConfig] = {}
@@ -290,6 +293,17 @@ def check(definition: Definition, prefix: str = "definition") -> Graph:
             )
             continue
         nodes[node.id] = node
+        if node.type not in CONFIGS:
+            errors.append(
+                _error(
+                    f"{where}.type",
+                    "known_type",
+                    f"node {node.id!r}: {node.type!r} is not a node type; the types are"
+                    f" {', '.join(CONFIGS)}",
+                    node=node.id,
+                )
+            )
+            continue
         try:
             configs[node.id] = CONFIGS[node.type].model_validate(node.config)
         except ValidationError as exc:

@@ -26,7 +26,7 @@ from uuid import UUID
 
 from agentplane.observability import logger
 from agentplane.runtime import Runtime
-from agentplane.workflows.engine import ACTION_ERRORS
+from agentplane.workflows.engine import ACTION_ERRORS, execution_name
 from agentplane.workflows.sfn import SETTLED, StepFunctionsError
 
 MAX_ATTEMPTS = 20
@@ -112,7 +112,8 @@ async def _deliver(runtime: Runtime, row: dict[str, Any]) -> str | None:
     body = row["body"]
     kind = row["kind"]
     if kind == "start":
-        return await sfn.start(body["name"], body["input"])
+        name = execution_name(row["run_id"], int(body.get("execution", 1)))
+        return await sfn.start(name, {"run_id": str(row["run_id"])})
     if kind == "stop":
         if row["execution_arn"]:
             await sfn.stop(row["execution_arn"], body.get("cause", "cancelled"))

@@ -413,7 +413,9 @@ async def start_execution(tx: Tx, run: dict[str, Any]) -> int:
     await tx.execute(
         "update public.workflow_runs set executions = %s where id = %s", (n, run["id"])
     )
-    body = {"name": execution_name(run["id"], n), "input": {"run_id": str(run["id"])}}
+    # The row names only the execution's number: its name and input come from the row's
+    # run (which the foreign key keeps in the row's organization), never from the body.
+    body = {"execution": n}
     cur = await tx.execute(START_EXECUTION, (run["organization_id"], run["id"], Jsonb(body)))
     row = await cur.fetchone()
     assert row is not None

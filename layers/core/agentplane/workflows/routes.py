@@ -54,7 +54,8 @@ async def update_workflow(workflow_id: UUID, body: WorkflowUpdate, tx: UserTx) -
 
 @router.delete("/workflows/{workflow_id}", status_code=204, response_class=Response)
 async def delete_workflow(workflow_id: UUID, tx: UserTx) -> Response:
-    """Delete a workflow and its runs (admins and owners)."""
+    """Delete a workflow and its runs (admins and owners); 409 while a run has not
+    ended."""
     await service.delete_workflow(tx, workflow_id)
     return Response(status_code=204)
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from agentplane.auth.caller import Caller
-from agentplane.db.crud import Table
+from agentplane.db.crud import Table, jsonb_params
 from agentplane.db.pagination import Page, PageRequest
 from agentplane.db.rows import Tx, fetch_all, fetch_one
 from agentplane.errors import ConflictError, ForbiddenError, NotFoundError, ValidationProblemError
@@ -48,6 +49,9 @@ from agentplane.workflows.models import (
 workflows = Table("workflows", Workflow, "workflow")
 runs = Table("workflow_runs", RunSummary, "workflow run")
 
+BUMP_VERSION = sql.SQL(
+    "update public.workflows set {}version = version + 1 where id = %s returning *"
+)
 PROJECT_ORG = "select organization_id from public.projects where id = %s"
 VISIBLE_AGENTS = """
 select id from public.agents
@@ -126,13 +130,40 @@ async def update_workflow(tx: Tx, workflow_id: UUID, body: WorkflowUpdate) -> Wo
         await _check(tx, body.definition, current.organization_id)
         values["definition"] = body.definition.as_json()
     values = {k: v for k, v in values.items() if v is not None}
-    values["version"] = current.version + 1
-    return await workflows.update(tx, workflow_id, values)
+    # `version = version + 1` in the UPDATE, not the version read above: a concurrent
+    # save waits on the row lock, then counts from the committed version
+    # (test_definitions.py::test_concurrent_saves_get_a_version_each).
+    query = BUMP_VERSION.format(
+        sql.SQL("").join(
+            sql.SQL("{} = {}, ").format(sql.Identifier(c), sql.Placeholder()) for c in values
+        )
+    )
+    saved = await fetch_one(tx, Workflow, query, [*jsonb_params(values).values(), workflow_id])
+    if saved is None:
+        await workflows.require(tx, workflow_id)  # deleted meanwhile: 404
+        raise ForbiddenError(f"your role does not allow changing workflow {workflow_id}")
+    return saved
+
+
+LIVE_RUNS = """
+select id from public.workflow_runs
+ where workflow_id = %s and status in ('pending', 'running', 'waiting')
+ order by created_at, id limit 20
+"""
 
 
 async def delete_workflow(tx: Tx, workflow_id: UUID) -> None:
-    """Delete a workflow and its runs (admins and owners)."""
-    await workflows.delete(tx, workflow_id)
+    """Delete a workflow and its ended runs (admins and owners); 409 while a run has not
+    ended, since the cascade would drop its waits and outbox rows, leaving its execution
+    unstopped and its gate pending in the inbox (cancel the run first)."""
+    cur = await tx.execute(LIVE_RUNS, (workflow_id,))
+    live = [str(row[0]) for row in await cur.fetchall()]
+    await workflows.delete(tx, workflow_id)  # 403 or 404 first; a 409 below rolls back
+    if live:
+        raise ConflictError(
+            f"workflow {workflow_id} has runs that have not ended; cancel them first",
+            live_runs=live,
+        )
 
 
 async def list_runs(tx: Tx, workflow_id: UUID, page: PageRequest) -> Page[RunSummary]:
@@ -261,6 +292,7 @@ async def _role(tx: Tx, organization_id: UUID) -> str | None:
 
 
 LOCK_RUN = "select * from public.workflow_runs where id = %s for update"
+VISIBLE_RUN = "select id from public.workflow_runs where id = %s"
 CANCEL_ACTIONS = """
 update public.agent_actions set status = 'cancelled', decision_reason = %s
  where workflow_run_id = %s and status in ('pending', 'approved')
@@ -273,17 +305,14 @@ values (%s, %s, 'stop', %s) returning id
 
 
 async def _locked_run(tx: Tx, run_id: UUID) -> dict[str, Any]:
-    """The run, locked for a change; 404 if invisible, 403 for a viewer (FOR UPDATE sees
-    only the rows the caller may update, so visibility is asked first)."""
-    seen = await _columns(
-        tx, "select organization_id from public.workflow_runs where id = %s", (run_id,)
-    )
-    if seen is None:
-        raise NotFoundError(f"workflow run {run_id} not found")
-    if await _role(tx, seen["organization_id"]) in (None, "viewer"):
-        raise ForbiddenError(f"your role does not allow changing workflow run {run_id}")
     run = await _columns(tx, LOCK_RUN, (run_id,))
-    assert run is not None
+    if run is None:
+        # FOR UPDATE sees only the rows the update policy lets the caller change, so a
+        # viewer's run is missing here but visible to a plain read: 403, not 404
+        # (test_definitions.py::test_viewers_read_but_do_not_write).
+        if await _columns(tx, VISIBLE_RUN, (run_id,)) is not None:
+            raise ForbiddenError(f"your role does not allow changing workflow run {run_id}")
+        raise NotFoundError(f"workflow run {run_id} not found")
     return run
 
 

@@ -64,8 +64,8 @@ create table public.workflow_outbox (
   wait_id uuid,
   node_id text,
   action_id uuid,
-  -- start: {name, input}; stop: {execution_arn, cause}; success/failure: what the
-  -- action became ({action_status, output, reason, decided_by}).
+  -- start: {execution: n} (its name and input come from the run); stop: {cause};
+  -- success/failure: what the action became ({action_status, output, reason, ...}).
   body jsonb not null default '{}' check (jsonb_typeof(body) = 'object'),
   attempts integer not null default 0 check (attempts >= 0),
   next_attempt_at timestamptz not null default now(),
@@ -82,6 +82,9 @@ create table public.workflow_outbox (
     references public.workflow_waits (id, organization_id) on delete cascade,
   constraint workflow_outbox_delivered_has_outcome check (
     (delivered_at is null) = (outcome is null)
+  ),
+  constraint workflow_outbox_start_names_an_execution check (
+    kind <> 'start' or jsonb_typeof(body -> 'execution') = 'number'
   )
 );
 create index workflow_outbox_organization_id_idx on public.workflow_outbox (organization_id);
