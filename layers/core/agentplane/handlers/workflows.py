@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentplane.handlers import Handler
@@ -27,7 +28,19 @@ def workflow_task_handler(event: dict[str, Any], context: LambdaContext) -> dict
     """One op of the state machine (step, run_node, wait_node, fail) or the dispatcher."""
     from agentplane.workflows.engine import handle
 
-    return run(handle(get_runtime(), event))
+    result = run(handle(get_runtime(), event))
+    # One count per op; the dispatcher's also what it delivered and settled.
+    metrics.add_metric(name=f"WorkflowOp_{event.get('op')}", unit=MetricUnit.Count, value=1)
+    if event.get("op") == "dispatch":
+        metrics.add_metric(
+            name="WorkflowCallbacksDelivered", unit=MetricUnit.Count, value=result["delivered"]
+        )
+        metrics.add_metric(
+            name="WorkflowCallbacksSettled",
+            unit=MetricUnit.Count,
+            value=sum(result["settled"].values()),
+        )
+    return result
 
 
 def workflows_handler(http: Callable[[], Handler]) -> Handler:
