@@ -14,7 +14,7 @@ import pytest
 from agentplane.runtime import Runtime
 from agentplane.workflows.dispatcher import dispatch
 from agentplane.workflows.local import LocalWorkflows
-from tests.support.api import MakeOrg
+from tests.support.api import MakeOrg, Org
 from tests.support.builders import create_project, new_agent
 from tests.support.workflows import (
     get_run,
@@ -47,25 +47,40 @@ def gates(agent: str, n: int) -> dict[str, Any]:
     """n approval gates side by side, joined by a transform."""
     ids = [f"g{i}" for i in range(n)]
     return {
-        "nodes": [{"id": i, "type": "approval", "config": {"agent_id": agent, "title": i}}
-                  for i in ids]
+        "nodes": [
+            {"id": i, "type": "approval", "config": {"agent_id": agent, "title": i}} for i in ids
+        ]
         + [{"id": "join", "type": "transform", "config": {"expression": "`true`"}}],
         "edges": [{"from": i, "to": "join"} for i in ids],
-    }  # fmt: skip
+    }
+
+
+async def waiting_gates(
+    client: httpx.AsyncClient, make_org: MakeOrg, workflows: LocalWorkflows, n: int
+) -> tuple[Org, dict[str, Any]]:
+    """A run whose n gates all wait for a decision, with the dispatcher then taken down."""
+    org = await make_org()
+    agent = await new_agent(client, org)
+    wf = await save_workflow(client, org.member, await create_project(client, org), gates(agent, n))
+    run = await start_run(client, org.member, wf["id"])
+    run = await wait_for_run(
+        client,
+        org.member,
+        run["id"],
+        until=lambda r: all(node(r, f"g{i}")["status"] == "waiting" for i in range(n)),
+    )
+    await workflows.stop_dispatcher()
+    return org, run
 
 
 async def test_a_decision_made_while_the_dispatcher_is_down_is_delivered_once_when_it_is_back(
-    client: httpx.AsyncClient, make_org: MakeOrg, workflows: LocalWorkflows,
-    runtime: Runtime, sent: Counter[str],
-) -> None:  # fmt: skip
-    org = await make_org()
-    agent = await new_agent(client, org)
-    wf = await save_workflow(client, org.member, await create_project(client, org), gates(agent, 1))
-    run = await start_run(client, org.member, wf["id"])
-    run = await wait_for_run(
-        client, org.member, run["id"], until=lambda r: node(r, "g0")["status"] == "waiting"
-    )
-    await workflows.stop_dispatcher()
+    client: httpx.AsyncClient,
+    make_org: MakeOrg,
+    workflows: LocalWorkflows,
+    runtime: Runtime,
+    sent: Counter[str],
+) -> None:
+    org, run = await waiting_gates(client, make_org, workflows, 1)
 
     resp = await client.post(
         f"/actions/{node(run, 'g0')['action_id']}/approve", headers=org.admin.headers
@@ -91,19 +106,19 @@ async def test_a_decision_made_while_the_dispatcher_is_down_is_delivered_once_wh
 
 
 async def test_two_dispatchers_at_once_send_each_token_once(
-    client: httpx.AsyncClient, make_org: MakeOrg, workflows: LocalWorkflows,
-    runtime: Runtime, sent: Counter[str],
-) -> None:  # fmt: skip
-    org = await make_org()
-    agent = await new_agent(client, org)
-    wf = await save_workflow(client, org.member, await create_project(client, org), gates(agent, 6))
-    run = await start_run(client, org.member, wf["id"])
-    run = await wait_for_run(client, org.member, run["id"], until=lambda r: all(
-        node(r, f"g{i}")["status"] == "waiting" for i in range(6)))  # fmt: skip
-    await workflows.stop_dispatcher()
+    client: httpx.AsyncClient,
+    make_org: MakeOrg,
+    workflows: LocalWorkflows,
+    runtime: Runtime,
+    sent: Counter[str],
+) -> None:
+    org, run = await waiting_gates(client, make_org, workflows, 6)
     ids = [node(run, f"g{i}")["action_id"] for i in range(6)]
-    resp = await client.post("/actions/decisions", json={"action_ids": ids, "decision": "approve"},
-                             headers=org.admin.headers)  # fmt: skip
+    resp = await client.post(
+        "/actions/decisions",
+        json={"action_ids": ids, "decision": "approve"},
+        headers=org.admin.headers,
+    )
     assert resp.status_code == 200
     assert len(resp.json()["decided"]) == 6
 
@@ -118,16 +133,12 @@ async def test_two_dispatchers_at_once_send_each_token_once(
 
 
 async def test_a_callback_for_a_task_that_is_gone_is_settled_with_its_outcome(
-    client: httpx.AsyncClient, make_org: MakeOrg, workflows: LocalWorkflows, runtime: Runtime,
-) -> None:  # fmt: skip
-    org = await make_org()
-    agent = await new_agent(client, org)
-    wf = await save_workflow(client, org.member, await create_project(client, org), gates(agent, 1))
-    run = await start_run(client, org.member, wf["id"])
-    run = await wait_for_run(
-        client, org.member, run["id"], until=lambda r: node(r, "g0")["status"] == "waiting"
-    )
-    await workflows.stop_dispatcher()
+    client: httpx.AsyncClient,
+    make_org: MakeOrg,
+    workflows: LocalWorkflows,
+    runtime: Runtime,
+) -> None:
+    org, run = await waiting_gates(client, make_org, workflows, 1)
     # The token no longer names a task (as after the task timed out in Step Functions).
     async with runtime.database.service("test: a token Step Functions forgot") as tx:
         await tx.execute("update public.workflow_waits set task_token = 'not-a-token'")

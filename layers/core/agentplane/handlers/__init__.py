@@ -13,3 +13,20 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+def http_or_job(http: Callable[[], Handler], job: Handler) -> Handler:
+    """A function that serves both: HTTP events (API Gateway's, with `requestContext`) go
+    to the handler `http()` builds on the first of them, so a job never imports the web
+    stack; every other event goes to `job`."""
+    served: Handler | None = None
+
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        nonlocal served
+        if "requestContext" in event:
+            if served is None:
+                served = http()
+            return served(event, context)
+        return job(event, context)
+
+    return handler

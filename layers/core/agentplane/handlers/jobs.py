@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentplane.db.database import Database
-from agentplane.handlers import Handler
+from agentplane.handlers import Handler, http_or_job
 from agentplane.handlers.loop import run
 from agentplane.mirror.service import enqueue_nightly_reports, run_report
 from agentplane.observability import logger, metrics, tracer
@@ -74,14 +74,4 @@ def mirror_job_handler(event: dict[str, Any], context: LambdaContext) -> dict[st
 def mirror_handler(http: Callable[[], Handler]) -> Handler:
     """The mirror function: HTTP events go to the handler `http()` builds on the first of
     them (so a job never imports the web stack), every other event to its jobs."""
-    served: Handler | None = None
-
-    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        nonlocal served
-        if "requestContext" in event:
-            if served is None:
-                served = http()
-            return served(event, context)
-        return cast(dict[str, Any], mirror_job_handler(event, context))
-
-    return handler
+    return http_or_job(http, cast(Handler, mirror_job_handler))

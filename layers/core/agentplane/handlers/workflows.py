@@ -15,7 +15,7 @@ from typing import Any, cast
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentplane.handlers import Handler
+from agentplane.handlers import Handler, http_or_job
 from agentplane.handlers.loop import run
 from agentplane.observability import logger, metrics, tracer
 from agentplane.runtime import get_runtime
@@ -46,14 +46,4 @@ def workflow_task_handler(event: dict[str, Any], context: LambdaContext) -> dict
 def workflows_handler(http: Callable[[], Handler]) -> Handler:
     """HTTP events to the handler `http()` builds on the first of them, every other
     event to the task handler."""
-    served: Handler | None = None
-
-    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        nonlocal served
-        if "requestContext" in event:
-            if served is None:
-                served = http()
-            return served(event, context)
-        return cast(dict[str, Any], workflow_task_handler(event, context))
-
-    return handler
+    return http_or_job(http, cast(Handler, workflow_task_handler))
