@@ -57,7 +57,9 @@ def actions_routers() -> list[APIRouter]:
 
 def mirror_routers() -> list[APIRouter]:
     """Routes of the `mirror` function (mirror reports)."""
-    return []
+    from agentplane.mirror.routes import router as mirror_router
+
+    return [mirror_router]
 
 
 def workflows_routers() -> list[APIRouter]:

@@ -123,15 +123,34 @@ def serve(
         asyncio.run(_serve_with_cron(server, runtime, cron_interval))
 
 
-async def _serve_with_cron(server: Any, runtime: Runtime, interval: float) -> None:
+async def _serve_with_cron(
+    server: Any, runtime: Runtime, interval: float, nightly_interval: float = 3600.0
+) -> None:
     """Serve, and run the heartbeat cron every `interval` seconds beside it (what the
     EventBridge schedule does in AWS), with workflows on the local Step Functions
     interpreter and its callback dispatcher."""
+    from agentplane.mirror.service import local_runner, run_nightly
     from agentplane.workflows.local import LocalWorkflows
 
     workflows = LocalWorkflows(runtime)
     workflows.start()
     workflows.run_dispatcher()
+    # Mirror reports run as tasks here (an async invoke of the mirror function in AWS);
+    # the nightly job runs on its own timer.
+    runtime.mirror_runner = local_runner(runtime)
+
+    async def nightly() -> None:
+        while True:
+            await asyncio.sleep(nightly_interval)
+            try:
+                queued = await run_nightly(runtime)
+            except Exception:
+                logger.exception("nightly mirror job failed")
+                continue
+            if queued.report_ids:
+                logger.info(
+                    "nightly mirror reports started", extra={"count": len(queued.report_ids)}
+                )
 
     async def cron() -> None:
         while True:
@@ -147,11 +166,13 @@ async def _serve_with_cron(server: Any, runtime: Runtime, interval: float) -> No
                 await runtime.kick_workflows()
 
     task = asyncio.create_task(cron())
+    nightly_task = asyncio.create_task(nightly())
     try:
         await server.serve()
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for running in (task, nightly_task):
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
         await workflows.stop_dispatcher()
         workflows.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 from agentplane.db.database import Database
 from agentplane.db.urls import DatabaseNotConfiguredError, urls_from_settings
@@ -45,6 +46,8 @@ class Runtime:
         self._database = database
         # Local mode: what wakes the in-process callback dispatcher (workflows/local.py).
         self.workflow_kicker: Callable[[], None] | None = None
+        # Local mode: how a queued mirror report is run off the request (a task).
+        self.mirror_runner: Callable[[UUID], None] | None = None
 
     @property
     def database(self) -> Database:
@@ -147,13 +150,46 @@ class Runtime:
         try:
             client = boto3.client("lambda")
             await asyncio.to_thread(
-                client.invoke, FunctionName=name, Qualifier="live", InvocationType="Event",
+                client.invoke,
+                FunctionName=name,
+                Qualifier="live",
+                InvocationType="Event",
                 Payload=b'{"op": "dispatch"}',
-            )  # fmt: skip
+            )
         except Exception as exc:
             from agentplane.observability import logger
 
             logger.warning("workflow dispatcher kick failed", extra={"error": str(exc)})
+
+    async def start_mirror_report(self, report_id: UUID) -> None:
+        """Run a queued report off the request: in-process locally, an async invoke of
+        the mirror function (`{"report_id"}`, with its failure destination) in AWS. A
+        start that is lost leaves the report queued for the nightly run."""
+        if self.mirror_runner is not None:
+            self.mirror_runner(report_id)
+            return
+        name = self.settings.mirror_function_name
+        if not name:
+            return
+        import asyncio
+        import json
+
+        import boto3
+
+        payload = json.dumps({"report_id": str(report_id)}).encode()
+        try:
+            client = boto3.client("lambda")
+            await asyncio.to_thread(
+                client.invoke,
+                FunctionName=name,
+                Qualifier="live",
+                InvocationType="Event",
+                Payload=payload,
+            )
+        except Exception as exc:
+            from agentplane.observability import logger
+
+            logger.warning("mirror report start failed", extra={"error": str(exc)})
 
     @cached_property
     def verifier(self) -> TokenVerifier:

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     # as often).
     workflow_state_machine_arn: str | None = None
     workflows_function_name: str | None = None
+    # The mirror function, which runs each queued report in an async invocation of its own.
+    mirror_function_name: str | None = None
     workflow_history_budget: int = Field(default=20_000, ge=50, le=24_000)
     workflow_heartbeat_seconds: int = Field(default=900, ge=30, le=86_400)
 

@@ -16,12 +16,11 @@ from uuid import UUID
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentplane.db.database import Database
 from agentplane.handlers import Handler, http_or_job
 from agentplane.handlers.loop import run
-from agentplane.mirror.service import enqueue_nightly_reports, run_report
+from agentplane.mirror.service import run_nightly, run_report
 from agentplane.observability import logger, metrics, tracer
-from agentplane.runtime import get_runtime
+from agentplane.runtime import Runtime, get_runtime
 from agentplane.sessions.reaper import reap
 
 # Metric name -> the reaper count it reports.
@@ -31,6 +30,7 @@ REAPER_METRICS = {
     "LeasesFailed": "leases_failed",
     "ActionsExpired": "actions_expired",
     "ApprovalsExpired": "approvals_expired",
+    "MirrorReportsOverdue": "reports_failed",
 }
 
 
@@ -50,16 +50,18 @@ def heartbeat_handler(event: dict[str, Any], context: LambdaContext) -> dict[str
     return dict(counts)
 
 
-async def _mirror_job(db: Database, event: dict[str, Any]) -> dict[str, Any]:
+async def _mirror_job(runtime: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     if event.get("source") == "aws.events":
-        queued = await enqueue_nightly_reports(db)
+        # Each report runs in an async invocation of its own (its failure destination is
+        # the DLQ), so one long report does not hold up the others.
+        queued = await run_nightly(runtime)
         metrics.add_metric(
             name="MirrorReportsQueued", unit=MetricUnit.Count, value=len(queued.report_ids)
         )
         return {"queued": [str(i) for i in queued.report_ids]}
     if "report_id" in event:
         report_id = UUID(str(event["report_id"]))
-        return {"report_id": str(report_id), "status": await run_report(db, report_id)}
+        return {"report_id": str(report_id), "status": await run_report(runtime, report_id)}
     raise ValueError(f"the mirror function does not handle this event: {sorted(event)}")
 
 
@@ -68,7 +70,7 @@ async def _mirror_job(db: Database, event: dict[str, Any]) -> dict[str, Any]:
 @metrics.log_metrics
 def mirror_job_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The nightly schedule queues reports; an async `{"report_id"}` invocation runs one."""
-    return run(_mirror_job(get_runtime().database, event))
+    return run(_mirror_job(get_runtime(), event))
 
 
 def mirror_handler(http: Callable[[], Handler]) -> Handler:

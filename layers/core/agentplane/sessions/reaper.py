@@ -6,7 +6,8 @@ One `reap` runs four steps, each in batches of its own service-role transactions
 (b) claimed actions past their lease are requeued (`approved`), or `failed` after the
     last attempt;
 (c) pending actions past their TTL expire;
-(d) approved actions past their approval expiry expire.
+(d) approved actions past their approval expiry expire;
+(e) mirror reports still running past their deadline fail (their connection is free).
 
 Each batch reads one partial index (live sessions by heartbeat, claimed actions by lease
 or by session, pending by TTL, approved by approval expiry), so the work follows what is
@@ -24,6 +25,7 @@ from dataclasses import asdict, dataclass, fields
 from agentplane.actions.service import expire_unclaimed_approvals, expire_undecided
 from agentplane.db.database import Database
 from agentplane.db.rows import Tx
+from agentplane.mirror.deadline import fail_overdue_reports
 from agentplane.sessions.service import (
     offline_stale_sessions,
     requeue_expired_leases,
@@ -46,6 +48,8 @@ class ReapResult:
     # Pending actions past their TTL, and approved ones past their approval's expiry.
     actions_expired: int = 0
     approvals_expired: int = 0
+    # Mirror reports that ran past their deadline.
+    reports_failed: int = 0
 
     def __add__(self, other: ReapResult) -> ReapResult:
         return ReapResult(
@@ -128,17 +132,28 @@ async def expire_approvals(db: Database, *, batch: int = DEFAULT_BATCH) -> ReapR
     return await _drain(db, "heartbeat: expire unclaimed approvals", batch, step)
 
 
+async def fail_overdue(db: Database, *, batch: int = DEFAULT_BATCH) -> ReapResult:
+    """(e) Mirror reports still running past their deadline fail."""
+
+    async def step(tx: Tx) -> tuple[int, ReapResult]:
+        failed = await fail_overdue_reports(tx, limit=batch)
+        return failed, ReapResult(reports_failed=failed)
+
+    return await _drain(db, "heartbeat: fail overdue mirror reports", batch, step)
+
+
 async def reap(
     db: Database,
     *,
     stale_after_seconds: int = DEFAULT_STALE_AFTER_SECONDS,
     batch: int = DEFAULT_BATCH,
 ) -> ReapResult:
-    """One cron run: (a) to (d) in order, so an action requeued in (a) or (b) past its
+    """One cron run: (a) to (e) in order, so an action requeued in (a) or (b) past its
     approval's expiry is expired by (d) in the same run."""
     return (
         await reap_stale_sessions(db, stale_after_seconds=stale_after_seconds, batch=batch)
         + await reap_expired_leases(db, batch=batch)
         + await expire_pending(db, batch=batch)
         + await expire_approvals(db, batch=batch)
+        + await fail_overdue(db, batch=batch)
     )
