@@ -185,6 +185,7 @@ def web_stack():
 
 import functions.heartbeat.app as heartbeat
 import functions.mirror.app as mirror
+import functions.workflows.app as workflows
 report = {"imported": web_stack()}
 
 from agentplane.invoke import LocalContext
@@ -196,6 +197,7 @@ def handle(function, module, name):
 report["heartbeat"] = handle("heartbeat", heartbeat, "heartbeat_schedule.json")
 report["nightly"] = handle("mirror", mirror, "mirror_nightly.json")
 report["report"] = handle("mirror", mirror, "mirror_async.json")
+report["dispatch"] = handle("workflows", workflows, "workflows_dispatch.json")
 report["after_jobs"] = web_stack()
 # The mirror function's routes: its app is built on the first HTTP event.
 report["http_status"] = handle("mirror", mirror, "api_get_health.json")["statusCode"]
@@ -210,7 +212,8 @@ def test_job_functions_run_without_the_web_stack(
     # Given a fresh process, configured as SAM would (DATABASE_URL of this test's database)
     env = _env(fresh_db, tmp_path)
 
-    # When it imports the heartbeat and mirror functions and handles their job events
+    # When it imports the heartbeat, mirror and workflows functions and handles their job
+    # events
     proc = subprocess.run(
         [sys.executable, "-c", JOBS_WITHOUT_WEB_STACK],
         cwd=ROOT,
@@ -227,6 +230,7 @@ def test_job_functions_run_without_the_web_stack(
     assert report["heartbeat"]["sessions_offline"] == 0
     assert report["nightly"] == {"queued": []}
     assert report["report"]["status"] == "not_found"
+    assert report["dispatch"]["delivered"] == 0
     assert report["after_jobs"] == []
     # and the mirror function's first HTTP event builds its app (no routes yet: 404)
     assert report["http_status"] == 404
