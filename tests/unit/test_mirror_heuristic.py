@@ -20,7 +20,7 @@ from agentplane.mirror.analysis import (
     CorpusMessage,
     keep_known_evidence,
 )
-from agentplane.mirror.heuristic import PROMPT_SECTION, HeuristicAnalyzer
+from agentplane.mirror.heuristic import MAX_RULES, PROMPT_SECTION, HeuristicAnalyzer
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "mirror" / "corpus.json"
 _HUNK_RE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
@@ -249,3 +249,40 @@ def test_an_empty_current_prompt_gets_the_rules_alone() -> None:
     assert suggested is not None
     assert suggested.prompt.startswith(PROMPT_SECTION + "\n- ")
     assert _apply_unified_diff("", suggested.diff) == suggested.prompt
+
+
+def test_the_suggested_prompt_takes_at_most_max_rules_rules() -> None:
+    # Given a corpus with more kinds of rejection than the prompt takes rules
+    base = load_corpus()
+    rejected = [
+        CorpusAction(
+            id=UUID(int=i + 1),
+            status="rejected",
+            tool=f"tool_{i:02d}",
+            args={},
+            decision_reason="not this one",
+            output=None,
+            attempt=1,
+            created_at=base.until,
+        )
+        for i in range(MAX_RULES + 5)
+    ]
+    corpus = Corpus(
+        connection_id=base.connection_id,
+        connection_name=base.connection_name,
+        agent_id=base.agent_id,
+        system_prompt=base.system_prompt,
+        since=base.since,
+        until=base.until,
+        actions=rejected,
+    )
+
+    analysis = HeuristicAnalyzer().analyze_sync(corpus)
+
+    # Then every kind is a weakness, and the first MAX_RULES of them are the rules
+    assert len(analysis.weaknesses) == MAX_RULES + 5
+    suggested = analysis.suggested_prompt
+    assert suggested is not None
+    assert [c.evidence for c in suggested.changes] == [
+        w.evidence for w in analysis.weaknesses[:MAX_RULES]
+    ]

@@ -42,6 +42,9 @@ REPEAT_OVERLAP = 0.8
 REPEAT_MIN_TOKENS = 3
 # A tool with this many first-attempt successes and no rejection is suggested as a skill.
 SKILL_MIN_SUCCESSES = 3
+# The suggested prompt takes the rules of the first weaknesses (most severe, most
+# frequent) up to this many, so a large corpus cannot grow it without bound.
+MAX_RULES = 20
 PROMPT_SECTION = "## Rules learned from past conversations"
 
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -438,6 +441,7 @@ def _ordered(findings: list[Finding]) -> list[Finding]:
 
 
 def _suggested_prompt(current: str, weaknesses: list[_Weakness]) -> SuggestedPrompt | None:
+    weaknesses = weaknesses[:MAX_RULES]
     if not weaknesses:
         return None
     rules = [f"- {w.rule}" for w in weaknesses]
