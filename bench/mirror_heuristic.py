@@ -76,7 +76,7 @@ FILLER_TEXT = (
 FILLER = FILLER_TEXT.split()
 TOOLS = ["read_file", "http_get", "shell", "archive", "search"]
 STATUSES = ["succeeded"] * 12 + ["rejected"] * 3 + ["failed", "expired", "pending", "approved"]
-REASONS = {
+REASONS: dict[str, list[str | None]] = {
     "shell": ["Do not run shell commands.", "do not run shell commands", None],
     "read_file": ["wrong file", "not that one"],
     "http_get": ["not an allowed host", None],

@@ -10,7 +10,7 @@ import json
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from agentplane.mirror.analysis import (
@@ -286,3 +286,39 @@ def test_the_suggested_prompt_takes_at_most_max_rules_rules() -> None:
     assert [c.evidence for c in suggested.changes] == [
         w.evidence for w in analysis.weaknesses[:MAX_RULES]
     ]
+
+
+def test_a_near_repeat_is_a_repeat_and_thanks_again_is_no_correction() -> None:
+    # Given one conversation: an ask, an answer, the ask again with a word dropped, an
+    # answer, and "thanks again"
+    base = load_corpus()
+    conversation = UUID(int=99)
+    texts: list[tuple[Literal["user", "assistant"], str]] = [
+        ("user", "Please list the open tickets of the api team today"),
+        ("assistant", "There are no tickets."),
+        ("user", "please list the open tickets of the api team"),
+        ("assistant", "Tickets 12 and 14 are open."),
+        ("user", "Thanks again!"),
+    ]
+    messages = [
+        CorpusMessage(UUID(int=100 + i), conversation, role, text, base.until)
+        for i, (role, text) in enumerate(texts)
+    ]
+    corpus = Corpus(
+        connection_id=base.connection_id,
+        connection_name=base.connection_name,
+        agent_id=None,
+        system_prompt="",
+        since=None,
+        until=base.until,
+        messages=messages,
+    )
+
+    analysis = HeuristicAnalyzer().analyze_sync(corpus)
+
+    # Then the second ask repeats the first (token overlap 8/9), nothing is a correction,
+    # and the conversation counts as resolved in two turns
+    assert _evidence(analysis.weaknesses) == {
+        "Users repeat their request": [UUID(int=100), UUID(int=102)]
+    }
+    assert _evidence(analysis.strengths) == {"Tasks resolved in few turns": [UUID(int=104)]}
