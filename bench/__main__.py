@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import bench.mirror_heuristic as mirror_heuristic
 from bench import cold_import, queue_throughput, reaper_cost, transition_cost, workflow_cost
 
 
@@ -48,6 +49,10 @@ BENCHMARKS = {
     "cold_import": Benchmark(
         cold_import.main,
         (Option("rounds", 9, "fresh processes per module"),),
+    ),
+    "mirror_heuristic": Benchmark(
+        mirror_heuristic.main,
+        (Option("messages", mirror_heuristic.DEFAULT_MESSAGES, "generated messages analyzed"),),
     ),
     "queue_throughput": Benchmark(
         queue_throughput.main,

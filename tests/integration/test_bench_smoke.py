@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from bench import queue_throughput, reaper_cost, transition_cost, workflow_cost
+from bench import mirror_heuristic, queue_throughput, reaper_cost, transition_cost, workflow_cost
 from bench.pg import create_database, drop_database
 from tests.support.database import ProvisionedDatabase
 
@@ -161,3 +161,20 @@ async def test_workflow_cost_runs_every_shape_to_success(
     # And the gates were approved in one batch (three fit in the Map at once)
     approvals = body["meta"]["samples"]["approval_fanout"]
     assert [s["decision_batches"] for s in approvals] == [1]
+
+
+def test_mirror_heuristic_analyzes_every_generated_message() -> None:
+    # Given a generated corpus of 500 messages (no database needed)
+    corpus = mirror_heuristic.generate_corpus(500)
+    assert len(corpus.messages) == 500
+
+    # When the benchmark measures the analyzer beside the bare pass
+    rows, analysis = mirror_heuristic.measure(500, repeat=1)
+
+    # Then a row per contestant, each over the same 500 messages and actions, and the
+    # analysis found weaknesses whose evidence is all in the corpus
+    assert [r["contestant"] for r in rows] == ["bare lowercase+tokenize", "heuristic"]
+    assert {(r["messages"], r["actions"]) for r in rows} == {(500, len(corpus.actions))}
+    assert analysis.weaknesses
+    cited = {i for f in analysis.weaknesses + analysis.strengths for i in f.evidence}
+    assert cited <= corpus.evidence_ids()
