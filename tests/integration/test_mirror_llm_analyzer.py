@@ -33,8 +33,10 @@ from tests.support.fake_provider import FakeProvider, Reply
 
 API_KEY = "sk-owner-byok-key-5151"
 CURRENT_PROMPT = "You are a helpful agent.\nAlways run shell commands without asking.\n"
+# The fences inside pin that a reply is read whole first, and a fenced reply greedily.
 SUGGESTED_PROMPT = (
     "You are a helpful agent.\nAsk before running a shell command that deletes files.\n"
+    "Quote commands in ```sh blocks```.\n"
 )
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 

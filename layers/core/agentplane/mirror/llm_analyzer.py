@@ -153,11 +153,6 @@ class _ReduceReply(_MapReply):
     skills: list[_SkillReply] = Field(default_factory=list)
 
 
-def estimate_tokens(messages: list[dict[str, Any]]) -> int:
-    """The request's size in estimated tokens: ceil(characters of its contents / 4)."""
-    return math.ceil(sum(len(str(m.get("content") or "")) for m in messages) / 4)
-
-
 def _one_line(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
@@ -206,12 +201,17 @@ class _Chunk:
     chars: int = 0
 
 
-def _strip_fence(reply: str) -> str:
+def _load_json(reply: str) -> Any:
+    """The reply as JSON: as it is, else the inside of its ``` block."""
     text = reply.strip()
-    fenced = re.search(r"```(?:json|JSON)?\s*\n?(.*?)```", text, re.DOTALL)
-    if fenced:
-        return fenced.group(1).strip()
-    return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        # Greedy: a suggested prompt inside the block may hold fences of its own.
+        fenced = re.search(r"```(?:json|JSON)?[ \t]*\n?(.*)```", text, re.DOTALL)
+        if fenced is None:
+            raise
+        return json.loads(fenced.group(1).strip())
 
 
 def _validation_reason(exc: ValidationError) -> str:
@@ -226,7 +226,7 @@ def _validation_reason(exc: ValidationError) -> str:
 def _parse_reply(reply: str, model: type[ReplyT]) -> ReplyT:
     """The reply as `model`, or `_UnusableReplyError` saying what is wrong."""
     try:
-        data = json.loads(_strip_fence(reply))
+        data = _load_json(reply)
     except ValueError as exc:
         raise _UnusableReplyError(f"the reply is not JSON ({exc})") from None
     if not isinstance(data, dict):
