@@ -15,6 +15,7 @@ import pytest
 from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
 from agentplane.errors import ConflictError, NotFoundError
+from agentplane.mirror import analysis
 from agentplane.mirror.service import enqueue_nightly_reports
 from agentplane.skills import service
 from agentplane.skills.models import SkillUpdate
@@ -226,7 +227,10 @@ async def test_suggest_skills_inserts_suggestions_with_evidence(
                     "score": 0.8,
                     "evidence": evidence,
                 },
-                {"name": "ask first", "evidence": [str(evidence[0])]},
+                # What the analyzer hands the runner, as it dumps it
+                analysis.SuggestedSkill(
+                    name="ask first", template_prompt="Ask.", evidence=[evidence[0]]
+                ).model_dump(),
             ],
         )
 
@@ -237,6 +241,7 @@ async def test_suggest_skills_inserts_suggestions_with_evidence(
     ]
     assert made[0].evidence == [str(e) for e in evidence]
     assert (made[0].category, made[0].score, made[0].version) == ("research", 0.8, 1)
+    assert (made[1].category, made[1].template_prompt, made[1].score) == ("general", "Ask.", 0.5)
     listed = await client.get("/skills", params={"status": "suggested"}, headers=alice.headers)
     # (made in one transaction, so they share created_at: compare by name)
     assert {s["name"]: s["evidence"] for s in listed.json()["items"]} == {
