@@ -260,6 +260,19 @@ SPEC: dict[str, TableSpec] = {
         " values (%(user_owner)s, 'new', 'c', 0.5, 'p')",
         "template_prompt = 'rls-matrix'",
     ),
+    # The owner reads their skill's versions; only the trigger on skills writes them, and
+    # they go only with their skill (test_skill_versions.py).
+    "skill_versions": TableSpec(
+        "skill_id = %(skill_owner)s and version = 1",
+        "insert into public.skill_versions (skill_id, user_id, version, name, score)"
+        " values (%(skill_owner)s, %(me)s, 2, 'new', 0)",
+        "template_prompt = 'rls-matrix'",
+        select=OWNER,
+        insert_by=NOBODY,
+        update=NOBODY,
+        delete=NOBODY,
+        actors=USER_ACTORS,
+    ),
     "tasks": user_scoped(
         "id = %(task_owner)s",
         "insert into public.tasks (user_id, connection_id, title)"

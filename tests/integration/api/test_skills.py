@@ -71,19 +71,22 @@ async def test_create_read_update_delete(
     assert skill["metadata"] == {"lang": "en"}
     path = f"/skills/{skill['id']}"
     assert (await client.get(path, headers=user.headers)).json() == skill
-    # When its name and description change, its version does not
+    # When its name and description change, that is an edit: version 2
     renamed = await client.patch(
         path, json={"name": "tldr", "description": None, "score": 0.75}, headers=user.headers
     )
     assert renamed.status_code == 200, renamed.text
-    assert (renamed.json()["name"], renamed.json()["version"]) == ("tldr", 1)
+    assert (renamed.json()["name"], renamed.json()["version"]) == ("tldr", 2)
     assert (renamed.json()["description"], renamed.json()["score"]) == (None, 0.75)
+    # A new score alone is a measurement, not an edit
+    rescored = await client.patch(path, json={"score": 0.5}, headers=user.headers)
+    assert (rescored.json()["score"], rescored.json()["version"]) == (0.5, 2)
     # Then it is deleted, and gone
     assert (await client.delete(path, headers=user.headers)).status_code == 204
     assert_problem(await client.get(path, headers=user.headers), 404, "not-found")
 
 
-async def test_version_counts_changes_of_the_template_prompt(
+async def test_version_counts_changes_of_the_content(
     client: httpx.AsyncClient, new_user: Callable[[], User]
 ) -> None:
     user = new_user()
@@ -103,6 +106,11 @@ async def test_version_counts_changes_of_the_template_prompt(
     assert (both["template_prompt"], both["status"], both["version"]) == ("v3", "active", 3)
     assert (await patch({"metadata": {"x": 1}}))["version"] == 3
     assert (await patch({}))["version"] == 3
+    # Name, description and category are content too; the same values again are not
+    assert (await patch({"name": "summarise", "category": None}))["version"] == 3
+    assert (await patch({"category": "writing"}))["version"] == 4
+    assert (await patch({"description": "d", "name": "renamed"}))["version"] == 5
+    assert (await patch({"description": "d", "score": 1.0}))["version"] == 5
 
 
 @pytest.mark.parametrize(("current", "requested"), ALLOWED)

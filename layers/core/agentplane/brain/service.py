@@ -38,6 +38,7 @@ from agentplane.db.database import Database
 from agentplane.db.rows import Tx, fetch_all, fetch_one
 from agentplane.errors import ConflictError, ForbiddenError, NotFoundError
 from agentplane.observability import logger
+from agentplane.skills import service as skills
 from agentplane.vault.service import Vault
 
 if TYPE_CHECKING:  # the provider client (and httpx) load on the first turn, not at import
@@ -248,8 +249,10 @@ async def _gather(
         purpose=f"turn with agent {agent_id}",
     )
     messages: list[dict[str, Any]] = []
-    if endpoint.system_prompt:
-        messages.append({"role": "system", "content": endpoint.system_prompt})
+    # The caller's active skills ride along in the system message (RLS: their own).
+    system_prompt = await skills.with_active_skills(tx, caller.user_id, endpoint.system_prompt)
+    if system_prompt:
+        messages.append({"role": "system", "content": system_prompt})
     messages += history
     messages.append({"role": "user", "content": body.message})
     return Context(endpoint, conversation, messages, api_key)

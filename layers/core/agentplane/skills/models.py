@@ -58,7 +58,7 @@ class SkillUpdate(InputModel):
 
 
 class Skill(OutputModel):
-    """A skill; `version` counts changes of its template prompt."""
+    """A skill; `version` counts edits of its name, description, category or prompt."""
 
     id: UUID
     user_id: UUID
@@ -71,5 +71,34 @@ class Skill(OutputModel):
     template_prompt: str | None
     metadata: JsonObject
     source_template_id: UUID | None
+    # The message/action ids a mirror report found it in, and that report.
+    evidence: list[str]
+    source_report_id: UUID | None
     created_at: datetime
     updated_at: datetime
+
+
+class SkillVersion(OutputModel):
+    """One version of a skill's content, as it was when that version was made."""
+
+    id: UUID
+    skill_id: UUID
+    user_id: UUID
+    version: int
+    name: str
+    description: str | None
+    category: str | None
+    template_prompt: str | None
+    score: float
+    created_at: datetime
+
+
+class SuggestedSkill(InputModel):
+    """A skill a mirror report suggests, with the ids of what it was found in."""
+
+    name: Name
+    description: Description | None = None
+    category: Category | None = None
+    template_prompt: LongText | None = None
+    score: Score = 0
+    evidence: Annotated[list[UUID], Field(max_length=1000)] = Field(default_factory=list)
