@@ -16,7 +16,13 @@ from agentplane.mirror import service
 from agentplane.runtime import Runtime
 from agentplane.sessions.reaper import reap
 from tests.support.api import MakeOrg, NewUser, Org
-from tests.support.builders import create_connection, new_agent, propose
+from tests.support.builders import (
+    approved_action,
+    create_connection,
+    new_agent,
+    propose,
+    runner_for,
+)
 from tests.support.mirror import conversation, finished_report, start_report
 
 REASON = "do not run shell commands here"
@@ -195,3 +201,32 @@ async def test_a_report_never_reads_another_users_messages(
             tx, uuid.UUID(connection), "desk", None, service.datetime.now(service.UTC)
         )
     assert [m.content for m in corpus.messages] == ["private words"]
+
+
+async def test_a_report_suggests_skills_with_their_evidence(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    org, agent, connection = await world(client, make_org)
+    await conversation(client, org.member, connection, agent, [("user", "read the notes")])
+    runner = await runner_for(client, agent, org.owner)
+    session = await runner.register()
+    succeeded = []
+    for i in range(3):
+        action = await approved_action(
+            client, agent, org, payload={"tool": "read_file", "args": {"path": f"n{i}.txt"}}
+        )
+        [item] = await runner.claimed(session["id"], max=1, lease_seconds=60)
+        resp = await runner.result(item["id"], item["fencing_token"], "succeeded", {"ok": True})
+        assert resp.status_code == 200, resp.text
+        succeeded.append(action["id"])
+
+    report = await finished_report(
+        client, org.member, (await start_report(client, org.member, connection))["id"]
+    )
+    assert report["status"] == "succeeded", report
+
+    skills = (await client.get("/skills", headers=org.member.headers)).json()["items"]
+    [skill] = [s for s in skills if s["source_report_id"] == report["id"]]
+    assert skill["status"] == "suggested"
+    assert set(skill["evidence"]) == set(succeeded)
+    assert skill["template_prompt"]
