@@ -92,8 +92,6 @@ class AgentConfig(OutputModel):
     temperature: float
     connection_id: UUID | None
     allowed_tools: list[str]
-    # The number of the current system prompt's version (GET .../config/versions).
-    prompt_version: int
     created_at: datetime
     updated_at: datetime
 
