@@ -121,6 +121,19 @@ SPEC: dict[str, TableSpec] = {
         select=VIEWER_UP | RUNNER_OWN,
         actors=RUNNER_ACTORS,
     ),
+    # Versions are written only by the trigger on agent_configs (members write them by
+    # writing the config, test_prompt_versions.py): nobody inserts, edits or deletes one.
+    "agent_prompt_versions": org_scoped(
+        "id = %(prompt_version_a)s",
+        "insert into public.agent_prompt_versions"
+        " (organization_id, agent_id, version, system_prompt)"
+        " values (%(org_a)s, %(agent_a)s, 99, 'forged')",
+        "system_prompt = 'rls-matrix'",
+        insert_by=NOBODY,
+        update=NOBODY,
+        delete=NOBODY,
+        actors=RUNNER_ACTORS,
+    ),
     "agent_runner_tokens": org_scoped(
         "id = %(token_a)s",
         "insert into public.agent_runner_tokens"

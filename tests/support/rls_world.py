@@ -79,8 +79,8 @@ def _insert(conn: psycopg.Connection[Any], table: str, **values: Any) -> uuid.UU
 
 
 def _org_rows(conn: psycopg.Connection[Any], org: uuid.UUID, suffix: str) -> dict[str, Any]:
-    """A project, agents, config, runner token, session, actions, event, workflow, run,
-    the run's wait and its outbox rows."""
+    """A project, agents, config and its prompt version, runner token, session, actions,
+    event, workflow, run, the run's wait and its outbox rows."""
     ids: dict[str, Any] = {}
     ids[f"project_{suffix}"] = _insert(conn, "projects", organization_id=org, name="p")
     common = {"organization_id": org}
@@ -93,6 +93,10 @@ def _org_rows(conn: psycopg.Connection[Any], org: uuid.UUID, suffix: str) -> dic
         "insert into public.agent_configs (agent_id, organization_id) values (%s, %s)",
         (agent["agent_id"], org),
     )
+    # The config's version 1, written by the trigger on agent_configs.
+    ids[f"prompt_version_{suffix}"] = conn.execute(
+        "select id from public.agent_prompt_versions where agent_id = %s", (agent["agent_id"],)
+    ).fetchone()[0]  # type: ignore[index]
     ids[f"token_{suffix}"] = _insert(
         conn,
         "agent_runner_tokens",

@@ -12,6 +12,8 @@ from agentplane.models import Description, InputModel, LongText, Name, OutputMod
 from agentplane.tools.service import known_tool
 
 AgentStatus = Literal["active", "paused", "archived"]
+# Why a prompt version was made: a config write, an adopted mirror report, a restore.
+PromptSource = Literal["edit", "adopt", "restore"]
 
 # What a model provider calls the model; empty means "the connection's default".
 ModelName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
@@ -92,6 +94,21 @@ class AgentConfig(OutputModel):
     allowed_tools: list[str]
     created_at: datetime
     updated_at: datetime
+
+
+class PromptVersion(OutputModel):
+    """One version of an agent's system prompt: what it said, who made it and why."""
+
+    id: UUID
+    organization_id: UUID
+    agent_id: UUID
+    version: int
+    system_prompt: str
+    source: PromptSource
+    # The mirror report id of an adopt, the restored version's number of a restore.
+    source_id: str | None
+    created_by: UUID | None
+    created_at: datetime
 
 
 class RunnerTokenCreate(InputModel):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 
 from agentplane.agents import service
 from agentplane.agents.models import (
@@ -13,6 +14,7 @@ from agentplane.agents.models import (
     AgentConfigUpdate,
     AgentCreate,
     AgentUpdate,
+    PromptVersion,
     RunnerToken,
     RunnerTokenCreate,
     RunnerTokenCreated,
@@ -22,6 +24,9 @@ from agentplane.http.deps import RuntimeDep, UserTx
 from agentplane.http.pagination import PageDep
 
 router = APIRouter(prefix="/agents", tags=["agents"])
+
+# A prompt version's number (an integer column: larger ones do not exist).
+VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 @router.post("", status_code=201, response_model=Agent)
@@ -70,6 +75,22 @@ async def get_agent_config(agent_id: UUID, tx: UserTx) -> AgentConfig:
 async def replace_agent_config(agent_id: UUID, body: AgentConfigUpdate, tx: UserTx) -> AgentConfig:
     """Replace the agent's config (members and up); the connection must be the caller's."""
     return await service.replace_config(tx, agent_id, body)
+
+
+@router.get("/{agent_id}/config/versions", response_model=Page[PromptVersion])
+async def list_prompt_versions(agent_id: UUID, tx: UserTx, page: PageDep) -> Page[PromptVersion]:
+    """The history of the agent's system prompt, oldest (version 1) first: each version's
+    prompt, who made it and why (`edit`, `adopt` of a mirror report, `restore`)."""
+    return await service.list_prompt_versions(tx, agent_id, page)
+
+
+@router.post(
+    "/{agent_id}/config/versions/{n}/restore", status_code=201, response_model=PromptVersion
+)
+async def restore_prompt_version(agent_id: UUID, n: VersionNumber, tx: UserTx) -> PromptVersion:
+    """Make version n's prompt the current one again, as a new version with source
+    `restore` and source_id n (members and up; 404 for an unknown n)."""
+    return await service.restore_prompt_version(tx, agent_id, n)
 
 
 @router.post("/{agent_id}/runner-tokens", status_code=201, response_model=RunnerTokenCreated)

@@ -18,6 +18,8 @@ from agentplane.agents.models import (
     AgentConfigUpdate,
     AgentCreate,
     AgentUpdate,
+    PromptSource,
+    PromptVersion,
     RunnerToken,
     RunnerTokenCreate,
     RunnerTokenCreated,
@@ -36,8 +38,8 @@ RUNNER_CREDENTIAL_SELECT = (
     "select id, agent_id, name, token_prefix, created_by, created_at, expires_at,"
     " last_used_at, revoked_at from public.agent_runner_tokens"
 )
-# Asked with the function the runner-token policies use, so the rule lives in one place.
-CREDENTIAL_ACCESS = (
+# Asked with the function the member-write policies use, so the rule lives in one place.
+MEMBER_ACCESS = (
     "select organization_id,"
     " organization_id = any ((select private.org_ids('member'))::uuid[]) as may_manage"
     " from public.agents where id = %s"
@@ -57,9 +59,28 @@ REVOKE_CREDENTIAL = (
 )
 CREDENTIAL_EXISTS = "select 1 from public.agent_runner_tokens where id = %s and agent_id = %s"
 
+PROMPT_VERSION_SELECT = "select * from public.agent_prompt_versions"
+PROMPT_VERSION = PROMPT_VERSION_SELECT + " where agent_id = %s and version = %s"
+# Read by the trigger on agent_configs, which records why the next version is made and
+# clears both (migration 20261204000100_agent_prompt_versions.sql).
+PROMPT_SOURCE = (
+    "select set_config('agentplane.prompt_source', %s, true),"
+    " set_config('agentplane.prompt_source_id', %s, true)"
+)
+# The UPDATE locks the config row, so concurrent writers get consecutive numbers
+# (test_prompt_versions.py::test_concurrent_puts_get_distinct_versions).
+SET_PROMPT = (
+    "update public.agent_configs set system_prompt = %s where agent_id = %s"
+    " returning prompt_version"
+)
+INSERT_PROMPT = (
+    "insert into public.agent_configs (agent_id, organization_id, system_prompt)"
+    " values (%s, %s, %s) returning prompt_version"
+)
+
 
 @dataclass(frozen=True)
-class _TokenAccess:
+class _MemberAccess:
     organization_id: UUID
     may_manage: bool
 
@@ -164,6 +185,71 @@ async def replace_config(tx: Tx, agent_id: UUID, body: AgentConfigUpdate) -> Age
     return await configs.update(tx, agent_id, values)
 
 
+async def require_member(tx: Tx, agent_id: UUID, doing: str) -> UUID:
+    """The agent's organization if the caller is a member and up there; 404, or 403.
+
+    `doing` completes "your role does not allow ... agent <id>" in the 403.
+    """
+    access = await fetch_one(tx, _MemberAccess, MEMBER_ACCESS, (agent_id,))
+    if access is None:
+        raise NotFoundError(f"agent {agent_id} not found")
+    if not access.may_manage:
+        raise ForbiddenError(f"your role does not allow {doing} agent {agent_id}")
+    return access.organization_id
+
+
+# --- prompt versions ----------------------------------------------------------------------
+
+
+async def list_prompt_versions(tx: Tx, agent_id: UUID, page: PageRequest) -> Page[PromptVersion]:
+    """A page of the agent's prompt versions, oldest (version 1) first; 404 for strangers."""
+    await require_visible(tx, "agents", agent_id, "agent")
+    return await fetch_page(
+        tx, PromptVersion, PROMPT_VERSION_SELECT, page, ["agent_id = %s"], [agent_id]
+    )
+
+
+async def _new_prompt(
+    tx: Tx,
+    agent_id: UUID,
+    organization_id: UUID,
+    system_prompt: str,
+    source: PromptSource,
+    source_id: str,
+) -> PromptVersion:
+    """Make `system_prompt` the agent's current prompt as a new version from `source`."""
+    await tx.execute(PROMPT_SOURCE, (source, source_id))
+    number = await fetch_value(tx, SET_PROMPT, (system_prompt, agent_id))
+    if number is None:
+        # An agent made outside this API has no config until its first prompt.
+        number = await fetch_value(tx, INSERT_PROMPT, (agent_id, organization_id, system_prompt))
+    version = await fetch_one(tx, PromptVersion, PROMPT_VERSION, (agent_id, number))
+    assert version is not None
+    return version
+
+
+async def restore_prompt_version(tx: Tx, agent_id: UUID, number: int) -> PromptVersion:
+    """Make version `number`'s prompt current again, as a new version with source
+    'restore' (members and up); 404 for an unknown version or agent, 403 for viewers."""
+    organization_id = await require_member(tx, agent_id, "restoring prompts of")
+    restored = await fetch_one(tx, PromptVersion, PROMPT_VERSION, (agent_id, number))
+    if restored is None:
+        raise NotFoundError(f"agent {agent_id} has no prompt version {number}")
+    return await _new_prompt(
+        tx, agent_id, organization_id, restored.system_prompt, "restore", str(number)
+    )
+
+
+async def adopt_prompt(
+    tx: Tx, agent_id: UUID, system_prompt: str, *, source_id: UUID
+) -> PromptVersion:
+    """Make a mirror report's suggested prompt the agent's current one, as a new version
+    with source 'adopt' naming the report (`source_id`), in the caller's transaction
+    (members and up); 404 for strangers, 403 for viewers."""
+    organization_id = await require_member(tx, agent_id, "adopting prompts for")
+    return await _new_prompt(tx, agent_id, organization_id, system_prompt, "adopt", str(source_id))
+
+
 # --- runner tokens ------------------------------------------------------------------------
 
 
@@ -175,12 +261,7 @@ async def require_runner_token_access(tx: Tx, agent_id: UUID) -> UUID:
     runner-token policies use (`private.org_ids('member')`), so the rule lives in one place
     and RLS still enforces it on every statement that follows.
     """
-    access = await fetch_one(tx, _TokenAccess, CREDENTIAL_ACCESS, (agent_id,))
-    if access is None:
-        raise NotFoundError(f"agent {agent_id} not found")
-    if not access.may_manage:
-        raise ForbiddenError(f"your role does not allow managing runner tokens of agent {agent_id}")
-    return access.organization_id
+    return await require_member(tx, agent_id, "managing runner tokens of")
 
 
 async def insert_runner_token(

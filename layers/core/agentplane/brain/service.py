@@ -88,6 +88,8 @@ class Endpoint:
     system_prompt: str
     temperature: float
     allowed_tools: list[str]
+    # The config's prompt version: the assistant message records which one answered.
+    prompt_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,8 @@ async def agent_endpoint(tx: Tx, agent_id: UUID) -> Endpoint:
     """Where the agent's model is called for the caller; 409 when their key must not go there."""
     cur = await tx.execute(
         "select organization_id, model, system_prompt, temperature, allowed_tools,"
-        " connection_id, provider, base_url, connection_model, connection_is_callers"
-        " from private.agent_model_endpoint(%s)",
+        " connection_id, provider, base_url, connection_model, connection_is_callers,"
+        " prompt_version from private.agent_model_endpoint(%s)",
         (agent_id,),
     )
     row = await cur.fetchone()
@@ -113,7 +115,7 @@ async def agent_endpoint(tx: Tx, agent_id: UUID) -> Endpoint:
         await require_visible(tx, "agents", agent_id, "agent")  # 404 for strangers
         raise ForbiddenError(f"your role does not allow holding turns with agent {agent_id}")
     (org, model, prompt, temperature, tools, connection_id, provider, base_url, conn_model,
-     callers) = row  # fmt: skip
+     callers, prompt_version) = row  # fmt: skip
     if connection_id is None or provider is None:
         raise AgentNotConnectedError(
             f"agent {agent_id} has no model connection: set connection_id in its config",
@@ -139,6 +141,7 @@ async def agent_endpoint(tx: Tx, agent_id: UUID) -> Endpoint:
         system_prompt=prompt,
         temperature=float(temperature),
         allowed_tools=list(tools),
+        prompt_version=prompt_version,
     )
 
 
@@ -267,14 +270,15 @@ async def _insert_message(
         # clock_timestamp(), not now(): both messages of a turn share a transaction,
         # and history is read back in created_at order.
         "insert into public.messages"
-        " (conversation_id, role, content, tool_calls, metadata, created_at)"
-        " values (%s, %s, %s, %s, %s, clock_timestamp()) returning *",
+        " (conversation_id, role, content, tool_calls, metadata, prompt_version, created_at)"
+        " values (%s, %s, %s, %s, %s, %s, clock_timestamp()) returning *",
         (
             conversation_id,
             role,
             content,
             Jsonb(columns["tool_calls"]) if columns.get("tool_calls") else None,
             Jsonb(columns.get("metadata", {})),
+            columns.get("prompt_version"),
         ),
     )
     assert message is not None
@@ -324,6 +328,7 @@ async def _record(
         "assistant",
         storable_text(completion.content, MAX_REPLY_CHARS),
         tool_calls=tool_calls,
+        prompt_version=context.endpoint.prompt_version,
         metadata={
             "provider": context.endpoint.provider,
             "model": completion.model,

@@ -65,4 +65,6 @@ class Message(OutputModel):
     content: str
     tool_calls: list[JsonObject] | None
     metadata: JsonObject
+    # The agent's prompt version that wrote an assistant message of a turn.
+    prompt_version: int | None = None
     created_at: datetime
