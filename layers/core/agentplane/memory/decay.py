@@ -1,6 +1,7 @@
 """The forgetting curve of memory nodes, and how a use reinforces it.
 
     decayed(at) = strength * exp(-max(0, at - last_used_at) / stability_seconds)
+                  (0 once the exponent is below -700)
 
 `strength` (0..1) is what the person or template set: how much the memory matters. The
 exponential is how well it is still remembered; each use (a recall by a turn, or reading
@@ -27,6 +28,7 @@ INITIAL_STABILITY_SECONDS = 7 * 24 * 3600.0  # the column's default: 604800
 STABILITY_GROWTH = 1.5
 STABILITY_CAP_SECONDS = 365 * 24 * 3600.0
 FADE_THRESHOLD = 0.05  # private.memory_fade_threshold()
+UNDERFLOW_EXPONENT = -700.0
 
 
 def decayed_strength(
@@ -34,7 +36,11 @@ def decayed_strength(
 ) -> float:
     """`strength` decayed from `last_used_at` to `at` (no decay before the last use)."""
     elapsed = max(0.0, (at - last_used_at) / timedelta(seconds=1))
-    return strength * math.exp(-elapsed / stability_seconds)
+    exponent = -elapsed / stability_seconds
+    # As good as forgotten; PostgreSQL's exp() raises on underflow, so both twins stop here.
+    if exponent < UNDERFLOW_EXPONENT:
+        return 0.0
+    return strength * math.exp(exponent)
 
 
 def reinforced_stability(stability_seconds: float) -> float:

@@ -158,13 +158,18 @@ select * from ({SELECT} where {{filters}}) n
 
 
 async def _page_by_strength(
-    tx: Tx, limit: int, cursor: str | None, filters: list[str], args: dict[str, Any]
+    tx: Tx,
+    limit: int,
+    cursor: str | None,
+    filters: list[str],
+    args: dict[str, Any],
+    at: datetime | None,
 ) -> Page[MemoryNode]:
     after: float | None = None
     after_id: UUID | None = None
     if cursor:
         at, after, after_id = decode_strength_cursor(cursor)
-    else:
+    elif at is None:
         at = await _now(tx)
     query = BY_STRENGTH.format(filters=" and ".join(filters))
     params = {**args, "at": at, "after": after, "after_id": after_id, "limit": limit + 1}
@@ -185,18 +190,21 @@ async def page(
     filters: dict[str, Any],
     order: Order = "created_at",
     archived: bool = False,
+    at: datetime | None = None,
 ) -> Page[MemoryNode]:
     """The caller's memory nodes, live ones or (`archived`) archived ones, with equality
-    filters, oldest first or strongest (decayed) first; reading a list is no recall."""
+    filters, oldest first or strongest (decayed at `at`, default now) first; reading a
+    list is no recall."""
     given = {c: v for c, v in filters.items() if v is not None}
     archived_filter = "archived_at is not null" if archived else "archived_at is null"
     if order == "strength":
         conditions = [archived_filter, *(f"{c} = %({c})s" for c in given)]
-        return await _page_by_strength(tx, limit, cursor, conditions, given)
+        return await _page_by_strength(tx, limit, cursor, conditions, given, at)
     request = PageRequest(limit=limit, after=decode_cursor(cursor) if cursor else None)
-    select = SELECT.replace("%(at)s", "now()")
+    select = SELECT.replace("%(at)s", "%s")
     conditions = [archived_filter, *(f"{c} = %s" for c in given)]
-    return await fetch_page(tx, MemoryNode, select, request, conditions, list(given.values()))
+    args = [at or await _now(tx), *given.values()]
+    return await fetch_page(tx, MemoryNode, select, request, conditions, args)
 
 
 async def recall(tx: Tx, node_id: UUID) -> MemoryNode:
@@ -228,11 +236,15 @@ async def delete(tx: Tx, node_id: UUID) -> None:
 # locked in id order (as every batch here locks) and reinforced, all in one statement.
 SEARCH_TEXT = "to_tsvector('simple'::regconfig, m.label || ' ' || m.content)"
 RECALL_FOR_TURN = f"""
-with picked as (
+with any_word (query) as (
+  -- plainto_tsquery ANDs the words; a memory matching any of them is worth ranking.
+  -- Its text quotes every lexeme, so ' & ' only ever joins two of them.
+  select replace(plainto_tsquery('simple'::regconfig, %(text)s)::text, ' & ', ' | ')::tsquery
+), picked as (
   select m.id,
          private.decayed_strength(m.strength, m.last_used_at, m.stability_seconds, %(at)s)
            * ts_rank({SEARCH_TEXT}, q.query) as score
-    from public.memory_nodes m, plainto_tsquery('simple'::regconfig, %(text)s) q (query)
+    from public.memory_nodes m, any_word q (query)
    where m.user_id = %(user_id)s and m.archived_at is null and {SEARCH_TEXT} @@ q.query
    order by score desc, m.id
    limit %(limit)s

@@ -15,7 +15,8 @@ alter table public.memory_nodes
   -- trigger below, so the archive step finds what crossed through an index.
   add column fades_at timestamptz;
 
--- decayed = strength * exp(-(at - last_used_at) / stability); no decay before last use.
+-- decayed = strength * exp(-(at - last_used_at) / stability); no decay before last use;
+-- 0 once the exponent passes -700 (exp() would raise on underflow, not return 0).
 -- Not `set search_path` (that would stop it being inlined); it calls only pg_catalog.
 create function private.decayed_strength(
   strength double precision,
@@ -24,9 +25,12 @@ create function private.decayed_strength(
   at timestamptz
 ) returns double precision
   language sql immutable strict parallel safe
-  return strength * exp(
-    -greatest(0, extract(epoch from (at - last_used_at))::double precision) / stability_seconds
-  );
+  return case
+    when -greatest(0, extract(epoch from (at - last_used_at))::double precision)
+         / stability_seconds < -700 then 0
+    else strength * exp(
+      -greatest(0, extract(epoch from (at - last_used_at))::double precision) / stability_seconds)
+  end;
 
 -- The threshold fades_at is computed for (memory/decay.py FADE_THRESHOLD says the same).
 create function private.memory_fade_threshold() returns double precision
