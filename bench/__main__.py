@@ -11,7 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import cold_import, queue_throughput, reaper_cost, transition_cost, workflow_cost
+from bench import (
+    cold_import,
+    memory_archive,
+    queue_throughput,
+    reaper_cost,
+    transition_cost,
+    workflow_cost,
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,10 @@ BENCHMARKS = {
     "cold_import": Benchmark(
         cold_import.main,
         (Option("rounds", 9, "fresh processes per module"),),
+    ),
+    "memory_archive": Benchmark(
+        memory_archive.main,
+        (Option("nodes", memory_archive.DEFAULT_NODES, "live memory nodes in the table"),),
     ),
     "queue_throughput": Benchmark(
         queue_throughput.main,

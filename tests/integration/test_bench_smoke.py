@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from bench import queue_throughput, reaper_cost, transition_cost, workflow_cost
+from bench import memory_archive, queue_throughput, reaper_cost, transition_cost, workflow_cost
 from bench.pg import create_database, drop_database
 from tests.support.database import ProvisionedDatabase
 
@@ -161,3 +161,24 @@ async def test_workflow_cost_runs_every_shape_to_success(
     # And the gates were approved in one batch (three fit in the Map at once)
     approvals = body["meta"]["samples"]["approval_fanout"]
     assert [s["decision_batches"] for s in approvals] == [1]
+
+
+async def test_memory_archive_archives_exactly_the_faded_nodes(
+    make_database: Callable[[], ProvisionedDatabase],
+) -> None:
+    # Given a migrated database
+    database = make_database()
+
+    # When the benchmark fills it and runs one archive step per faded count (measure
+    # raises unless each step archived exactly the nodes it faded)
+    rows = await memory_archive.measure(
+        database.admin_url, database.app_url, nodes=SESSIONS, faded_counts=STALE_COUNTS
+    )
+
+    # Then each round archived exactly its faded nodes
+    assert [(row["faded"], row["archived"]) for row in rows] == [(s, s) for s in STALE_COUNTS]
+    # And every round was reset: all nodes are live again, none lost
+    assert _counts(
+        database.admin_url,
+        "select (archived_at is null)::text, count(*) from public.memory_nodes group by 1",
+    ) == {"true": SESSIONS}
