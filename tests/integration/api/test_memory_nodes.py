@@ -144,8 +144,9 @@ async def test_other_users_get_404_change_nothing_and_recall_nothing(
         await client.patch(path, json={"label": "hijacked"}, headers=stranger.headers), 404
     )
     assert_problem(await client.delete(path, headers=stranger.headers), 404)
-    listed = await client.get("/memory-nodes", headers=stranger.headers)
-    assert listed.json() == {"items": [], "next_cursor": None}
+    for query in ("", "?order=strength", "?archived=true", "?archived=true&order=strength"):
+        listed = await client.get(f"/memory-nodes{query}", headers=stranger.headers)
+        assert listed.json() == {"items": [], "next_cursor": None}, query
     # Nor can a stranger hang their own nodes under it or on the owner's connection
     connection = await create_connection(client, owner)
     for field, value, noun in (
