@@ -17,14 +17,15 @@ alter table public.memory_nodes
 
 -- decayed = strength * exp(-(at - last_used_at) / stability); no decay before last use;
 -- 0 once the exponent passes -700 (exp() would raise on underflow, not return 0).
--- Not `set search_path` (that would stop it being inlined); it calls only pg_catalog.
+-- Neither `strict` nor `set search_path`, either of which would stop it being inlined
+-- (about 8x slower per row, docs/architecture.md); it calls only pg_catalog.
 create function private.decayed_strength(
   strength double precision,
   last_used_at timestamptz,
   stability_seconds double precision,
   at timestamptz
 ) returns double precision
-  language sql immutable strict parallel safe
+  language sql immutable parallel safe
   return case
     when -greatest(0, extract(epoch from (at - last_used_at))::double precision)
          / stability_seconds < -700 then 0
