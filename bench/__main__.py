@@ -11,8 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import bench.mirror_heuristic as mirror_heuristic
-from bench import cold_import, queue_throughput, reaper_cost, transition_cost, workflow_cost
+from bench import (
+    cold_import,
+    memory_archive,
+    mirror_heuristic,
+    queue_throughput,
+    reaper_cost,
+    transition_cost,
+    workflow_cost,
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,10 @@ BENCHMARKS = {
     "mirror_heuristic": Benchmark(
         mirror_heuristic.main,
         (Option("messages", mirror_heuristic.DEFAULT_MESSAGES, "generated messages analyzed"),),
+    ),
+    "memory_archive": Benchmark(
+        memory_archive.main,
+        (Option("nodes", memory_archive.DEFAULT_NODES, "live memory nodes in the table"),),
     ),
     "queue_throughput": Benchmark(
         queue_throughput.main,

@@ -12,7 +12,14 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from bench import mirror_heuristic, queue_throughput, reaper_cost, transition_cost, workflow_cost
+from bench import (
+    memory_archive,
+    mirror_heuristic,
+    queue_throughput,
+    reaper_cost,
+    transition_cost,
+    workflow_cost,
+)
 from bench.pg import create_database, drop_database
 from tests.support.database import ProvisionedDatabase
 
@@ -178,3 +185,24 @@ def test_mirror_heuristic_analyzes_every_generated_message() -> None:
     assert analysis.weaknesses
     cited = {i for f in analysis.weaknesses + analysis.strengths for i in f.evidence}
     assert cited <= corpus.evidence_ids()
+
+
+async def test_memory_archive_archives_exactly_the_faded_nodes(
+    make_database: Callable[[], ProvisionedDatabase],
+) -> None:
+    # Given a migrated database
+    database = make_database()
+
+    # When the benchmark fills it and runs one archive step per faded count (measure
+    # raises unless each step archived exactly the nodes it faded)
+    rows = await memory_archive.measure(
+        database.admin_url, database.app_url, nodes=SESSIONS, faded_counts=STALE_COUNTS
+    )
+
+    # Then each round archived exactly its faded nodes
+    assert [(row["faded"], row["archived"]) for row in rows] == [(s, s) for s in STALE_COUNTS]
+    # And every round was reset: all nodes are live again, none lost
+    assert _counts(
+        database.admin_url,
+        "select (archived_at is null)::text, count(*) from public.memory_nodes group by 1",
+    ) == {"true": SESSIONS}

@@ -21,6 +21,11 @@ async def create_node(client: httpx.AsyncClient, user: User, **fields: Any) -> A
     return resp.json()
 
 
+def without_decay(node: dict[str, Any]) -> dict[str, Any]:
+    """A node's fields but the one that moves with the clock."""
+    return {k: v for k, v in node.items() if k != "decayed_strength"}
+
+
 async def test_create_read_update_delete(
     client: httpx.AsyncClient, new_user: Callable[[], User]
 ) -> None:
@@ -33,7 +38,10 @@ async def test_create_read_update_delete(
     assert (node["strength"], node["category"], node["source"]) == (0.5, None, None)
     assert node["content"] == ""
     assert node["metadata"] == {"source": "chat"}
-    assert node["last_used_at"] is None
+    # Made is first used: the curve starts at creation, undecayed, live
+    assert node["last_used_at"] == node["created_at"]
+    assert (node["stability_seconds"], node["reinforcements"]) == (604800, 0)
+    assert (node["decayed_strength"], node["archived_at"]) == (0.5, None)
     path = f"/memory-nodes/{node['id']}"
     # When it is updated, only the given fields change
     patched = await client.patch(
@@ -52,7 +60,9 @@ async def test_create_read_update_delete(
     assert patched.json()["source"] == "conversation"
     assert patched.json()["metadata"] == {"source": "user"}
     assert patched.json()["label"] == "Likes tea"
-    assert patched.json()["last_used_at"] is None
+    # An edit is no use: the curve is where it was
+    assert patched.json()["last_used_at"] == node["last_used_at"]
+    assert patched.json()["reinforcements"] == 0
     # Then it is deleted, and gone
     assert (await client.delete(path, headers=user.headers)).status_code == 204
     assert_problem(await client.get(path, headers=user.headers), 404, "not-found")
@@ -64,17 +74,20 @@ async def test_reading_a_node_recalls_it(
     user = new_user()
     node = await create_node(client, user)
     path = f"/memory-nodes/{node['id']}"
-    # When the node is read, last_used_at is set to the time of the read
+    # When the node is read, last_used_at is set to the time of the read, and the read
+    # reinforces it: its stability grows by half
     first = (await client.get(path, headers=user.headers)).json()
-    assert first["last_used_at"] is not None
     assert at(first["last_used_at"]) > at(node["created_at"])
+    assert (first["reinforcements"], first["stability_seconds"]) == (1, 604800 * 1.5)
     # And each later read moves it forward
     second = (await client.get(path, headers=user.headers)).json()
     assert at(second["last_used_at"]) > at(first["last_used_at"])
+    assert (second["reinforcements"], second["stability_seconds"]) == (2, 604800 * 2.25)
     # A recall is not an edit: updated_at stays where the last change left it
     assert second["updated_at"] == node["updated_at"]
-    assert {k: v for k, v in second.items() if not k.endswith("_at")} == {
-        k: v for k, v in node.items() if not k.endswith("_at")
+    curve = ("reinforcements", "stability_seconds", "decayed_strength")
+    assert {k: v for k, v in second.items() if not k.endswith("_at") and k not in curve} == {
+        k: v for k, v in node.items() if not k.endswith("_at") and k not in curve
     }
     # Listing is not recall
     listed, _ = await collect_pages(client, "/memory-nodes", user.headers, limit=50)
@@ -131,8 +144,9 @@ async def test_other_users_get_404_change_nothing_and_recall_nothing(
         await client.patch(path, json={"label": "hijacked"}, headers=stranger.headers), 404
     )
     assert_problem(await client.delete(path, headers=stranger.headers), 404)
-    listed = await client.get("/memory-nodes", headers=stranger.headers)
-    assert listed.json() == {"items": [], "next_cursor": None}
+    for query in ("", "?order=strength", "?archived=true", "?archived=true&order=strength"):
+        listed = await client.get(f"/memory-nodes{query}", headers=stranger.headers)
+        assert listed.json() == {"items": [], "next_cursor": None}, query
     # Nor can a stranger hang their own nodes under it or on the owner's connection
     connection = await create_connection(client, owner)
     for field, value, noun in (
@@ -146,9 +160,10 @@ async def test_other_users_get_404_change_nothing_and_recall_nothing(
             404,
         )
         assert body["detail"] == f"{noun} {value} not found"
-    # The owner's list (no recall) shows the node untouched, never recalled
+    # The owner's list (no recall) shows the node untouched, never recalled (its decayed
+    # strength is as of the listing, a moment later)
     items, _ = await collect_pages(client, "/memory-nodes", owner.headers, limit=50)
-    assert items == [node]
+    assert [without_decay(i) for i in items] == [without_decay(node)]
 
 
 async def test_a_node_cannot_become_its_own_ancestor(

@@ -37,6 +37,7 @@ from agentplane.db.crud import require_visible
 from agentplane.db.database import Database
 from agentplane.db.rows import Tx, fetch_all, fetch_one
 from agentplane.errors import ConflictError, ForbiddenError, NotFoundError
+from agentplane.memory.service import recall_for_turn, remembered_note
 from agentplane.observability import logger
 from agentplane.skills import service as skills
 from agentplane.vault.service import Vault
@@ -251,11 +252,16 @@ async def _gather(
         provider=endpoint.provider,
         purpose=f"turn with agent {agent_id}",
     )
+    # The caller's own memory (RLS), reinforced as used by this turn.
+    remembered = await recall_for_turn(tx, caller.user_id, body.message)
+    system = endpoint.system_prompt
+    if remembered:
+        system = "\n\n".join(p for p in (system, remembered_note(remembered)) if p)
     messages: list[dict[str, Any]] = []
     # The caller's active skills ride along in the system message (RLS: their own).
-    system_prompt = await skills.with_active_skills(tx, caller.user_id, endpoint.system_prompt)
-    if system_prompt:
-        messages.append({"role": "system", "content": system_prompt})
+    system = await skills.with_active_skills(tx, caller.user_id, system)
+    if system:
+        messages.append({"role": "system", "content": system})
     messages += history
     messages.append({"role": "user", "content": body.message})
     return Context(endpoint, conversation, messages, api_key)

@@ -44,8 +44,8 @@ class MemoryNodeUpdate(InputModel):
     connection_id: UUID | None = None
 
 
-class MemoryNode(OutputModel):
-    """A node of the caller's memory graph."""
+class MemoryNodeRow(OutputModel):
+    """A stored row of public.memory_nodes (what the shared CRUD helpers return)."""
 
     id: UUID
     user_id: UUID
@@ -57,6 +57,17 @@ class MemoryNode(OutputModel):
     metadata: JsonObject
     parent_id: UUID | None
     connection_id: UUID | None
-    last_used_at: datetime | None
+    last_used_at: datetime
+    stability_seconds: float
+    reinforcements: int
+    archived_at: datetime | None
+    fades_at: datetime
     created_at: datetime
     updated_at: datetime
+
+
+class MemoryNode(MemoryNodeRow):
+    """A node of the caller's memory graph: `strength` as stored, `decayed_strength` as
+    of the read (memory/decay.py)."""
+
+    decayed_strength: float

@@ -1,4 +1,4 @@
-"""/memory-nodes: the caller's memory graph; reading a node counts as recalling it."""
+"""/memory-nodes: the caller's memory graph; reading a node counts as using it."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 
-from agentplane.db.pagination import Page
+from agentplane.db.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from agentplane.http.deps import UserTx
-from agentplane.http.pagination import PageDep
 from agentplane.memory import service
 from agentplane.memory.models import MemoryNode, MemoryNodeCreate, MemoryNodeUpdate
 
@@ -25,19 +24,32 @@ async def create_memory_node(body: MemoryNodeCreate, tx: UserTx) -> MemoryNode:
 @router.get("", response_model=Page[MemoryNode])
 async def list_memory_nodes(
     tx: UserTx,
-    page: PageDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="next_cursor of the previous page")
+    ] = None,
     category: Annotated[str | None, Query(max_length=200)] = None,
     connection_id: UUID | None = None,
     parent_id: UUID | None = None,
+    order: Annotated[
+        service.Order,
+        Query(description="created_at: oldest first; strength: strongest decayed first"),
+    ] = "created_at",
+    archived: Annotated[
+        bool, Query(description="true: only the archived (faded) nodes; false: only live ones")
+    ] = False,
 ) -> Page[MemoryNode]:
-    """The caller's memory nodes, optionally by category, connection or parent (no recall)."""
+    """The caller's live (or archived) memory nodes, optionally by category, connection or
+    parent, oldest or strongest first (listing is no recall)."""
     filters = {"category": category, "connection_id": connection_id, "parent_id": parent_id}
-    return await service.page(tx, page, filters)
+    return await service.page(
+        tx, limit=limit, cursor=cursor, filters=filters, order=order, archived=archived
+    )
 
 
 @router.get("/{node_id}", response_model=MemoryNode)
 async def recall_memory_node(node_id: UUID, tx: UserTx) -> MemoryNode:
-    """One memory node, marked as used now (one UPDATE ... RETURNING)."""
+    """One memory node, used now: reinforced, and brought back if archived."""
     return await service.recall(tx, node_id)
 
 
