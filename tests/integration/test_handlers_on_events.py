@@ -27,7 +27,7 @@ EXPECTED: dict[str, tuple[str, dict[str, Any]]] = {
     "api_post_organizations.json": ("api", {"statusCode": 201}),
     "api_get_projects.json": ("api", {"statusCode": 200}),
     "heartbeat_schedule.json": ("heartbeat", {"sessions_offline": 0}),
-    "mirror_nightly.json": ("mirror", {"queued": []}),
+    "mirror_nightly.json": ("mirror", {"queued": [], "archived": 0}),
     # invoke proposes a pending action of the demo agent for the sample to approve,
     "actions_post_approve.json": ("actions", {"statusCode": 200}),
     # and mints a runner token and registers a session for the claim (an empty queue).
@@ -228,7 +228,7 @@ def test_job_functions_run_without_the_web_stack(
     # Then neither the imports nor the jobs loaded FastAPI, Starlette, Mangum or X-Ray
     assert report["imported"] == []
     assert report["heartbeat"]["sessions_offline"] == 0
-    assert report["nightly"] == {"queued": []}
+    assert report["nightly"] == {"queued": [], "archived": 0}
     assert report["report"]["status"] == "not_found"
     assert report["dispatch"]["delivered"] == 0
     assert report["after_jobs"] == []

@@ -58,7 +58,10 @@ async def _mirror_job(runtime: Runtime, event: dict[str, Any]) -> dict[str, Any]
         metrics.add_metric(
             name="MirrorReportsQueued", unit=MetricUnit.Count, value=len(queued.report_ids)
         )
-        return {"queued": [str(i) for i in queued.report_ids]}
+        metrics.add_metric(
+            name="MemoryNodesArchived", unit=MetricUnit.Count, value=queued.archived
+        )
+        return {"queued": [str(i) for i in queued.report_ids], "archived": queued.archived}
     if "report_id" in event:
         report_id = UUID(str(event["report_id"]))
         return {"report_id": str(report_id), "status": await run_report(runtime, report_id)}

@@ -45,9 +45,10 @@ MAX_ACTIONS = 20_000
 
 @dataclass(frozen=True)
 class EnqueueResult:
-    """Reports queued by one nightly run."""
+    """Reports queued by one nightly run (and memory nodes it archived)."""
 
     report_ids: list[UUID]
+    archived: int = 0
 
 
 # --- for people --------------------------------------------------------------------------
@@ -451,8 +452,12 @@ def local_runner(runtime: Runtime) -> Callable[[UUID], None]:
 
 
 async def run_nightly(runtime: Runtime) -> EnqueueResult:
-    """The nightly job: queue a report per connection with new messages, start each."""
+    """The nightly job: queue a report per connection with new messages, start each, and
+    archive the memory nodes that faded (only those: through their `fades_at` index)."""
+    from agentplane.memory.service import archive_faded
+
     queued = await enqueue_nightly_reports(runtime.database)
     for report_id in queued.report_ids:
         await runtime.start_mirror_report(report_id)
-    return queued
+    archived = await archive_faded(runtime.database)
+    return EnqueueResult(queued.report_ids, archived)
