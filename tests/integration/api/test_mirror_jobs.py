@@ -12,6 +12,8 @@ import pytest
 from agentplane.db.database import Database
 from agentplane.errors import ConflictError
 from agentplane.mirror.service import enqueue_nightly_reports, run_report
+from agentplane.runtime import Runtime
+from agentplane.settings import Settings
 from tests.support.api import User
 
 
@@ -36,8 +38,9 @@ async def _connection_with_message(client: httpx.AsyncClient, user: User) -> str
 
 
 async def test_connections_with_new_messages_get_one_queued_report(
-    client: httpx.AsyncClient, database: Database, new_user: Callable[[], User]
-) -> None:
+    client: httpx.AsyncClient, database: Database, settings: Settings,
+    new_user: Callable[[], User],
+) -> None:  # fmt: skip
     alice, bob = new_user(), new_user()
     busy = await _connection_with_message(client, alice)
     quiet = await client.post(
@@ -61,8 +64,13 @@ async def test_connections_with_new_messages_get_one_queued_report(
         assert await cur.fetchall() == [(alice.id, uuid.UUID(busy), "queued")]
     # While it is queued, a later night queues nothing more for it.
     assert (await enqueue_nightly_reports(database)).report_ids == []
-    assert await run_report(database, queued[0]) == "queued"
-    assert await run_report(database, uuid.uuid4()) == "not_found"
+    # Run, it succeeds (the heuristic analyzer: no key), frees the connection, and with
+    # no newer messages the next night queues nothing for it.
+    runtime = Runtime(settings, database)
+    assert await run_report(runtime, queued[0]) == "succeeded"
+    assert await run_report(runtime, queued[0]) == "succeeded"  # already done: as it is
+    assert await run_report(runtime, uuid.uuid4()) == "not_found"
+    assert (await enqueue_nightly_reports(database)).report_ids == []
 
 
 async def test_the_database_keeps_one_open_report_per_connection(
