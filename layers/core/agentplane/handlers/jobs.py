@@ -58,9 +58,7 @@ async def _mirror_job(runtime: Runtime, event: dict[str, Any]) -> dict[str, Any]
         metrics.add_metric(
             name="MirrorReportsQueued", unit=MetricUnit.Count, value=len(queued.report_ids)
         )
-        metrics.add_metric(
-            name="MemoryNodesArchived", unit=MetricUnit.Count, value=queued.archived
-        )
+        metrics.add_metric(name="MemoryNodesArchived", unit=MetricUnit.Count, value=queued.archived)
         return {"queued": [str(i) for i in queued.report_ids], "archived": queued.archived}
     if "report_id" in event:
         report_id = UUID(str(event["report_id"]))
