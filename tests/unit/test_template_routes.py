@@ -137,6 +137,9 @@ def test_every_route_declares_its_path_parameters() -> None:
 PUBLIC_ROUTES = {
     ("GET", "/health"),
     ("GET", "/.well-known/agentplane/signing-key"),
+    # The console's page and assets; the page calls the API with the user's token.
+    ("GET", "/console"),
+    ("GET", "/console/static/{name}"),
 }
 
 

@@ -20,6 +20,7 @@ def api_routers() -> list[APIRouter]:
     from agentplane.brain.routes import router as brain_router
     from agentplane.connections.routes import router as connections_router
     from agentplane.conversations.routes import router as conversations_router
+    from agentplane.http.console import router as console_router
     from agentplane.http.health import router as health_router
     from agentplane.memory.routes import router as memory_router
     from agentplane.organizations.routes import router as organizations_router
@@ -43,6 +44,7 @@ def api_routers() -> list[APIRouter]:
         templates_router,
         vault_router,
         brain_router,
+        console_router,
     ]
 
 

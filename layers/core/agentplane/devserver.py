@@ -73,6 +73,8 @@ def _banner(settings: Settings, seed: DemoSeed | None, base_url: str) -> str:
             f"agent         {seed.agent_id}",
             "token (12 h):",
             f"  export AGENTPLANE_TOKEN={token}",
+            # In the fragment: a browser never sends it to a server or writes it to a log.
+            f"console: {base_url}/console#token={token}",
             "try:",
             f'  curl -s -H "Authorization: Bearer $AGENTPLANE_TOKEN" {base_url}/me',
             f"  curl -s {shlex.quote(base_url + '/health')}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, BackgroundTasks, Header, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Request, Response
 
 from agentplane.actions import service
 from agentplane.actions.models import (
@@ -20,6 +20,7 @@ from agentplane.actions.models import (
 from agentplane.db.pagination import Page
 from agentplane.errors import ValidationProblemError
 from agentplane.http.deps import RuntimeDep, UserTx
+from agentplane.http.etag import conditional_json
 from agentplane.http.pagination import PageDep
 from agentplane.http.workflow_kick import kick_if_workflow
 from agentplane.observability import logger
@@ -61,15 +62,21 @@ async def propose_action(
     return action
 
 
-@router.get("/actions", response_model=Page[Action])
+@router.get(
+    "/actions",
+    response_model=Page[Action],
+    responses={304: {"description": "Not modified: the `If-None-Match` ETag is current"}},
+)
 async def list_actions(
+    request: Request,
     tx: UserTx,
     page: PageDep,
     agent_id: UUID | None = None,
     status: ActionStatus | None = None,
-) -> Page[Action]:
-    """The queue and its history, oldest first (`?agent_id=&status=`)."""
-    return await service.list_actions(tx, page, agent_id, status)
+) -> Response:
+    """The queue and its history, oldest first (`?agent_id=&status=`). The answer carries
+    an ETag; a poll that sends it back in `If-None-Match` gets 304 while nothing changed."""
+    return conditional_json(request, await service.list_actions(tx, page, agent_id, status))
 
 
 @router.get("/actions/{action_id}", response_model=Action)
