@@ -8,6 +8,8 @@ const POLL_MS = 3000;
 let etag = null;
 let items = [];
 let selected = 0;
+// organization id -> the caller's role there (from /me): a viewer's buttons are off.
+let roles = {};
 
 function token() {
   const hash = new URLSearchParams(window.location.hash.slice(1));
@@ -119,6 +121,13 @@ async function card(action, index) {
   const approve = el("button", { type: "button", class: "approve" }, "Approve");
   reject.addEventListener("click", () => decide(action, "reject", item));
   approve.addEventListener("click", () => decide(action, "approve", item));
+  if (roles[action.organization_id] === "viewer") {
+    // The API refuses a viewer's decision (403); the page says so before anyone tries.
+    for (const button of [reject, approve]) {
+      button.disabled = true;
+      button.title = "viewers cannot decide";
+    }
+  }
   buttons.append(reject, approve, el("span", { class: "outcome" }));
   item.appendChild(buttons);
   if (index === selected) item.classList.add("selected");
@@ -184,7 +193,10 @@ async function start() {
   const me = await api("/me");
   if (!me.ok) return signedOut();
   const who = await me.json();
-  document.getElementById("who").textContent = who.email || who.id || "";
+  document.getElementById("who").textContent = who.email || who.user_id || "";
+  for (const membership of who.organizations || []) {
+    roles[membership.organization_id] = membership.role;
+  }
   document.getElementById("sign-out").hidden = false;
   document.getElementById("inbox").hidden = false;
   await refresh();
