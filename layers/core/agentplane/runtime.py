@@ -133,6 +133,29 @@ class Runtime:
         """Run workflows on `client` (local mode's in-process interpreter)."""
         self.__dict__["step_functions"] = client
 
+    async def _invoke_live(self, name: str | None, event: dict[str, str], what: str) -> None:
+        """An async invoke of a function's `live` alias (its EventInvokeConfig applies),
+        best effort: a failure is logged, and the caller's backstop picks the work up."""
+        if not name:
+            return
+        import asyncio
+        import json
+
+        import boto3
+
+        try:
+            await asyncio.to_thread(
+                boto3.client("lambda").invoke,
+                FunctionName=name,
+                Qualifier="live",
+                InvocationType="Event",
+                Payload=json.dumps(event).encode(),
+            )
+        except Exception as exc:
+            from agentplane.observability import logger
+
+            logger.warning(f"{what} failed", extra={"function": name, "error": str(exc)})
+
     async def kick_workflows(self) -> None:
         """Wake the callback dispatcher after a commit that wrote workflow callbacks:
         in-process locally, an async invoke of the workflows function in AWS. Best
@@ -140,26 +163,9 @@ class Runtime:
         if self.workflow_kicker is not None:
             self.workflow_kicker()
             return
-        name = self.settings.workflows_function_name
-        if not name:
-            return
-        import asyncio
-
-        import boto3
-
-        try:
-            client = boto3.client("lambda")
-            await asyncio.to_thread(
-                client.invoke,
-                FunctionName=name,
-                Qualifier="live",
-                InvocationType="Event",
-                Payload=b'{"op": "dispatch"}',
-            )
-        except Exception as exc:
-            from agentplane.observability import logger
-
-            logger.warning("workflow dispatcher kick failed", extra={"error": str(exc)})
+        await self._invoke_live(
+            self.settings.workflows_function_name, {"op": "dispatch"}, "workflow dispatcher kick"
+        )
 
     async def start_mirror_report(self, report_id: UUID) -> None:
         """Run a queued report off the request: in-process locally, an async invoke of
@@ -168,28 +174,11 @@ class Runtime:
         if self.mirror_runner is not None:
             self.mirror_runner(report_id)
             return
-        name = self.settings.mirror_function_name
-        if not name:
-            return
-        import asyncio
-        import json
-
-        import boto3
-
-        payload = json.dumps({"report_id": str(report_id)}).encode()
-        try:
-            client = boto3.client("lambda")
-            await asyncio.to_thread(
-                client.invoke,
-                FunctionName=name,
-                Qualifier="live",
-                InvocationType="Event",
-                Payload=payload,
-            )
-        except Exception as exc:
-            from agentplane.observability import logger
-
-            logger.warning("mirror report start failed", extra={"error": str(exc)})
+        await self._invoke_live(
+            self.settings.mirror_function_name,
+            {"report_id": str(report_id)},
+            "mirror report start",
+        )
 
     @cached_property
     def verifier(self) -> TokenVerifier:

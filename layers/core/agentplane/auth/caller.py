@@ -44,6 +44,12 @@ class Caller:
         return cls(role="authenticated", claims={**claims, "role": "authenticated"})
 
     @classmethod
+    def acting_for(cls, user_id: UUID) -> Caller:
+        """A server job working as the person who owns the work (a report's owner, a
+        run's starter), through RLS as them: it sees only what they see."""
+        return cls.user({"sub": str(user_id)})
+
+    @classmethod
     def anon(cls) -> Caller:
         """Nobody in particular."""
         return cls(role="anon", claims={"role": "anon"})

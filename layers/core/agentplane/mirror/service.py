@@ -195,10 +195,6 @@ update public.mirror_reports
 """
 
 
-def _owner(user_id: UUID) -> Caller:
-    return Caller.user({"sub": str(user_id), "role": "authenticated"})
-
-
 async def build_corpus(
     tx: Tx, connection_id: UUID, name: str, since: datetime | None, until: datetime
 ) -> tuple[Corpus, list[str]]:
@@ -311,7 +307,7 @@ async def run_report(runtime: Runtime, report_id: UUID) -> str:
     owner, connection_id, since, until, requested = row
     started = datetime.now(UTC)
     try:
-        async with db.transaction(_owner(owner)) as tx:
+        async with db.transaction(Caller.acting_for(owner)) as tx:
             cur = await tx.execute(CONNECTION, (connection_id,))
             connection = await cur.fetchone()
             if connection is None:

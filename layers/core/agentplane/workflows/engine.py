@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -654,8 +653,3 @@ async def handle(runtime: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     raise ValueError(
         f"the workflows function has no op {op!r}; ops: step, run_node, wait_node, fail, dispatch"
     )
-
-
-def iso(value: datetime | None) -> str | None:
-    """A timestamp as the state stores it."""
-    return value.isoformat() if value else None

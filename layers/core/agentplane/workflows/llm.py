@@ -120,7 +120,7 @@ async def _endpoint_and_key(
     runtime: Runtime, user_id: UUID, agent_id: UUID
 ) -> tuple[Endpoint, str]:
     """In one transaction of the starter: where the agent's model is, and their key for it."""
-    caller = Caller.user({"sub": str(user_id), "role": "authenticated"})
+    caller = Caller.acting_for(user_id)
     async with runtime.database.transaction(caller) as tx:
         endpoint = await agent_endpoint(tx, agent_id)
         api_key = await runtime.vault.key_for(
