@@ -139,6 +139,7 @@ PUBLIC_ROUTES = {
     ("GET", "/.well-known/agentplane/signing-key"),
     # The console's page and assets; the page calls the API with the user's token.
     ("GET", "/console"),
+    ("GET", "/console/config.json"),
     ("GET", "/console/static/{name}"),
 }
 

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     jwt_audience: str = "authenticated"
     jwt_issuer: str | None = None
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    # The Supabase project the console signs people in through (its URL and public anon
+    # key, template parameters in AWS); without them the console takes a token link.
+    supabase_url: str | None = Field(default=None, pattern=r"^https?://[^/\s]+/?$")
+    supabase_anon_key: str | None = None
 
     # The reference runner's token, when `agentplane runner` is not given --token.
     runner_token: SecretStr | None = None

@@ -27,6 +27,12 @@ async def test_any_signed_in_user_reads_the_catalog(
         "write_file": False,
         "http_get": True,
     }
+    assert {name: tool["risk"] for name, tool in by_name.items()} == {
+        "shell": "critical",
+        "read_file": "low",
+        "write_file": "high",
+        "http_get": "medium",
+    }
     assert by_name["read_file"]["args_schema"] == {
         "type": "object",
         "properties": {"path": {"type": "string", "minLength": 1, "maxLength": 1000}},

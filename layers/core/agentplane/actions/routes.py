@@ -21,7 +21,7 @@ from agentplane.db.pagination import Page
 from agentplane.errors import ValidationProblemError
 from agentplane.http.deps import RuntimeDep, UserTx
 from agentplane.http.etag import conditional_json
-from agentplane.http.pagination import PageDep
+from agentplane.http.pagination import OrderedPageDep
 from agentplane.http.workflow_kick import kick_if_workflow
 from agentplane.observability import logger
 
@@ -70,12 +70,13 @@ async def propose_action(
 async def list_actions(
     request: Request,
     tx: UserTx,
-    page: PageDep,
+    page: OrderedPageDep,
     agent_id: UUID | None = None,
     status: ActionStatus | None = None,
 ) -> Response:
-    """The queue and its history, oldest first (`?agent_id=&status=`). The answer carries
-    an ETag; a poll that sends it back in `If-None-Match` gets 304 while nothing changed."""
+    """The queue and its history, oldest first or `?order=newest` (`?agent_id=&status=`).
+    The answer carries an ETag; a poll that sends it back in `If-None-Match` gets 304
+    while nothing changed."""
     return conditional_json(request, await service.list_actions(tx, page, agent_id, status))
 
 

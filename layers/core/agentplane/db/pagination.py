@@ -41,6 +41,9 @@ class PageRequest:
 
     limit: int
     after: tuple[datetime, UUID] | None
+    # Newest first (`?order=newest` where a list offers it): the cursor then resumes
+    # before its row.
+    newest_first: bool = False
 
 
 def encode_cursor(created_at: datetime, row_id: UUID) -> str:
@@ -93,14 +96,18 @@ async def fetch_page(
     unique = sql.Identifier(*([alias] if alias else []), key)
     conditions = [_sql(f) for f in filters]
     params = list(args)
+    direction = sql.SQL("desc" if page.newest_first else "asc")
     if page.after is not None:
-        conditions.append(sql.SQL("({}, {}) > (%s, %s)").format(created_at, unique))
+        compare = sql.SQL("<" if page.newest_first else ">")
+        conditions.append(sql.SQL("({}, {}) {} (%s, %s)").format(created_at, unique, compare))
         params.extend(page.after)
-    query = sql.SQL("{} where {} order by {}, {} limit %s").format(
+    query = sql.SQL("{} where {} order by {} {}, {} {} limit %s").format(
         _sql(select),
         sql.SQL(" and ").join(conditions) if conditions else sql.SQL("true"),
         created_at,
+        direction,
         unique,
+        direction,
     )
     params.append(page.limit + 1)
     rows = await fetch_all(tx, row_type, query, params)

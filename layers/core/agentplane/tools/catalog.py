@@ -9,6 +9,7 @@ from typing import Any
 from agentplane.tools.models import (
     HttpGetArgs,
     ReadFileArgs,
+    Risk,
     ShellArgs,
     ToolArgs,
     ToolInfo,
@@ -24,6 +25,9 @@ class Tool:
     description: str
     args: type[ToolArgs]
     reversible: bool
+    # What running it can do at worst, for ordering an inbox (the console shows the
+    # riskiest first); a default until approval policies say otherwise.
+    risk: Risk = "high"
 
     def args_schema(self) -> dict[str, Any]:
         """The JSON Schema of the arguments, without pydantic's titles."""
@@ -40,6 +44,7 @@ class Tool:
             name=self.name,
             description=self.description,
             reversible=self.reversible,
+            risk=self.risk,
             args_schema=self.args_schema(),
         )
 
@@ -54,16 +59,28 @@ CATALOG: dict[str, Tool] = {
             "Run a shell command on the user's machine, in the workspace.",
             ShellArgs,
             reversible=False,
+            risk="critical",
         ),
-        Tool("read_file", "Read a text file of the workspace.", ReadFileArgs, reversible=True),
         Tool(
-            "write_file", "Write text to a file of the workspace.", WriteFileArgs, reversible=False
+            "read_file",
+            "Read a text file of the workspace.",
+            ReadFileArgs,
+            reversible=True,
+            risk="low",
+        ),
+        Tool(
+            "write_file",
+            "Write text to a file of the workspace.",
+            WriteFileArgs,
+            reversible=False,
+            risk="high",
         ),
         Tool(
             "http_get",
             "Fetch a URL with HTTP GET from the user's machine.",
             HttpGetArgs,
             reversible=True,
+            risk="medium",
         ),
     )
 }

@@ -3,7 +3,7 @@ model is offered as a JSON Schema), and a catalog entry as `GET /tools` shows it
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -60,6 +60,9 @@ class HttpGetArgs(ToolArgs):
     timeout_seconds: Annotated[float, Field(gt=0, le=MAX_HTTP_TIMEOUT_S)] = 10.0
 
 
+Risk = Literal["low", "medium", "high", "critical"]
+
+
 class ToolInfo(OutputModel):
     """One tool of the catalog."""
 
@@ -67,6 +70,8 @@ class ToolInfo(OutputModel):
     description: str
     # False when running it cannot be undone by running another action (a write, a command).
     reversible: bool
+    # low | medium | high | critical: what running it can do at worst.
+    risk: Risk
     args_schema: dict[str, Any]
 
 
