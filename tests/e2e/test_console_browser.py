@@ -6,83 +6,22 @@ forgets the token."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.support.dev_server import STARTUP_DEADLINE_S, DevServer, dev_server, stop
+from tests.e2e.conftest import Console
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-# What the machine's closed network needs (docs of the browser setup on this machine).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 RLO = "\u202e"
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """One headless Chromium for the module (fails, saying how to get it, when absent)."""
-    from playwright.sync_api import sync_playwright
-
-    if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
-        pytest.fail(
-            "the console's browser tests need Debian's chromium: apt-get install chromium"
-            " (.ci/run installs it)"
-        )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the dev server keeps its database and local secrets."""
-    return tmp_path_factory.mktemp("console") / "state"
-
-
-@pytest.fixture(scope="module")
-def server(data_dir: Path) -> Iterator[tuple[DevServer, str, str]]:
-    """`agentplane dev`, its console link and the demo agent."""
-    with dev_server(data_dir) as running:
-        agent = running.wait_for(r"^agent\s+([0-9a-f-]{36})", STARTUP_DEADLINE_S).group(1)
-        link = running.wait_for(r"^console: (\S+)", 10).group(1)
-        running.wait_healthy(STARTUP_DEADLINE_S)
-        yield running, link, agent
-        assert stop(running) == 0
-
-
-def _api(server: DevServer, link: str) -> httpx.Client:
-    token = link.split("#token=", 1)[1]
-    return httpx.Client(
-        base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10
-    )
-
-
-def test_a_person_decides_in_the_console(
-    browser: Any, server: tuple[DevServer, str, str], tmp_path: Path
-) -> None:
-    running, link, agent = server
-    api = _api(running, link)
+def test_a_person_decides_in_the_console(browser: Any, console: Console, tmp_path: Path) -> None:
+    link, agent = console.link, console.agent
+    api = console.client()
     tricky = {"tool": "write_file", "args": {"path": f"report{RLO}txt.exe", "content": "ok"}}
     first = api.post(f"/agents/{agent}/actions", json={"payload": tricky})
     assert first.status_code == 201, first.text
@@ -137,10 +76,9 @@ def test_a_person_decides_in_the_console(
     page.close()
 
 
-def test_the_console_refuses_to_be_framed(browser: Any, server: tuple[DevServer, str, str]) -> None:
-    running, _, _ = server
+def test_the_console_refuses_to_be_framed(browser: Any, console: Console) -> None:
     page = browser.new_page()
-    response = page.goto(f"{running.base_url}/console")
+    response = page.goto(f"{console.base_url}/console")
     assert response is not None
     assert response.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
@@ -150,26 +88,11 @@ def test_the_console_refuses_to_be_framed(browser: Any, server: tuple[DevServer,
     page.close()
 
 
-def _token_for(data_dir: Path, user_id: uuid.UUID) -> str:
-    """A user token minted from the dev server's local secret (`agentplane token`)."""
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["AGENTPLANE_DATA_DIR"] = str(data_dir)
-    minted = subprocess.run(
-        [sys.executable, "-m", "agentplane.cli", "token", "--sub", str(user_id)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return minted.stdout.strip().splitlines()[-1]
-
-
 def test_markup_is_text_a_viewer_cannot_decide_and_a_stranger_sees_nothing(
-    browser: Any, server: tuple[DevServer, str, str], data_dir: Path
+    browser: Any, console: Console
 ) -> None:
-    running, link, agent = server
-    owner = _api(running, link)
+    agent = console.agent
+    owner = console.client()
     payload = {
         "tool": "write_file",
         "args": {"path": "x.html", "content": "<script>window.pwned = 1</script>"},
@@ -177,21 +100,12 @@ def test_markup_is_text_a_viewer_cannot_decide_and_a_stranger_sees_nothing(
     proposed = owner.post(f"/agents/{agent}/actions", json={"payload": payload})
     assert proposed.status_code == 201, proposed.text
     action_id = proposed.json()["id"]
-    organization = owner.get("/me").json()["organizations"][0]["organization_id"]
-    viewer_id, stranger_id = uuid.uuid4(), uuid.uuid4()
-    viewer_token = _token_for(data_dir, viewer_id)
-    viewer = httpx.Client(
-        base_url=running.base_url, headers={"Authorization": f"Bearer {viewer_token}"}
-    )
-    assert viewer.get("/me").status_code == 200  # their first request makes them known
-    added = owner.post(
-        f"/organizations/{organization}/members", json={"user_id": str(viewer_id), "role": "viewer"}
-    )
-    assert added.status_code == 201, added.text
+    _, viewer_token = console.add_member("viewer")
+    viewer = console.client(viewer_token)
 
     # A viewer's console shows the action as text, with its buttons off
     page = browser.new_page()
-    page.goto(f"{running.base_url}/console#token={viewer_token}")
+    page.goto(console.link_for(viewer_token))
     card = page.locator(f'li[data-action-id="{action_id}"]')
     card.wait_for()
     assert "<script>window.pwned = 1</script>" in card.locator("pre.payload").inner_text()
@@ -204,7 +118,7 @@ def test_markup_is_text_a_viewer_cannot_decide_and_a_stranger_sees_nothing(
 
     # A stranger's console shows none of it
     stranger = browser.new_page()
-    stranger.goto(f"{running.base_url}/console#token={_token_for(data_dir, stranger_id)}")
+    stranger.goto(console.link_for(console.token_for(uuid.uuid4())))
     stranger.locator("#empty").wait_for()
     assert stranger.locator("#items li").count() == 0
     stranger.close()

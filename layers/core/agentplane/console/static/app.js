@@ -31,7 +31,8 @@ function takeTokenFromLink() {
   const fromLink = hash.get("token");
   if (fromLink) {
     sessionStorage.setItem(TOKEN_KEY, fromLink);
-    history.replaceState(null, "", window.location.pathname + window.location.search + "#/");
+    const page = (hash.get("page") || "").replace(/^\/+/, "");
+    history.replaceState(null, "", window.location.pathname + window.location.search + "#/" + page);
   }
 }
 
