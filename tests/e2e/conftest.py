@@ -1,5 +1,5 @@
-"""Shared fixtures of the console's browser tests: one headless Chromium (Debian's, driven
-by Playwright) and one `agentplane dev` for the whole session, signed in to through a
+"""Shared fixtures of the console's browser tests: a headless Chromium (Debian's, driven
+by Playwright) per module and one `agentplane dev` for the whole session, signed in to through a
 token link or through a stand-in for Supabase Auth on 127.0.0.1."""
 
 from __future__ import annotations
@@ -37,9 +37,11 @@ CHROMIUM_ARGS = [
 ANON_KEY = "anon-key-of-the-test-project"
 
 
-@pytest.fixture(scope="session")
+# One browser per module, not per session: Playwright's sync API keeps its event loop
+# marked running while it is open, and the async tests of later modules need theirs.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the session (fails, saying how to get it, when absent)."""
+    """One headless Chromium for the module (fails, saying how to get it, when absent)."""
     from playwright.sync_api import sync_playwright
 
     if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
@@ -184,6 +186,78 @@ class Console:
         )
         assert added.status_code == 201, added.text
         return user_id, token
+
+
+@dataclass
+class Team:
+    """A new organization of its own (so its inbox holds only what a test put there): its
+    owner's token, and one agent allowed every catalog tool."""
+
+    console: Console
+    owner_id: uuid.UUID
+    owner_token: str
+    organization_id: str
+    agent_id: str
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        return self.console.client(token or self.owner_token)
+
+    def link(self, page: str = "", token: str | None = None) -> str:
+        return self.console.link_for(token or self.owner_token, page)
+
+    def propose(self, payload: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        """A pending action of the team's agent, proposed by the owner."""
+        resp = self.client().post(
+            f"/agents/{self.agent_id}/actions", json={"payload": payload, **extra}
+        )
+        assert resp.status_code == 201, resp.text
+        action: dict[str, Any] = resp.json()
+        return action
+
+    def add(self, role: str) -> tuple[uuid.UUID, str]:
+        """A new person with `role` in the team: their id and token."""
+        user_id = uuid.uuid4()
+        token = self.console.token_for(user_id)
+        assert self.console.client(token).get("/me").status_code == 200
+        added = self.client().post(
+            f"/organizations/{self.organization_id}/members",
+            json={"user_id": str(user_id), "role": role},
+        )
+        assert added.status_code == 201, added.text
+        return user_id, token
+
+
+def new_team(console: Console, name: str = "team") -> Team:
+    """An organization, project and agent (every tool allowed) of a new owner."""
+    from agentplane.tools.catalog import TOOL_NAMES
+
+    owner_id = uuid.uuid4()
+    token = console.token_for(owner_id, email=f"{name}-{owner_id.hex[:6]}@example.com")
+    api = console.client(token)
+    org = api.post("/organizations", json={"name": name})
+    assert org.status_code == 201, org.text
+    project = api.post("/projects", json={"organization_id": org.json()["id"], "name": "p"})
+    assert project.status_code == 201, project.text
+    agent = api.post("/agents", json={"project_id": project.json()["id"], "name": f"{name}-agent"})
+    assert agent.status_code == 201, agent.text
+    config = api.put(
+        f"/agents/{agent.json()['id']}/config",
+        json={
+            "model": "demo-model",
+            "system_prompt": "You are careful.",
+            "temperature": 0.7,
+            "connection_id": None,
+            "allowed_tools": list(TOOL_NAMES),
+        },
+    )
+    assert config.status_code == 200, config.text
+    return Team(console, owner_id, token, org.json()["id"], agent.json()["id"])
+
+
+@pytest.fixture
+def team(console: Console, request: pytest.FixtureRequest) -> Team:
+    """A new team for this test alone."""
+    return new_team(console, request.node.name[:40].replace("_", "-"))
 
 
 @pytest.fixture(scope="session")

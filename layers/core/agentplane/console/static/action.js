@@ -3,7 +3,7 @@
 // the audit timeline with its hash chain recomputed in the browser.
 import {
   ProblemResponse, canonical, countdown, el, getJson, jsonbText, link, me, micros, say,
-  sha256Hex, short, verifyApproval, visible, when,
+  agentName, sha256Hex, short, verifyApproval, visible, when,
 } from "./lib.js";
 import { decide, decider, source } from "./inbox.js";
 
@@ -41,11 +41,21 @@ function clip(text) {
   return [text.slice(0, OUTPUT_LIMIT), "… " + (text.length - OUTPUT_LIMIT) + " more characters not shown"];
 }
 
+// Text fields (stdout, stderr, content) as escaped blocks cut at a limit; numbers and
+// flags (exit code, bytes, truncated) on one line.
 function outputView(output) {
   const box = el("div", { id: "output" });
-  if (output === null || output === undefined) return box.appendChild(el("p", {}, "No output yet.")) && box;
+  if (output === null || output === undefined) {
+    box.appendChild(el("p", {}, "No output yet."));
+    return box;
+  }
   const fields = typeof output === "object" && !Array.isArray(output) ? output : { output };
+  const facts = [];
   for (const [name, value] of Object.entries(fields)) {
+    if (value === null || typeof value !== "object" && typeof value !== "string") {
+      facts.push(name + " " + JSON.stringify(value));
+      continue;
+    }
     const text = typeof value === "string" ? value : JSON.stringify(value, null, 2);
     const [shown, more] = clip(text);
     const pre = el("pre", { class: "output-" + name });
@@ -53,6 +63,7 @@ function outputView(output) {
     box.append(el("h4", {}, name), pre);
     if (more) box.appendChild(el("p", { class: "hint" }, more));
   }
+  if (facts.length) box.prepend(el("p", { class: "facts" }, facts.join(" · ")));
   return box;
 }
 
@@ -110,7 +121,7 @@ async function view(root, action, keys) {
     el("h2", {}, action.kind === "approval" ? "Approval gate" : action.payload.tool, " ",
       el("span", { id: "action-status", class: "status status-" + action.status }, action.status)),
     el("dl", {},
-      row("agent", link("#/agents/" + action.agent_id, action.agent_id)),
+      row("agent", link("#/agents/" + action.agent_id, await agentName(action.agent_id))),
       row("proposed", source(action), " · " + when(action.created_at)),
       row("payload sha256", el("code", {}, action.payload_sha256),
         hashOk ? "" : el("strong", { class: "broken" }, " (does not match the payload shown)")),

@@ -2,7 +2,7 @@
 // first and newest first within a risk, refreshed every few seconds (304 while nothing
 // changed). Each card shows the exact payload, its hash, its TTL and the buttons.
 import {
-  RISK_ORDER, canonical, countdown, el, getJson, link, me, poller, postJson, riskOf, say,
+  RISK_ORDER, agentName, canonical, countdown, el, getJson, link, me, poller, postJson, riskOf, say,
   sha256Hex, short, tools, visible, when,
 } from "./lib.js";
 
@@ -62,7 +62,7 @@ async function card(action, known) {
   const risk = riskOf(action, known);
   item.appendChild(el("div", { class: "meta" },
     el("span", { class: "risk risk-" + risk }, risk), " · agent ",
-    link("#/agents/" + action.agent_id, short(action.agent_id)), " · ", source(action),
+    link("#/agents/" + action.agent_id, await agentName(action.agent_id)), " · ", source(action),
     " · ", when(action.created_at)));
   item.appendChild(el("h3", {}, link("#/actions/" + action.id,
     action.kind === "approval" ? "Approval gate" : action.payload.tool)));

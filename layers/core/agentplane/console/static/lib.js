@@ -217,3 +217,12 @@ export function poller(path, ms, onPage, onError) {
     now() { etag = null; clearTimeout(timer); if (!stopped) once(); },
   };
 }
+
+// An agent's name (its id while unknown), asked once per page load.
+const agentNames = new Map();
+export async function agentName(id) {
+  if (!agentNames.has(id)) {
+    agentNames.set(id, getJson("/agents/" + id).then((a) => a.name, () => short(id)));
+  }
+  return agentNames.get(id);
+}
