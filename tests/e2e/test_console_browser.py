@@ -179,10 +179,20 @@ def test_the_action_page_verifies_the_decision_and_follows_the_runner(
 
 
 def test_a_tampered_audit_event_is_shown_in_red(browser: Any, team: Team) -> None:
+    # Given a decision whose reason needs every kind of escaping PostgreSQL's jsonb text
+    # does (quotes, backslash, control characters, non-ASCII, a character beyond the BMP)
+    nasty = 'say "no"\\ \n\t\x01 é \u202e 🙂'
+    honest = team.propose({"tool": "read_file", "args": {"path": "y.txt"}})
+    decided = team.client().post(f"/actions/{honest['id']}/reject", json={"reason": nasty})
+    assert decided.status_code == 200, decided.text
+    page = browser.new_page()
+    page.goto(team.link(f"actions/{honest['id']}"))
+    # Then the browser's hash of each event is the database's
+    page.locator("#chain", has_text="chain verified: 2 events").wait_for()
+
     # Given an approved action whose audit log is altered on its way to the browser
     action = team.propose({"tool": "read_file", "args": {"path": "x.txt"}})
     assert team.client().post(f"/actions/{action['id']}/approve", json={}).status_code == 200
-    page = browser.new_page()
 
     def tamper(route: Any) -> None:
         response = route.fetch()
@@ -194,7 +204,7 @@ def test_a_tampered_audit_event_is_shown_in_red(browser: Any, team: Team) -> Non
 
     # When the action page loads
     page.goto(team.link(f"actions/{action['id']}"))
-    page.locator("#chain").wait_for()
+    page.locator(f'section[data-action-id="{action["id"]}"]').wait_for()
 
     # Then the browser's own check finds the broken link and shows it in red
     assert page.locator("#chain").inner_text().startswith("chain broken at event")
@@ -205,6 +215,7 @@ def test_a_tampered_audit_event_is_shown_in_red(browser: Any, team: Team) -> Non
     assert rows.nth(1).get_attribute("class") == "broken"
     color = rows.nth(1).locator("td").first.evaluate("td => getComputedStyle(td).color")
     assert color == "rgb(207, 34, 46)"
+    page.unroute_all(behavior="ignoreErrors")
     page.close()
 
 

@@ -116,3 +116,31 @@ async def test_the_pending_list_answers_304_while_nothing_changed(
     assert changed.status_code == 200
     assert changed.headers["etag"] != etag
     assert len(changed.json()["items"]) == 2
+
+
+async def test_the_queue_reads_newest_first_page_by_page(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    # Given five actions proposed one after another
+    org = await make_org()
+    agent = await new_agent(client, org)
+    ids = [(await propose(client, agent, org.member))["id"] for _ in range(5)]
+
+    # When the inbox reads them newest first, two at a time
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        query = "/actions?order=newest&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = (await client.get(query, headers=org.admin.headers)).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+
+    # Then it gets each once, newest first; oldest first stays the default
+    assert seen == ids[::-1]
+    default = (await client.get("/actions", headers=org.admin.headers)).json()
+    assert [item["id"] for item in default["items"]] == ids
+    bad = await client.get("/actions?order=sideways", headers=org.admin.headers)
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "order"

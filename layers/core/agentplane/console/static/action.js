@@ -136,7 +136,7 @@ async function view(root, action, keys) {
       action.finished_at ? row("finished", when(action.finished_at)) : null),
     pre);
   if (action.status === "pending") {
-    const reason = el("input", { class: "reason", type: "text", maxlength: "1000", placeholder: "reason (optional)", "aria-label": "reason" });
+    const reason = el("input", { class: "reason", type: "text", maxlength: "2000", placeholder: "reason (optional)", "aria-label": "reason" });
     const reject = el("button", { type: "button", class: "reject" }, "Reject");
     const approve = el("button", { type: "button", class: "approve" }, "Approve");
     const viewer = me.roles[action.organization_id] === "viewer";

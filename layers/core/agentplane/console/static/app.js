@@ -60,6 +60,7 @@ async function show() {
     root.replaceChildren(el("p", {}, "No such page."));
     return;
   }
+  root.replaceChildren(el("p", { class: "hint" }, "Loading…"));
   try {
     cleanup = (await found.render(root, found.params, found.query)) || null;
   } catch (err) {

@@ -76,7 +76,7 @@ async function card(action, known) {
   }
   item.appendChild(hashLine);
   item.appendChild(el("div", { class: "ttl", "data-expires": action.expires_at }, countdown(action.expires_at)));
-  const reason = el("input", { class: "reason", type: "text", maxlength: "1000", placeholder: "reason (optional)", "aria-label": "reason" });
+  const reason = el("input", { class: "reason", type: "text", maxlength: "2000", placeholder: "reason (optional)", "aria-label": "reason" });
   const reject = el("button", { type: "button", class: "reject" }, "Reject");
   const approve = el("button", { type: "button", class: "approve" }, "Approve");
   reject.addEventListener("click", () => decide(action, "reject", item));
