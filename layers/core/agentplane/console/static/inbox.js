@@ -130,7 +130,8 @@ export async function render(root, _params, query) {
     const current = list.children[selected];
     const keep = current ? current.getAttribute("data-action-id") : null;
     list.replaceChildren(...cards);
-    section.querySelector("#count").textContent = "(" + items.length + ")";
+    // One page of the newest 200; the rest wait behind them (the count says so).
+    section.querySelector("#count").textContent = "(" + items.length + (page.next_cursor ? "+, the newest shown" : "") + ")";
     section.querySelector("#empty").hidden = items.length > 0;
     const wanted = focusId || keep;
     const at = items.findIndex((a) => a.id === wanted);

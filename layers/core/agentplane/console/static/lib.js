@@ -197,24 +197,35 @@ export function riskOf(action, known) {
 // Everything a page needs to know about the person: their id and role per organization.
 export const me = { user_id: null, email: null, roles: {} };
 
-// Poll `path` every `ms` with If-None-Match; `onPage` runs only when it changed.
+// Poll `path` every `ms` with If-None-Match; `onPage` runs only when it changed. One
+// request at a time: `now()` during a request asks again as soon as it is answered.
 export function poller(path, ms, onPage, onError) {
-  let etag = null, timer = null, stopped = false;
+  let etag = null, timer = null, stopped = false, busy = false, again = false;
   async function once() {
+    if (busy) { again = true; return; }
+    busy = true;
     try {
       const resp = await api(path, { headers: etag ? { "If-None-Match": etag } : {} });
-      if (resp.status === 304 || stopped) return;
-      if (!resp.ok) return onError && onError(resp.status);
-      etag = resp.headers.get("ETag");
-      await onPage(await resp.json());
+      if (resp.status !== 304 && !stopped) {
+        if (!resp.ok) onError && onError(resp.status);
+        else {
+          etag = resp.headers.get("ETag");
+          await onPage(await resp.json());
+        }
+      }
+    } catch (err) {
+      if (onError) onError(err.message || String(err));
     } finally {
-      if (!stopped) timer = setTimeout(once, ms);
+      busy = false;
+      clearTimeout(timer);
+      if (!stopped) timer = setTimeout(once, again ? 0 : ms);
+      again = false;
     }
   }
   once();
   return {
     stop() { stopped = true; clearTimeout(timer); },
-    now() { etag = null; clearTimeout(timer); if (!stopped) once(); },
+    now() { etag = null; if (!stopped) once(); },
   };
 }
 
