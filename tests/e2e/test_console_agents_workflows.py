@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import Console
+from tests.support.console import Console
 
 pytestmark = pytest.mark.e2e
 

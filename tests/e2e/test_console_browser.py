@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Console, Team
+from tests.support.console import Console, Team
 
 pytestmark = pytest.mark.e2e
 
