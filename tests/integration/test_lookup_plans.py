@@ -98,7 +98,7 @@ def _stale_statistics(admin_url: str) -> None:
 UUIDS = "'{" + ",".join(str(uuid4()) for _ in range(50)) + "}'::uuid[]"
 ARGUMENTS = {
     "decide": f"'approved', now(), null, now(), {UUIDS}, array_fill('sig'::text, '{{50}}'),"
-    " '{pending}', 'approved'",
+    " '{pending}', 'approved', 'approved'",
     "report results": f"{UUIDS}, array_fill(1::bigint, '{{50}}'),"
     " array_fill('succeeded'::text, '{50}'), array_fill('{}'::jsonb, '{50}')",
     "decide one": f"'approved', now(), null, 'sig', now(), '{uuid4()}', '{{pending}}'",

@@ -180,6 +180,24 @@ SPEC: dict[str, TableSpec] = {
         delete=NOBODY,
         actors=RUNNER_ACTORS,
     ),
+    # Approval policies: members read them, admins write them.
+    "approval_policies": org_scoped(
+        "id = %(policy_a)s",
+        "insert into public.approval_policies (organization_id, name) values (%(org_a)s, 'new')",
+        "name = 'rls-matrix'",
+        insert_by=ADMIN_UP,
+        update=ADMIN_UP,
+    ),
+    # An approval is a person's own, of a pending action, in a role its policy allows
+    # (the trigger's rules: test_approval_policies.py); append-only for everyone.
+    "action_approvals": org_scoped(
+        "id = %(approval_a)s",
+        "insert into public.action_approvals (action_id, approver_id)"
+        " values (%(action_a)s, %(me)s)",
+        "reason = 'rls-matrix'",
+        update=NOBODY,
+        delete=NOBODY,
+    ),
     "workflows": org_scoped(
         "id = %(workflow_a)s",
         "insert into public.workflows (organization_id, project_id, name)"

@@ -217,6 +217,20 @@ def build_world(admin_url: str, app_url: str) -> World:
             )
         ids |= _org_rows(conn, ids["org_a"], "a")
         ids |= _org_rows(conn, ids["org_b"], "b")
+        # A policy of each organization, and an approval of each spare action by one of
+        # its people (the trigger checks their role, as for anyone).
+        for suffix, approver in (("a", "user_member"), ("b", "user_outsider")):
+            org = ids[f"org_{suffix}"]
+            ids[f"policy_{suffix}"] = _insert(
+                conn, "approval_policies", organization_id=org, name="p", tool_pattern="shell"
+            )
+            row = conn.execute(
+                "insert into public.action_approvals (action_id, approver_id)"
+                " values (%s, %s) returning id",
+                (ids[f"action_{suffix}_spare"], ids[approver]),
+            ).fetchone()
+            assert row is not None
+            ids[f"approval_{suffix}"] = row[0]
         ids["key_a"] = _insert(
             conn,
             "user_keys",

@@ -1,4 +1,4 @@
-"""The approval message is the canonical JSON of its five fields, byte for byte."""
+"""The approval message is the canonical JSON of its fields, byte for byte."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ from agentplane.actions.canonical import approval_message, canonical_json, rfc33
 
 
 def _general(
-    action_id: uuid.UUID, agent_id: uuid.UUID, digest: str, approved: datetime, expires: datetime
+    action_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    digest: str,
+    approved: datetime,
+    expires: datetime,
+    terms: dict[str, object],
 ) -> bytes:
     return canonical_json(
         {
@@ -22,6 +27,9 @@ def _general(
             "payload_sha256": digest,
             "approved_at": rfc3339(approved),
             "expires_at": rfc3339(expires),
+            "risk": terms["risk"],
+            "policy_id": str(terms["policy_id"]) if terms["policy_id"] else None,
+            "policy_version": terms["policy_version"],
         }
     )
 
@@ -46,6 +54,17 @@ def test_the_message_is_the_canonical_json_of_its_fields(digest: str) -> None:
         approved = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(microseconds=rng.getrandbits(45))
         approved = approved.astimezone(offset)
         expires = approved + timedelta(seconds=rng.randrange(1, 10**6))
-        assert approval_message(action_id, agent_id, digest, approved, expires) == _general(
-            action_id, agent_id, digest, approved, expires
-        )
+        policy = rng.random() < 0.5
+        terms: dict[str, object] = {
+            "risk": rng.choice(["low", "medium", "high", "critical", 'x"y']),
+            "policy_id": uuid.UUID(int=rng.getrandbits(128), version=4) if policy else None,
+            "policy_version": rng.randrange(1, 10**6) if policy else None,
+        }
+        assert approval_message(
+            action_id,
+            agent_id,
+            digest,
+            approved,
+            expires,
+            **terms,  # type: ignore[arg-type]
+        ) == _general(action_id, agent_id, digest, approved, expires, terms)

@@ -77,8 +77,20 @@ class FakeServer:
             "approved_at": rfc3339(approved_at),
             "approval_expires_at": rfc3339(expires_at),
             "signature": self.signer.sign(
-                approval_message(action_id, agent_id, digest, approved_at, expires_at)
+                approval_message(
+                    action_id,
+                    agent_id,
+                    digest,
+                    approved_at,
+                    expires_at,
+                    risk="medium",
+                    policy_id=None,
+                    policy_version=None,
+                )
             ),
+            "risk": "medium",
+            "policy_id": None,
+            "policy_version": None,
             "fencing_token": fencing_token,
             "lease_expires_at": rfc3339(now + timedelta(seconds=60)),
             "attempt": 1,

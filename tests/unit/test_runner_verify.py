@@ -17,6 +17,7 @@ from agentplane.runner.verify import load_signing_keys, parse_timestamp, verify_
 
 NOW = datetime(2030, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 AGENT = uuid.UUID("7b0c9e8e-4a34-4f5b-9d55-2d6f0f5a1c01")
+POLICY = uuid.UUID("0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f")
 SIGNER = ApprovalSigner(Ed25519PrivateKey.generate())
 KEYS = load_signing_keys({"keys": [SIGNER.jwk]})
 
@@ -28,6 +29,7 @@ def signed_claim(
     payload: dict[str, Any] | None = None,
     approved_at: datetime = NOW - timedelta(minutes=1),
     expires_at: datetime = NOW + timedelta(hours=1),
+    policy_id: uuid.UUID | None = POLICY,
 ) -> dict[str, Any]:
     """A claimed action as the server sends it, signed the way `actions.service` signs."""
     action_id = uuid.uuid4()
@@ -41,8 +43,20 @@ def signed_claim(
         "approved_at": rfc3339(approved_at),
         "approval_expires_at": rfc3339(expires_at),
         "signature": signer.sign(
-            approval_message(action_id, agent_id, digest, approved_at, expires_at)
+            approval_message(
+                action_id,
+                agent_id,
+                digest,
+                approved_at,
+                expires_at,
+                risk="high",
+                policy_id=policy_id,
+                policy_version=3 if policy_id else None,
+            )
         ),
+        "risk": "high",
+        "policy_id": str(policy_id) if policy_id else None,
+        "policy_version": 3 if policy_id else None,
         "fencing_token": 7,
         "lease_expires_at": rfc3339(NOW + timedelta(minutes=1)),
         "attempt": 1,
@@ -102,6 +116,23 @@ def _naive_timestamp(claim: dict[str, Any]) -> None:
     claim["approved_at"] = claim["approved_at"].rstrip("Z")
 
 
+def _lower_the_risk(claim: dict[str, Any]) -> None:
+    # A queue that says "low" where the approval was given for "high".
+    claim["risk"] = "low"
+
+
+def _swap_the_policy(claim: dict[str, Any]) -> None:
+    claim["policy_id"] = str(uuid.uuid4())
+
+
+def _claim_an_older_policy_version(claim: dict[str, Any]) -> None:
+    claim["policy_version"] = 2
+
+
+def _drop_the_policy(claim: dict[str, Any]) -> None:
+    claim["policy_id"], claim["policy_version"] = None, None
+
+
 @pytest.mark.parametrize(
     ("tamper", "reason"),
     [
@@ -112,12 +143,20 @@ def _naive_timestamp(claim: dict[str, Any]) -> None:
         (_extend_expiry, "bad_signature"),
         (_drop_signature, "bad_signature"),
         (_naive_timestamp, "bad_signature"),
+        (_lower_the_risk, "bad_signature"),
+        (_swap_the_policy, "bad_signature"),
+        (_claim_an_older_policy_version, "bad_signature"),
+        (_drop_the_policy, "bad_signature"),
     ],
 )
 def test_a_tampered_claim_is_refused(tamper: Any, reason: str) -> None:
     claim = copy.deepcopy(signed_claim())
     tamper(claim)
     assert refusal_of(claim) == reason
+
+
+def test_a_claim_under_the_default_policy_passes() -> None:
+    assert refusal_of(signed_claim(policy_id=None)) is None
 
 
 def test_an_expired_approval_is_refused() -> None:

@@ -79,17 +79,35 @@ async def test_approval_is_signed_over_the_payload_hash(
         approved["payload_sha256"],
         datetime.fromisoformat(approved["decided_at"]),
         datetime.fromisoformat(approved["approval_expires_at"]),
+        risk=approved["risk"],
+        policy_id=None,
+        policy_version=None,
     )
     assert verify_signature(key, message, approved["approval_signature"])
-    # A signature over a different payload hash does not verify
+    # A signature over a different payload hash does not verify, nor one over another risk
     forged = approval_message(
         uuid.UUID(approved["id"]),
         uuid.UUID(agent_id),
         payload_sha256({"tool": "shell", "args": {"command": "rm -rf /"}}),
         datetime.fromisoformat(approved["decided_at"]),
         datetime.fromisoformat(approved["approval_expires_at"]),
+        risk=approved["risk"],
+        policy_id=None,
+        policy_version=None,
     )
     assert not verify_signature(key, forged, approved["approval_signature"])
+    riskier = approval_message(
+        uuid.UUID(approved["id"]),
+        uuid.UUID(agent_id),
+        approved["payload_sha256"],
+        datetime.fromisoformat(approved["decided_at"]),
+        datetime.fromisoformat(approved["approval_expires_at"]),
+        risk="low",
+        policy_id=None,
+        policy_version=None,
+    )
+    assert approved["risk"] != "low"
+    assert not verify_signature(key, riskier, approved["approval_signature"])
 
 
 async def test_of_many_concurrent_decisions_exactly_one_wins(

@@ -69,6 +69,9 @@ async def test_a_batch_approval_signs_each_action_and_refuses_what_is_taken(
             action["payload_sha256"],
             at(action["decided_at"]),
             at(action["approval_expires_at"]),
+            risk=action["risk"],
+            policy_id=action["policy_id"],
+            policy_version=action["policy_version"],
         )
         assert verify_signature(key, message, action["approval_signature"])
         assert await transitions(client, action["id"], org.viewer) == [

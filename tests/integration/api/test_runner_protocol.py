@@ -77,6 +77,9 @@ async def test_register_heartbeat_claim_and_report_success(
         "approved_at",
         "approval_expires_at",
         "signature",
+        "risk",
+        "policy_id",
+        "policy_version",
         "fencing_token",
         "lease_expires_at",
         "attempt",
@@ -96,6 +99,9 @@ async def test_register_heartbeat_claim_and_report_success(
         item["payload_sha256"],
         at(item["approved_at"]),
         at(item["approval_expires_at"]),
+        risk=item["risk"],
+        policy_id=item["policy_id"],
+        policy_version=item["policy_version"],
     )
     assert verify_signature(public_key_from_jwk(jwks["keys"][0]), message, item["signature"])
     # And nothing else is left to claim
@@ -116,7 +122,10 @@ async def test_register_heartbeat_claim_and_report_success(
         1,
         1,
     )
-    assert await get_action(client, item["id"], org.viewer) == action
+    # GET /actions/{id} shows the same, with its approvals (the result does not list them)
+    shown = await get_action(client, item["id"], org.viewer)
+    assert [a["approver_id"] for a in shown.pop("approvals")] == [str(org.admin.id)]
+    assert shown == {k: v for k, v in action.items() if k != "approvals"}
     # And the audit log shows every transition and who made it, in an intact chain
     assert await transitions(client, item["id"], org.viewer) == [
         (None, "pending", "authenticated"),

@@ -42,13 +42,26 @@ def approval_message(
     payload_hash: str,
     approved_at: datetime,
     expires_at: datetime,
+    *,
+    risk: str,
+    policy_id: UUID | None,
+    policy_version: int | None,
 ) -> bytes:
-    """The bytes an approval signature covers: the canonical JSON of
-    {action_id, agent_id, payload_sha256, approved_at, expires_at}."""
+    """The bytes an approval signature covers: the canonical JSON of {action_id,
+    agent_id, payload_sha256, approved_at, expires_at, risk, policy_id, policy_version}
+    (the approval policy it was decided under; null ids for the default policy)."""
     approved, expires = rfc3339(approved_at), rfc3339(expires_at)
-    if not _is_hex(payload_hash):
-        # Only a digest taken off the wire can be anything else (the runner checks
-        # what it was handed): then the general encoder spells it.
+    if (
+        not _is_hex(payload_hash)
+        or risk not in _RISKS
+        or type(policy_version)
+        not in (
+            int,
+            type(None),
+        )
+    ):
+        # Only values taken off the wire can be anything else (the runner checks what it
+        # was handed): then the general encoder spells them.
         return canonical_json(
             {
                 "action_id": str(action_id),
@@ -56,17 +69,24 @@ def approval_message(
                 "payload_sha256": payload_hash,
                 "approved_at": approved,
                 "expires_at": expires,
+                "risk": risk,
+                "policy_id": str(policy_id) if policy_id is not None else None,
+                "policy_version": policy_version,
             }
         )
-    # UUIDs, hex digits and these timestamps need no escaping, so the canonical JSON is
-    # this string with its keys in sorted order (a fifth of the encoder's time; a batch
-    # of approvals builds one message per action).
+    # UUIDs, hex digits, these timestamps, a risk word and an integer need no escaping,
+    # so the canonical JSON is this string with its keys in sorted order (a fifth of the
+    # encoder's time; a batch of approvals builds one message per action).
+    policy = f'"{policy_id}"' if policy_id is not None else "null"
+    version = str(policy_version) if policy_version is not None else "null"
     return (
         f'{{"action_id":"{action_id}","agent_id":"{agent_id}","approved_at":"{approved}",'
-        f'"expires_at":"{expires}","payload_sha256":"{payload_hash}"}}'
+        f'"expires_at":"{expires}","payload_sha256":"{payload_hash}",'
+        f'"policy_id":{policy},"policy_version":{version},"risk":"{risk}"}}'
     ).encode()
 
 
+_RISKS = frozenset(("low", "medium", "high", "critical"))
 _HEX = frozenset("0123456789abcdef")
 
 

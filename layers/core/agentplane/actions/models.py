@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, computed_field
 
 from agentplane.models import InputModel, JsonObject, JsonObjectIn, OutputModel, distinct
 
@@ -64,6 +64,15 @@ class Refused(OutputModel):
     current_status: ActionStatus | None = None
 
 
+class Approval(OutputModel):
+    """One person's approval of an action."""
+
+    approver_id: UUID | None
+    approver_role: str
+    reason: str | None
+    created_at: datetime
+
+
 class Action(OutputModel):
     """An action in the queue."""
 
@@ -96,8 +105,32 @@ class Action(OutputModel):
     kind: Literal["tool", "approval"] = "tool"
     # The assistant message whose tool call this is (actions the brain proposed).
     message_id: UUID | None = None
+    # The approval policy it was proposed under (null: the default) and its terms then.
+    policy_id: UUID | None = None
+    policy_version: int | None = None
+    risk: Literal["low", "medium", "high", "critical"] = "medium"
+    required_approvals: int = 1
+    approval_count: int = 0
+    proposer_may_approve: bool = True
+    approver_roles: list[str] = Field(default_factory=lambda: ["owner", "admin", "member"])
+    auto_approve: bool = False
+    # The policy that approved it by itself (an auto-approval), when one did.
+    approved_by_policy: UUID | None = None
+    escalate_at: datetime | None = None
+    escalate_to_role: str | None = None
+    escalated_at: datetime | None = None
+    # Each approval so far (on GET /actions/{id}; lists leave it out).
+    approvals: list[Approval] | None = None
     created_at: datetime
     updated_at: datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def approvals_needed(self) -> int:
+        """How many more approvals it needs before it is approved (0 once decided)."""
+        if self.status != "pending":
+            return 0
+        return max(self.required_approvals - self.approval_count, 0)
 
 
 class ActionEvent(OutputModel):

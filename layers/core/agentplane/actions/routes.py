@@ -34,6 +34,7 @@ async def propose_action(
     body: ActionProposal,
     tx: UserTx,
     response: Response,
+    runtime: RuntimeDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Action:
     """Propose an action for an agent (201); a retry with the same key returns it (200)."""
@@ -56,6 +57,8 @@ async def propose_action(
         ttl_seconds=body.ttl_seconds,
         idempotency_key=key,
         max_attempts=body.max_attempts,
+        signer=lambda: runtime.signer,
+        approval_ttl_seconds=runtime.settings.approval_ttl_seconds,
     )
     if not created:
         response.status_code = 200
@@ -82,8 +85,9 @@ async def list_actions(
 
 @router.get("/actions/{action_id}", response_model=Action)
 async def get_action(action_id: UUID, tx: UserTx) -> Action:
-    """One action."""
-    return await service.get_action(tx, action_id)
+    """One action, with the approval policy it was proposed under, its risk, each
+    approval so far and how many it still needs."""
+    return await service.get_action_with_approvals(tx, action_id)
 
 
 @router.get("/actions/{action_id}/events", response_model=ActionEvents)

@@ -3,7 +3,7 @@ transaction (a member through RLS, or a server job through the service context).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from uuid import UUID
@@ -17,12 +17,14 @@ from agentplane.actions.models import (
     ActionEvent,
     ActionPayload,
     ActionStatus,
+    Approval,
     Refused,
 )
 from agentplane.db.crud import Table
 from agentplane.db.pagination import Page, PageRequest
 from agentplane.db.rows import Tx, fetch_all, fetch_one
 from agentplane.errors import ConflictError, ForbiddenError, NotFoundError, ProblemError
+from agentplane.tools.catalog import default_risk
 from agentplane.tools.service import require_proposable
 
 if TYPE_CHECKING:  # the signer is handed in; the reaper, which signs nothing, skips Ed25519
@@ -41,6 +43,19 @@ DECISIONS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 ACTION = "select * from public.agent_actions where id = %s"
 EVENTS = "select * from public.agent_action_events where action_id = %s order by id"
+
+
+APPROVALS = (
+    "select approver_id, approver_role, reason, created_at from public.action_approvals"
+    " where action_id = %s order by id"
+)
+
+
+async def get_action_with_approvals(tx: Tx, action_id: UUID) -> Action:
+    """The action and each approval so far, or 404."""
+    action = await get_action(tx, action_id)
+    action.approvals = await fetch_all(tx, Approval, APPROVALS, (action_id,))
+    return action
 
 
 async def get_action(tx: Tx, action_id: UUID) -> Action:
@@ -83,9 +98,9 @@ PROPOSE = """
 insert into public.agent_actions
   (organization_id, agent_id, payload, payload_sha256, idempotency_key, source,
    expires_at, max_attempts, workflow_run_id, message_id, workflow_node_id, kind,
-   proposed_by)
+   proposed_by, risk)
 values (%s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s), %s, %s, %s, %s, %s,
-        coalesce(%s, auth.uid()))
+        coalesce(%s, auth.uid()), %s)
 on conflict (agent_id, idempotency_key) where idempotency_key is not null
 do nothing
 returning *
@@ -109,6 +124,8 @@ async def propose(
     message_id: UUID | None = None,
     gate: bool = False,
     proposed_by: UUID | None = None,
+    signer: Callable[[], ApprovalSigner] | None = None,
+    approval_ttl_seconds: int = 3600,
 ) -> tuple[Action, bool]:
     """Write a pending action; returns (action, created). A retry with the same key
     returns the first action (created False); the same key with another payload is 409.
@@ -143,9 +160,13 @@ async def propose(
             workflow_node_id,
             "approval" if gate else "tool",
             proposed_by,
+            # What no policy overrides (the proposal's trigger applies the policy).
+            default_risk(payload.tool),
         ),
     )
     if created is not None:
+        if created.auto_approve and signer is not None:
+            created = await _approve_by_policy(tx, created, signer(), approval_ttl_seconds)
         return created, True
     first = await fetch_one(tx, Action, BY_IDEMPOTENCY_KEY, (agent_id, idempotency_key))
     if first is None:  # the conflicting row is not visible to this caller
@@ -156,6 +177,47 @@ async def propose(
             action_id=str(first.id),
         )
     return first, False
+
+
+# The policy approves by itself (the transition trigger allows it only when the action's
+# auto_approve, decided by the proposal's trigger from the policy's constraints, is true).
+AUTO_APPROVE = b"""
+update public.agent_actions a
+   set status = 'approved',
+       approved_by_policy = a.policy_id,
+       decided_at = %(now)s,
+       decision_reason = 'approved by policy ' || a.policy_id || ' version ' || a.policy_version,
+       approval_expires_at = %(expires)s,
+       approval_signature = %(signature)s
+ where a.id = %(id)s and a.status = 'pending' and a.auto_approve
+returning a.*
+"""
+
+
+async def _approve_by_policy(
+    tx: Tx, action: Action, signer: ApprovalSigner, approval_ttl_seconds: int
+) -> Action:
+    now = datetime.now(UTC)
+    expires = now + timedelta(seconds=approval_ttl_seconds)
+    signature = signer.sign(
+        approval_message(
+            action.id,
+            action.agent_id,
+            action.payload_sha256,
+            now,
+            expires,
+            risk=action.risk,
+            policy_id=action.policy_id,
+            policy_version=action.policy_version,
+        )
+    )
+    approved = await fetch_one(
+        tx,
+        Action,
+        AUTO_APPROVE,
+        {"now": now, "expires": expires, "signature": signature, "id": action.id},
+    )
+    return approved or action
 
 
 class Refusal(NamedTuple):
@@ -216,6 +278,7 @@ update public.agent_actions a
    and (a.status = any(%s)) is true
    and (a.status <> 'pending' or a.expires_at > now())
    and (%s <> 'approved' or d.signature is not null)
+   and (%s <> 'rejected' or private.may_reject(a.organization_id, a.approver_roles))
 returning a.*
 """
 
@@ -236,12 +299,106 @@ update public.agent_actions a
    and (a.status = any(%(from)s)) is true
    and (a.status <> 'pending' or a.expires_at > now())
    and (%(to)s <> 'approved' or %(signature)s::text is not null)
+   and (%(to)s <> 'rejected' or private.may_reject(a.organization_id, a.approver_roles))
 returning a.*
 """
 # What an approval signs, read first (see decide_many): one row by `id = %s`, a batch by
 # `id = any(%b)`, for DECIDE_ONE's reason (the same test pins both).
-SIGNED_FACTS_ONE = b"select id, agent_id, payload_sha256 from public.agent_actions where id = %s"
-SIGNED_FACTS = b"select id, agent_id, payload_sha256 from public.agent_actions where id = any(%b)"
+SIGNED_FACTS_ONE = (
+    b"select id, agent_id, payload_sha256, risk, policy_id, policy_version"
+    b" from public.agent_actions where id = %s"
+)
+SIGNED_FACTS = (
+    b"select id, agent_id, payload_sha256, risk, policy_id, policy_version"
+    b" from public.agent_actions where id = any(%b)"
+)
+
+
+# An approval is recorded per person (action_approvals), under the action's lock: first
+# the lock (LOCK_ACTIONS), then, in a fresh snapshot that sees every approval committed
+# before it, the rows of those whose policy lets the caller approve (the table's trigger
+# is the rule; this filter only keeps a batch from failing whole on one refusal). The M-th
+# approval is the one that approves
+# (test_approval_policies.py::test_two_person_rule_under_contention).
+LOCK_ACTIONS = b"select id from public.agent_actions where id = any(%s) order by id for update"
+RECORD_APPROVALS = b"""
+insert into public.action_approvals
+  (organization_id, action_id, approver_id, approver_role, reason)
+select a.organization_id, a.id, auth.uid(), m.role, %s
+  from public.agent_actions a
+  join public.organization_members m
+    on m.organization_id = a.organization_id and m.user_id = auth.uid()
+ where a.id = any(%s)
+   and a.status = 'pending'
+   and a.expires_at > now()
+   and m.role = any (a.approver_roles)
+   and (a.proposer_may_approve or a.proposed_by is distinct from auth.uid())
+   and not exists (
+     select from public.action_approvals x where x.action_id = a.id and x.approver_id = auth.uid()
+   )
+ order by a.id
+returning action_id
+"""
+# Why an approval was not recorded: the action's state and the caller's standing.
+APPROVAL_STANDING = b"""
+select a.id, a.status, a.expires_at, a.approver_roles, a.proposer_may_approve,
+       a.proposed_by = auth.uid(), m.role,
+       exists (select from public.action_approvals x
+                where x.action_id = a.id and x.approver_id = auth.uid())
+  from public.agent_actions a
+  left join public.organization_members m
+    on m.organization_id = a.organization_id and m.user_id = auth.uid()
+ where a.id = any(%s)
+"""
+REACHED = b"""
+select id from public.agent_actions
+ where id = any(%s) and status = 'pending' and approval_count >= required_approvals
+"""
+
+
+def _approval_refusal(action_id: UUID, row: Any, now: datetime) -> ProblemError:
+    """What to say to an approval that was not recorded (row: APPROVAL_STANDING's)."""
+    if row is None:
+        return NotFoundError(f"action {action_id} not found")
+    _, status, expires_at, roles, proposer_may, is_proposer, role, already = row
+    if status != "pending" or expires_at <= now:
+        current = status if status != "pending" else "expired"
+        return ConflictError(
+            f"action {action_id} is {current}; it cannot be approved", current_status=status
+        )
+    if already:
+        return ForbiddenError(
+            f"you have approved action {action_id} already; another person must approve it",
+            rule="one_approval_per_person",
+        )
+    if role not in roles:
+        return ForbiddenError(
+            f"a {role or 'non-member'} may not approve action {action_id}: its policy allows"
+            f" {', '.join(roles)}",
+            rule="approver_roles",
+        )
+    if is_proposer and not proposer_may:
+        return ForbiddenError(
+            f"you proposed action {action_id}; its policy needs someone else to approve it",
+            rule="proposer_may_not_approve",
+        )
+    return ForbiddenError(f"your role does not allow approving action {action_id}")
+
+
+async def _record_approvals(
+    tx: Tx, ids: list[UUID], reason: str | None, now: datetime
+) -> tuple[list[UUID], dict[UUID, ProblemError]]:
+    """Record the caller's approval of each action that takes it; (the ids recorded,
+    the refusals of the rest)."""
+    cur = await tx.execute(RECORD_APPROVALS, (reason, ids))
+    recorded = {row[0] for row in await cur.fetchall()}
+    refused: dict[UUID, ProblemError] = {}
+    rest = [i for i in ids if i not in recorded]
+    if rest:
+        cur = await tx.execute(APPROVAL_STANDING, (rest,))
+        standing = {row[0]: row for row in await cur.fetchall()}
+        refused = {i: _approval_refusal(i, standing.get(i), now) for i in rest}
+    return [i for i in ids if i in recorded], refused
 
 
 async def decide_many(
@@ -253,24 +410,107 @@ async def decide_many(
     signer: ApprovalSigner,
     approval_ttl_seconds: int,
 ) -> tuple[list[Action], list[Refusal]]:
-    """The same decision on each of `action_ids` (distinct), in one UPDATE: each action
-    is decided on its own terms (a conditional update per row), so the ones another
-    decision already took are refused with the reason and the rest are decided.
-    Returns (decided in the order asked, refused in the order asked)."""
+    """The same decision on each of `action_ids` (distinct), each on its own terms (a
+    conditional update per row), so the ones another decision already took are refused
+    with the reason and the rest are decided. An approval is recorded first; only the
+    one that brings an action to its policy's number of approvals approves it (and signs
+    it); the others leave it pending with one more approval.
+    Returns (decided or approved-so-far in the order asked, refused in the order asked)."""
     to_status, from_states = DECISIONS[decision]
     ids = list(action_ids)
     now = datetime.now(UTC)
     approval_expires = now + timedelta(seconds=approval_ttl_seconds)
+    early: dict[UUID, ProblemError] = {}
+    pending_still: list[UUID] = []
+    targets = ids
+    # Every decision locks its actions first, in id order (ORDER BY sorts before FOR
+    # UPDATE locks), so two decisions over the same actions wait for each other instead
+    # of deadlocking whatever order their UPDATEs' plans visit the rows in.
+    await tx.execute(LOCK_ACTIONS, (ids,))
+    if to_status == "approved":
+        recorded, early = await _record_approvals(tx, ids, reason, now)
+        if not recorded:
+            return [], [Refusal(i, early[i]) for i in ids]
+        cur = await tx.execute(REACHED, (recorded,))
+        reached = {row[0] for row in await cur.fetchall()}
+        targets = [i for i in recorded if i in reached]
+        pending_still = [i for i in recorded if i not in reached]
+    changed: list[Action] = []
+    if targets:
+        changed = await _transition(
+            tx, targets, to_status, from_states, reason, now, approval_expires, signer
+        )
+    rows = {a.id: a for a in changed}
+    if pending_still:
+        for action in await fetch_all(
+            tx, Action, "select * from public.agent_actions where id = any(%s)", (pending_still,)
+        ):
+            rows[action.id] = action
+    decided = [rows[i] for i in ids if i in rows]
+    missing = [i for i in targets if i not in rows]
+    refused: list[Refusal] = [Refusal(i, early[i]) for i in ids if i in early]
+    if not missing:
+        order = {i: n for n, i in enumerate(ids)}
+        return decided, sorted(refused, key=lambda r: order[r.action_id])
+    cur = await tx.execute(
+        "select id, status, expires_at from public.agent_actions where id = any(%s)",
+        (missing,),
+    )
+    current = {row[0]: (row[1], row[2]) for row in await cur.fetchall()}
+    for action_id in missing:
+        if action_id not in current:
+            error: ProblemError = NotFoundError(f"action {action_id} not found")
+        else:
+            status, expires_at = current[action_id]
+            if status in from_states and (status != "pending" or expires_at > now):
+                error = ForbiddenError(
+                    f"your role does not allow deciding action {action_id}",
+                    rule="approver_roles",
+                )
+            else:
+                error = ConflictError(
+                    f"action {action_id} is {status}; it cannot be {to_status}",
+                    current_status=status,
+                )
+        refused.append(Refusal(action_id, error))
+    order = {i: n for n, i in enumerate(ids)}
+    return decided, sorted(refused, key=lambda r: order[r.action_id])
+
+
+async def _transition(
+    tx: Tx,
+    ids: list[UUID],
+    to_status: str,
+    from_states: tuple[str, ...],
+    reason: str | None,
+    now: datetime,
+    approval_expires: datetime,
+    signer: ApprovalSigner,
+) -> list[Action]:
+    """One conditional UPDATE of `ids` to `to_status` (signed when approving); the rows
+    it changed."""
     signatures: list[str | None] = [None] * len(ids)
     if to_status == "approved":
-        # agent_id and payload_sha256 never change (a trigger refuses it), so reading them
-        # first races with nothing; the status is decided by the UPDATE below alone.
+        # agent_id, payload_sha256 and the policy terms never change (triggers refuse it),
+        # so reading them first races with nothing; the status is decided by the UPDATE
+        # below alone.
         if len(ids) == 1:
             cur = await tx.execute(SIGNED_FACTS_ONE, (ids[0],))
         else:
             cur = await tx.execute(SIGNED_FACTS, (ids,))
         signed = {
-            row[0]: signer.sign(approval_message(row[0], row[1], row[2], now, approval_expires))
+            row[0]: signer.sign(
+                approval_message(
+                    row[0],
+                    row[1],
+                    row[2],
+                    now,
+                    approval_expires,
+                    risk=row[3],
+                    policy_id=row[4],
+                    policy_version=row[5],
+                )
+            )
             for row in await cur.fetchall()
         }
         signatures = [signed.get(i) for i in ids]
@@ -278,7 +518,7 @@ async def decide_many(
     # other instead of deadlocking.
     by_id = sorted(zip(ids, signatures, strict=True))
     if len(ids) == 1:
-        changed = await fetch_all(
+        return await fetch_all(
             tx,
             Action,
             DECIDE_ONE,
@@ -292,47 +532,22 @@ async def decide_many(
                 "from": list(from_states),
             },
         )
-    else:
-        changed = await fetch_all(
-            tx,
-            Action,
-            DECIDE,
-            (
-                to_status,
-                now,
-                reason,
-                approval_expires,
-                [i for i, _ in by_id],
-                [sig for _, sig in by_id],
-                list(from_states),
-                to_status,
-            ),
-        )
-    rows = {a.id: a for a in changed}
-    decided = [rows[i] for i in ids if i in rows]
-    missing = [i for i in ids if i not in rows]
-    if not missing:
-        return decided, []
-    cur = await tx.execute(
-        "select id, status, expires_at from public.agent_actions where id = any(%s)",
-        (missing,),
+    return await fetch_all(
+        tx,
+        Action,
+        DECIDE,
+        (
+            to_status,
+            now,
+            reason,
+            approval_expires,
+            [i for i, _ in by_id],
+            [sig for _, sig in by_id],
+            list(from_states),
+            to_status,
+            to_status,
+        ),
     )
-    current = {row[0]: (row[1], row[2]) for row in await cur.fetchall()}
-    refused: list[Refusal] = []
-    for action_id in missing:
-        if action_id not in current:
-            error: ProblemError = NotFoundError(f"action {action_id} not found")
-        else:
-            status, expires_at = current[action_id]
-            if status in from_states and (status != "pending" or expires_at > now):
-                error = ForbiddenError(f"your role does not allow deciding action {action_id}")
-            else:
-                error = ConflictError(
-                    f"action {action_id} is {status}; it cannot be {to_status}",
-                    current_status=status,
-                )
-        refused.append(Refusal(action_id, error))
-    return decided, refused
 
 
 # Each locks a batch of one status past its deadline, in its partial index's order; the
@@ -372,3 +587,56 @@ async def expire_unclaimed_approvals(tx: Tx, *, limit: int) -> int:
     """Expire up to `limit` approved actions nobody claimed before the approval's expiry."""
     cur = await tx.execute(EXPIRE_APPROVALS, (limit,))
     return cur.rowcount
+
+
+# Pending actions past their policy's escalation time, once each (escalated_at is set in
+# the same statement), soonest first, with the people of the role to tell (that role and
+# the ones above it). Reads agent_actions_escalation_idx. Parameters: (now, limit).
+ESCALATE = b"""
+with due as (
+  select id from public.agent_actions
+   where status = 'pending' and escalated_at is null and escalate_at <= %(now)s
+   order by escalate_at
+   limit %(limit)s
+     for update skip locked
+), escalated as (
+  update public.agent_actions a
+     set escalated_at = %(now)s
+    from due
+   where a.id = due.id
+  returning a.id, a.organization_id, a.agent_id, a.escalate_to_role, a.risk, a.policy_id,
+            a.expires_at
+)
+select e.id, e.organization_id, e.agent_id, e.escalate_to_role, e.risk, e.policy_id,
+       e.expires_at,
+       coalesce(array(select m.user_id from public.organization_members m
+                       where m.organization_id = e.organization_id
+                         and private.role_rank(m.role) >= private.role_rank(e.escalate_to_role)
+                       order by m.user_id), '{}')
+  from escalated e
+"""
+
+
+class Escalation(NamedTuple):
+    """A pending action that waited past its policy's escalation time."""
+
+    action_id: UUID
+    organization_id: UUID
+    agent_id: UUID
+    escalate_to_role: str
+    risk: str
+    policy_id: UUID | None
+    expires_at: datetime
+    notify: list[UUID]
+
+
+async def escalate_waiting(tx: Tx, *, limit: int, now: datetime | None = None) -> list[Escalation]:
+    """Mark up to `limit` pending actions due for escalation (at `now`, the database's
+    clock by default) as escalated, once each; who to tell about each."""
+    if now is None:
+        cur = await tx.execute("select now()")
+        row = await cur.fetchone()
+        assert row is not None
+        now = row[0]
+    cur = await tx.execute(ESCALATE, {"now": now, "limit": limit})
+    return [Escalation(*row) for row in await cur.fetchall()]

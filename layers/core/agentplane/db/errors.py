@@ -58,8 +58,9 @@ def translate(exc: psycopg.Error) -> ProblemError | None:
         )
     if isinstance(exc, pg.InsufficientPrivilege):
         return ForbiddenError("you may not do this here")
-    if isinstance(exc, pg.QueryCanceled | pg.OperationalError):
-        return ServiceUnavailableError("the database did not complete the request in time")
+    # Before OperationalError: a deadlock and a serialization failure are ones too.
     if isinstance(exc, pg.SerializationFailure | pg.DeadlockDetected | pg.LockNotAvailable):
         return ConflictError("a concurrent change got there first; retry")
+    if isinstance(exc, pg.QueryCanceled | pg.OperationalError):
+        return ServiceUnavailableError("the database did not complete the request in time")
     return None

@@ -50,6 +50,10 @@ class ClaimedAction(_ServerModel):
     approval_expires_at: str | None = None
     signature: str | None = None
     kid: str | None = None
+    # The approval policy and risk the signature covers (as received).
+    risk: Any = None
+    policy_id: Any = None
+    policy_version: Any = None
     lease_expires_at: str | None = None
     attempt: int = 0
 

@@ -105,12 +105,22 @@ def check_signature(claim: ClaimedAction, keys: Sequence[VerificationKey]) -> No
             "bad_signature",
             f"no signing key with kid {claim.kid!r}" if claim.kid else "no signing key known",
         )
+    policy_id = claim.policy_id
+    try:
+        policy = UUID(str(policy_id)) if policy_id is not None else None
+    except ValueError as exc:
+        raise ActionRefusedError("bad_signature", "the claim's policy_id is not a UUID") from exc
+    # The risk and policy are signed: a claim whose risk or policy was changed on the way
+    # does not verify.
     message = approval_message(
         claim.id,
         approval.agent_id,
         str(claim.payload_sha256),
         approval.approved_at,
         approval.expires_at,
+        risk=str(claim.risk),
+        policy_id=policy,
+        policy_version=claim.policy_version,
     )
     if not any(verify_signature(k.public_key, message, approval.signature) for k in candidates):
         raise ActionRefusedError(

@@ -63,6 +63,10 @@ class ClaimedAction(OutputModel):
     approved_at: datetime
     approval_expires_at: datetime
     signature: str
+    # The approval policy it was decided under and the risk: signed too.
+    risk: str
+    policy_id: UUID | None
+    policy_version: int | None
     fencing_token: int
     lease_expires_at: datetime
     attempt: int

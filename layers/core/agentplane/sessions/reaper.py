@@ -7,7 +7,9 @@ One `reap` runs four steps, each in batches of its own service-role transactions
     last attempt;
 (c) pending actions past their TTL expire;
 (d) approved actions past their approval expiry expire;
-(e) mirror reports still running past their deadline fail (their connection is free).
+(e) mirror reports still running past their deadline fail (their connection is free);
+(f) pending actions past their approval policy's escalation time are marked escalated,
+    once each, and the role it names is told (an `action.escalated` event).
 
 Each batch reads one partial index (live sessions by heartbeat, claimed actions by lease
 or by session, pending by TTL, approved by approval expiry), so the work follows what is
@@ -21,11 +23,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime
 
-from agentplane.actions.service import expire_unclaimed_approvals, expire_undecided
+from agentplane.actions.service import (
+    Escalation,
+    escalate_waiting,
+    expire_unclaimed_approvals,
+    expire_undecided,
+)
 from agentplane.db.database import Database
 from agentplane.db.rows import Tx
 from agentplane.mirror.deadline import fail_overdue_reports
+from agentplane.observability import logger
 from agentplane.sessions.service import (
     offline_stale_sessions,
     requeue_expired_leases,
@@ -50,6 +59,8 @@ class ReapResult:
     approvals_expired: int = 0
     # Mirror reports that ran past their deadline.
     reports_failed: int = 0
+    # Pending actions escalated by their approval policy.
+    actions_escalated: int = 0
 
     def __add__(self, other: ReapResult) -> ReapResult:
         return ReapResult(
@@ -142,18 +153,50 @@ async def fail_overdue(db: Database, *, batch: int = DEFAULT_BATCH) -> ReapResul
     return await _drain(db, "heartbeat: fail overdue mirror reports", batch, step)
 
 
+async def escalate(
+    db: Database, *, batch: int = DEFAULT_BATCH, now: datetime | None = None
+) -> ReapResult:
+    """(f) Pending actions past their policy's escalate_at are marked escalated (once),
+    and each one's escalation is announced for the role its policy names."""
+
+    async def step(tx: Tx) -> tuple[int, ReapResult]:
+        escalated = await escalate_waiting(tx, limit=batch, now=now)
+        for each in escalated:
+            await announce_escalation(tx, each)
+        return len(escalated), ReapResult(actions_escalated=len(escalated))
+
+    return await _drain(db, "heartbeat: escalate waiting actions", batch, step)
+
+
+async def announce_escalation(tx: Tx, escalation: Escalation) -> None:
+    """Tell the escalation's role: a log line for operators (and the event of the
+    notifications outbox, in the same transaction, where that is installed)."""
+    logger.info(
+        "action escalated",
+        extra={
+            "action_id": str(escalation.action_id),
+            "organization_id": str(escalation.organization_id),
+            "escalate_to_role": escalation.escalate_to_role,
+            "notify": [str(u) for u in escalation.notify],
+            "expires_at": escalation.expires_at.isoformat(),
+        },
+    )
+
+
 async def reap(
     db: Database,
     *,
     stale_after_seconds: int = DEFAULT_STALE_AFTER_SECONDS,
     batch: int = DEFAULT_BATCH,
 ) -> ReapResult:
-    """One cron run: (a) to (e) in order, so an action requeued in (a) or (b) past its
-    approval's expiry is expired by (d) in the same run."""
+    """One cron run: (a) to (f) in order, so an action requeued in (a) or (b) past its
+    approval's expiry is expired by (d) in the same run, and one that expired in (c) is
+    not escalated after."""
     return (
         await reap_stale_sessions(db, stale_after_seconds=stale_after_seconds, batch=batch)
         + await reap_expired_leases(db, batch=batch)
         + await expire_pending(db, batch=batch)
         + await expire_approvals(db, batch=batch)
         + await fail_overdue(db, batch=batch)
+        + await escalate(db, batch=batch)
     )

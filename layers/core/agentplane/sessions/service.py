@@ -152,11 +152,12 @@ with session as materialized (
     from picked
    where a.id = picked.id
   returning a.id, a.agent_id, a.payload, a.payload_sha256, a.decided_at,
-            a.approval_expires_at, a.approval_signature, a.fencing_token,
-            a.lease_expires_at, a.attempt, a.created_at
+            a.approval_expires_at, a.approval_signature, a.risk, a.policy_id,
+            a.policy_version, a.fencing_token, a.lease_expires_at, a.attempt, a.created_at
 )
 select s.status as session_status, c.id, c.agent_id, c.payload, c.payload_sha256,
        c.decided_at as approved_at, c.approval_expires_at, c.approval_signature as signature,
+       c.risk, c.policy_id, c.policy_version,
        c.fencing_token, c.lease_expires_at, c.attempt
   from session s
   left join claimed c on true

@@ -85,3 +85,14 @@ CATALOG: dict[str, Tool] = {
     )
 }
 TOOL_NAMES = tuple(CATALOG)
+
+
+GATE_TOOL = "workflow.approval"
+
+
+def default_risk(tool: str) -> str:
+    """The risk of an action no approval policy matches: the catalog's (a workflow's
+    approval gate is medium; a tool outside the catalog cannot be proposed)."""
+    if tool in CATALOG:
+        return CATALOG[tool].risk
+    return "medium" if tool == GATE_TOOL else "high"

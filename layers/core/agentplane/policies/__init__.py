@@ -1,0 +1,1 @@
+"""Approval policies: which actions need how many approvals by whom (issue: policy as data)."""
