@@ -37,6 +37,13 @@ class ActionProposal(InputModel):
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
 
 
+class UndoRequest(InputModel):
+    """Why a person asks to undo an action, and how long the inverse may wait for approval."""
+
+    reason: Annotated[str, Field(max_length=2000)] | None = None
+    ttl_seconds: Annotated[int, Field(ge=10, le=MAX_TTL_SECONDS)] = DEFAULT_TTL_SECONDS
+
+
 class Decision(InputModel):
     """Why a person approved, rejected or cancelled an action."""
 
@@ -96,6 +103,9 @@ class Action(OutputModel):
     kind: Literal["tool", "approval"] = "tool"
     # The assistant message whose tool call this is (actions the brain proposed).
     message_id: UUID | None = None
+    # The action this one was proposed to undo (POST /actions/{id}/undo), and why.
+    undo_of: UUID | None = None
+    undo_reason: str | None = None
     created_at: datetime
     updated_at: datetime
 
