@@ -181,7 +181,7 @@ async def undo_action(
     )
     logger.info(
         "undo proposed",
-        extra={"action_id": str(action.id), "undo_of": str(action_id), "created": created},
+        extra={"action_id": str(action.id), "undo_of": str(action_id), "new": created},
     )
     if not created:
         response.status_code = 200
