@@ -231,7 +231,11 @@ def test_a_verified_claim_runs_and_its_result_carries_the_fencing_token(
     assert server.results[claim["id"]] == {
         "fencing_token": 42,
         "status": "succeeded",
-        "output": {"path": "out/hello.txt", "bytes": 16},
+        "output": {
+            "path": "out/hello.txt",
+            "bytes": 16,
+            "previous": {"existed": False, "sha256": None, "bytes": 0, "content": None},
+        },
     }
     assert server.sessions == server.deleted == server.claim_sessions[:1]
     assert server.unauthorized == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import sys
@@ -15,6 +16,7 @@ import pytest
 
 from agentplane.runner.models import ActionRefusedError, ToolResult
 from agentplane.runner.tools import OUTPUT_LIMIT_BYTES, READ_LIMIT_BYTES, Toolbox
+from agentplane.tools.models import UNDO_CONTENT_LIMIT_BYTES
 
 
 @pytest.fixture
@@ -52,7 +54,14 @@ def test_the_workspace_is_created(workspace: Path, toolbox: Toolbox) -> None:
 
 def test_write_then_read_round_trips(workspace: Path, toolbox: Toolbox) -> None:
     written = run(toolbox, "write_file", path="notes/day 1.txt", content="héllo\n")
-    assert written == ToolResult("succeeded", {"path": "notes/day 1.txt", "bytes": 7})
+    assert written == ToolResult(
+        "succeeded",
+        {
+            "path": "notes/day 1.txt",
+            "bytes": 7,
+            "previous": {"existed": False, "sha256": None, "bytes": 0, "content": None},
+        },
+    )
     assert (workspace / "notes" / "day 1.txt").read_text() == "héllo\n"
 
     appended = run(toolbox, "write_file", path="notes/day 1.txt", content="again", append=True)
@@ -68,6 +77,99 @@ def test_write_replaces_unless_appending(toolbox: Toolbox) -> None:
     run(toolbox, "write_file", path="a.txt", content="first")
     run(toolbox, "write_file", path="a.txt", content="2nd")
     assert run(toolbox, "read_file", path="a.txt").output["content"] == "2nd"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_a_write_reports_the_text_it_replaced(workspace: Path, toolbox: Toolbox) -> None:
+    # Given a text file
+    (workspace / "a.txt").write_text("v1 ✓\n", encoding="utf-8")
+    # When it is overwritten
+    written = run(toolbox, "write_file", path="a.txt", content="v2")
+    # Then the output says what was there, whole: an undo writes it back
+    assert written.output == {
+        "path": "a.txt",
+        "bytes": 2,
+        "previous": {
+            "existed": True,
+            "sha256": _sha256("v1 ✓\n".encode()),
+            "bytes": len("v1 ✓\n".encode()),
+            "content": "v1 ✓\n",
+        },
+    }
+    assert (workspace / "a.txt").read_text() == "v2"
+
+
+def test_a_new_file_had_nothing_before_it(workspace: Path, toolbox: Toolbox) -> None:
+    written = run(toolbox, "write_file", path="new/b.txt", content="x")
+    assert written.output["previous"] == {
+        "existed": False,
+        "sha256": None,
+        "bytes": 0,
+        "content": None,
+    }
+    # An empty file did exist: restoring it is writing nothing back
+    (workspace / "empty.txt").write_bytes(b"")
+    emptied = run(toolbox, "write_file", path="empty.txt", content="y")
+    assert emptied.output["previous"] == {
+        "existed": True,
+        "sha256": _sha256(b""),
+        "bytes": 0,
+        "content": "",
+    }
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\xff\xfe\x00binary", b"text with a NUL \x00 inside", b"caf\xe9 (latin-1)"],
+    ids=["binary", "nul", "not-utf8"],
+)
+def test_what_is_not_utf8_text_is_hashed_not_kept(
+    workspace: Path, toolbox: Toolbox, data: bytes
+) -> None:
+    (workspace / "blob").write_bytes(data)
+    written = run(toolbox, "write_file", path="blob", content="replaced")
+    assert written.output["previous"] == {
+        "existed": True,
+        "sha256": _sha256(data),
+        "bytes": len(data),
+        "content": None,
+    }
+
+
+def test_text_over_the_limit_is_hashed_not_kept(workspace: Path, toolbox: Toolbox) -> None:
+    at_limit = b"a" * UNDO_CONTENT_LIMIT_BYTES
+    (workspace / "at.txt").write_bytes(at_limit)
+    (workspace / "over.txt").write_bytes(at_limit + b"b")
+    kept = run(toolbox, "write_file", path="at.txt", content="")
+    assert kept.output["previous"]["content"] == at_limit.decode()
+    over = run(toolbox, "write_file", path="over.txt", content="")
+    assert over.output["previous"] == {
+        "existed": True,
+        "sha256": _sha256(at_limit + b"b"),
+        "bytes": UNDO_CONTENT_LIMIT_BYTES + 1,
+        "content": None,
+    }
+    assert (workspace / "over.txt").read_bytes() == b""
+
+
+def test_an_append_reports_the_whole_file_before_it(workspace: Path, toolbox: Toolbox) -> None:
+    (workspace / "log.txt").write_text("line 1\n")
+    appended = run(toolbox, "write_file", path="log.txt", content="line 2\n", append=True)
+    # The previous content is what restores the file, not the part appended to
+    assert appended.output == {
+        "path": "log.txt",
+        "bytes": 7,
+        "previous": {
+            "existed": True,
+            "sha256": _sha256(b"line 1\n"),
+            "bytes": 7,
+            "content": "line 1\n",
+        },
+    }
+    assert (workspace / "log.txt").read_text() == "line 1\nline 2\n"
 
 
 def test_read_stops_at_one_mebibyte(workspace: Path, toolbox: Toolbox) -> None:

@@ -21,12 +21,18 @@ async def test_any_signed_in_user_reads_the_catalog(
     items = resp.json()["items"]
     assert [tool["name"] for tool in items] == list(TOOL_NAMES)
     by_name = {tool["name"]: tool for tool in items}
+    # (only a write can be undone, by writing back what it replaced; a read changed
+    # nothing, a command or a request cannot be taken back), and why
     assert {name: tool["reversible"] for name, tool in by_name.items()} == {
         "shell": False,
-        "read_file": True,
-        "write_file": False,
-        "http_get": True,
+        "read_file": False,
+        "write_file": True,
+        "http_get": False,
     }
+    assert "cannot be unsent" in by_name["http_get"]["reversibility"]
+    assert "nothing to undo" in by_name["read_file"]["reversibility"]
+    assert "not recorded" in by_name["shell"]["reversibility"]
+    assert "previous content" in by_name["write_file"]["reversibility"]
     assert {name: tool["risk"] for name, tool in by_name.items()} == {
         "shell": "critical",
         "read_file": "low",

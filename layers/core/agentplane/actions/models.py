@@ -37,6 +37,13 @@ class ActionProposal(InputModel):
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
 
 
+class UndoRequest(InputModel):
+    """Why a person asks to undo an action, and how long the inverse may wait for approval."""
+
+    reason: Annotated[str, Field(max_length=2000)] | None = None
+    ttl_seconds: Annotated[int, Field(ge=10, le=MAX_TTL_SECONDS)] = DEFAULT_TTL_SECONDS
+
+
 class Decision(InputModel):
     """Why a person approved, rejected or cancelled an action."""
 
@@ -121,6 +128,9 @@ class Action(OutputModel):
     escalated_at: datetime | None = None
     # Each approval so far (on GET /actions/{id}; lists leave it out).
     approvals: list[Approval] | None = None
+    # The action this one was proposed to undo (POST /actions/{id}/undo), and why.
+    undo_of: UUID | None = None
+    undo_reason: str | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, BackgroundTasks, Header, Request, Response
 
-from agentplane.actions import service
+from agentplane.actions import service, undo
 from agentplane.actions.models import (
     Action,
     ActionEvents,
@@ -16,6 +16,7 @@ from agentplane.actions.models import (
     BatchDecision,
     BatchDecisionResult,
     Decision,
+    UndoRequest,
 )
 from agentplane.db.pagination import Page
 from agentplane.errors import ValidationProblemError
@@ -159,6 +160,36 @@ async def cancel_action(
 ) -> Action:
     """Cancel a pending or approved action before a runner claims it."""
     return await _decide("cancel", action_id, body, tx, runtime, background)
+
+
+@router.post("/actions/{action_id}/undo", status_code=201, response_model=Action)
+async def undo_action(
+    action_id: UUID,
+    tx: UserTx,
+    response: Response,
+    body: UndoRequest | None = None,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Action:
+    """Propose the inverse of an action that succeeded, as a new pending action of the
+    same agent that links back to it (`undo_of`) and is decided like any proposal (201;
+    a retry with the same Idempotency-Key returns it, 200). Only reversible tools
+    (GET /tools): for write_file, the previous content the runner reported is written
+    back. 409 says why an action cannot be undone, or names its existing undo."""
+    request = body or UndoRequest()
+    action, created = await undo.undo(
+        tx,
+        action_id,
+        reason=request.reason,
+        ttl_seconds=request.ttl_seconds,
+        idempotency_key=idempotency_key,
+    )
+    logger.info(
+        "undo proposed",
+        extra={"action_id": str(action.id), "undo_of": str(action_id), "new": created},
+    )
+    if not created:
+        response.status_code = 200
+    return action
 
 
 @router.post("/actions/decisions", response_model=BatchDecisionResult)

@@ -98,9 +98,9 @@ PROPOSE = """
 insert into public.agent_actions
   (organization_id, agent_id, payload, payload_sha256, idempotency_key, source,
    expires_at, max_attempts, workflow_run_id, message_id, workflow_node_id, kind,
-   proposed_by, risk)
+   proposed_by, risk, undo_of, undo_reason)
 values (%s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s), %s, %s, %s, %s, %s,
-        coalesce(%s, auth.uid()), %s)
+        coalesce(%s, auth.uid()), %s, %s, %s)
 on conflict (agent_id, idempotency_key) where idempotency_key is not null
 do nothing
 returning *
@@ -126,6 +126,8 @@ async def propose(
     proposed_by: UUID | None = None,
     signer: Callable[[], ApprovalSigner] | None = None,
     approval_ttl_seconds: int = 3600,
+    undo_of: UUID | None = None,
+    undo_reason: str | None = None,
 ) -> tuple[Action, bool]:
     """Write a pending action; returns (action, created). A retry with the same key
     returns the first action (created False); the same key with another payload is 409.
@@ -133,7 +135,8 @@ async def propose(
     schema, are 422 (test_actions.py::test_a_proposal_must_name_an_allowed_catalog_tool).
     A `gate` (a workflow's approval node, tool `workflow.approval`) is decided like any
     action and never run, so the catalog does not apply; `proposed_by` names the person
-    a server job proposes for (a workflow run's starter)."""
+    a server job proposes for (a workflow run's starter); `undo_of` the action this one
+    undoes and `undo_reason` why (agentplane.actions.undo)."""
     cur = await tx.execute(AGENT_AND_PAYLOAD, (Jsonb(payload.model_dump(mode="json")), agent_id))
     row = await cur.fetchone()
     if row is None:
@@ -162,6 +165,8 @@ async def propose(
             proposed_by,
             # What no policy overrides (the proposal's trigger applies the policy).
             default_risk(payload.tool),
+            undo_of,
+            undo_reason,
         ),
     )
     if created is not None:

@@ -11,7 +11,9 @@ arguments, so nothing is guessed, clamped or ignored.
   workspace, in its own process group (POSIX) that is killed on timeout and when the
   command ends, so nothing it started outlives the action. Non-zero exit: failed.
 - `read_file` `{"path"}`: at most 128 KiB, decoded as UTF-8 (invalid bytes replaced).
-- `write_file` `{"path", "content", "append"?}`: parent directories created.
+- `write_file` `{"path", "content", "append"?}`: parent directories created. The output
+  says what was replaced, for an undo: `previous: {existed, sha256, bytes, content}`, the
+  content only when it was UTF-8 text of at most 128 KiB (UNDO_CONTENT_LIMIT_BYTES).
 - `http_get` `{"url", "timeout_seconds"?}`: only public addresses unless the runner was
   started with --allow-private-network (loopback, link-local and cloud metadata, private,
   unspecified, multicast and reserved are refused: `address_not_allowed`), checked for
@@ -24,6 +26,7 @@ stdout, stderr and bodies keep their first 64 KiB with `"truncated": true`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import math
 import os
@@ -42,7 +45,11 @@ from pydantic import ValidationError
 
 from agentplane.runner.models import ActionRefusedError, ToolResult
 from agentplane.tools.catalog import CATALOG
-from agentplane.tools.models import MAX_HTTP_TIMEOUT_S, MAX_SHELL_TIMEOUT_S
+from agentplane.tools.models import (
+    MAX_HTTP_TIMEOUT_S,
+    MAX_SHELL_TIMEOUT_S,
+    UNDO_CONTENT_LIMIT_BYTES,
+)
 
 OUTPUT_LIMIT_BYTES = 64 * 1024
 # A result travels back in one request under the server's 1 MiB body limit; JSON can
@@ -169,6 +176,42 @@ def resolve_in_workspace(root: Path, relative: Any, *, allow_root: bool = False)
     if not resolved.is_relative_to(root) or (resolved == root and not allow_root):
         raise _bad_args(f"{relative!r} resolves outside the workspace")
     return resolved
+
+
+def _open_for_write(path: Path, append: bool) -> tuple[int, bool]:
+    """A read-write descriptor of `path` (created if missing) and whether it existed.
+
+    O_NONBLOCK: opening a FIFO must not hang the runner; O_NOFOLLOW: the path was
+    resolved, a symlink appearing since is refused, not followed."""
+    flags = (
+        os.O_RDWR | os.O_NONBLOCK | (os.O_APPEND if append else 0) | getattr(os, "O_NOFOLLOW", 0)
+    )
+    try:
+        return os.open(path, flags), True
+    except FileNotFoundError:
+        # O_EXCL: a file created meanwhile is an error, not one replaced unreported.
+        return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o666), False
+
+
+def _previous_content(f: IO[bytes], existed: bool) -> dict[str, Any]:
+    """What a write replaces, for POST /actions/{id}/undo: its SHA-256 and size, and its
+    text when it is UTF-8 without NUL (jsonb cannot hold one) of at most
+    UNDO_CONTENT_LIMIT_BYTES; otherwise `content` is null."""
+    if not existed:
+        return {"existed": False, "sha256": None, "bytes": 0, "content": None}
+    digest = hashlib.sha256()
+    kept = bytearray()
+    size = 0
+    while chunk := f.read(65536):
+        digest.update(chunk)
+        size += len(chunk)
+        if len(kept) <= UNDO_CONTENT_LIMIT_BYTES:
+            kept += chunk[: UNDO_CONTENT_LIMIT_BYTES + 1 - len(kept)]
+    content: str | None = None
+    if size <= UNDO_CONTENT_LIMIT_BYTES and b"\x00" not in kept:
+        with contextlib.suppress(UnicodeDecodeError):
+            content = bytes(kept).decode("utf-8")
+    return {"existed": True, "sha256": digest.hexdigest(), "bytes": size, "content": content}
 
 
 class _BoundedReader(threading.Thread):
@@ -312,19 +355,20 @@ class Toolbox:
         # Re-check after creating directories: nothing may have moved the target out.
         if resolve_in_workspace(self.workspace, args["path"]) != path:
             raise _bad_args(f"{args['path']!r} changed while being written")
-        flags = (
-            os.O_WRONLY
-            | os.O_CREAT
-            | os.O_NONBLOCK
-            | (os.O_APPEND if append else os.O_TRUNC)
-            | getattr(os, "O_NOFOLLOW", 0)
-        )
-        fd = os.open(path, flags, 0o666)
-        with os.fdopen(fd, "wb") as f:
+        # One descriptor reads what is there and then writes, so what `previous`
+        # describes is the file that was replaced, not one a symlink swapped in.
+        fd, existed = _open_for_write(path, append)
+        with os.fdopen(fd, "r+b") as f:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                 raise _bad_args(f"{args['path']!r} is not a regular file")
+            previous = _previous_content(f, existed)
+            if not append:
+                f.seek(0)
+                f.truncate()
             f.write(data)
-        return ToolResult("succeeded", {"path": self._relative(path), "bytes": len(data)})
+        return ToolResult(
+            "succeeded", {"path": self._relative(path), "bytes": len(data), "previous": previous}
+        )
 
     # -- shell ---------------------------------------------------------------------
 

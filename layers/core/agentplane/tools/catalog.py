@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentplane.tools.models import (
+    UNDO_CONTENT_LIMIT_BYTES,
     HttpGetArgs,
     ReadFileArgs,
     Risk,
@@ -24,7 +25,10 @@ class Tool:
     name: str
     description: str
     args: type[ToolArgs]
+    # Whether POST /actions/{id}/undo can propose its inverse, and why (or why not), as
+    # `GET /tools` and the undo's refusal say.
     reversible: bool
+    reversibility: str
     # What running it can do at worst, for ordering an inbox (the console shows the
     # riskiest first); a default until approval policies say otherwise.
     risk: Risk = "high"
@@ -44,13 +48,12 @@ class Tool:
             name=self.name,
             description=self.description,
             reversible=self.reversible,
+            reversibility=self.reversibility,
             risk=self.risk,
             args_schema=self.args_schema(),
         )
 
 
-# Reads change nothing, so they count as reversible; a write replaces what was there and
-# a command can do anything.
 CATALOG: dict[str, Tool] = {
     tool.name: tool
     for tool in (
@@ -58,28 +61,42 @@ CATALOG: dict[str, Tool] = {
             "shell",
             "Run a shell command on the user's machine, in the workspace.",
             ShellArgs,
+            # A command can do anything, and nothing records what it changed.
             reversible=False,
+            reversibility="a command can change anything, and what it changed is not recorded",
             risk="critical",
         ),
         Tool(
             "read_file",
             "Read a text file of the workspace.",
             ReadFileArgs,
-            reversible=True,
+            # Not "reversible because harmless": it changed nothing, so there is nothing
+            # to undo.
+            reversible=False,
+            reversibility="a read changes nothing, so there is nothing to undo",
             risk="low",
         ),
         Tool(
             "write_file",
             "Write text to a file of the workspace.",
             WriteFileArgs,
-            reversible=False,
+            # The runner reports what it replaced (`previous`): writing that back undoes
+            # it, when the previous file existed and was text small enough to be kept.
+            reversible=True,
+            reversibility=(
+                "undone by writing back the previous content, which the runner reports"
+                " when the file existed and was UTF-8 text of at most"
+                f" {UNDO_CONTENT_LIMIT_BYTES // 1024} KiB"
+            ),
             risk="high",
         ),
         Tool(
             "http_get",
             "Fetch a URL with HTTP GET from the user's machine.",
             HttpGetArgs,
-            reversible=True,
+            # A GET should be safe, but the server it reached saw it, and may have acted.
+            reversible=False,
+            reversibility="a request that was sent cannot be unsent",
             risk="medium",
         ),
     )

@@ -13,6 +13,10 @@ from agentplane.models import OutputModel
 # what a runner accepts, so an approved action is not refused later for its arguments.
 MAX_SHELL_TIMEOUT_S = 600.0
 MAX_HTTP_TIMEOUT_S = 600.0
+# The largest previous content a write_file reports (and an undo can restore). Its result
+# goes back in one request under the server's 1 MiB body limit, where JSON may escape a
+# byte as six characters (\u0001): 128 KiB always fits, beside the rest of the output.
+UNDO_CONTENT_LIMIT_BYTES = 128 * 1024
 WorkspacePath = Annotated[str, Field(min_length=1, max_length=1000)]
 CommandLine = Annotated[str, Field(min_length=1, max_length=10_000)]
 Argv = Annotated[
@@ -68,8 +72,10 @@ class ToolInfo(OutputModel):
 
     name: str
     description: str
-    # False when running it cannot be undone by running another action (a write, a command).
+    # True when POST /actions/{id}/undo can propose an action that undoes it (write_file).
     reversible: bool
+    # Why it is reversible or not.
+    reversibility: str
     # low | medium | high | critical: what running it can do at worst.
     risk: Risk
     args_schema: dict[str, Any]
