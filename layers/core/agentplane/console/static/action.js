@@ -130,6 +130,18 @@ async function view(root, action, keys) {
         : null,
       action.decided_at ? row("decision", action.status === "pending" ? "" : decider(action) +
         " at " + when(action.decided_at) + (action.decision_reason ? ": " + action.decision_reason : "")) : null,
+      row("policy", action.policy_id
+        ? "policy " + action.policy_id + " version " + action.policy_version + " · risk " + action.risk
+        : "the default policy · risk " + action.risk,
+        " · " + action.required_approvals + " approval" + (action.required_approvals > 1 ? "s" : "") +
+        " by " + action.approver_roles.join(", ") + (action.proposer_may_approve ? "" : ", not the proposer")),
+      row("approvals", (action.approvals || []).length
+        ? el("ul", { id: "approvals" }, ...action.approvals.map((a) => el("li", {},
+          (a.approver_id === me.user_id ? "you" : a.approver_id) + " (" + a.approver_role + ") at " +
+          when(a.created_at) + (a.reason ? ": " + a.reason : ""))))
+        : (action.approved_by_policy ? "approved by the policy itself" : "none yet"),
+        action.status === "pending" && action.approvals_needed
+          ? " · " + action.approvals_needed + " more needed" : ""),
       row("signature", ...(await signatureView(action, keys))),
       row("runner session", await sessionView(action)),
       row("attempt", action.attempt + " of " + action.max_attempts + " · fencing token " + action.fencing_token),

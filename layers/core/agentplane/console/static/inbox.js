@@ -38,10 +38,14 @@ export async function decide(action, decision, card) {
   let text;
   if (resp.ok) {
     const done = await resp.json();
-    text = done.status + (reason ? " (" + reason + ")" : "");
+    text = done.status === "pending" && decision === "approve"
+      ? "your approval is recorded: " + done.approval_count + " of " + done.required_approvals +
+        ", " + done.approvals_needed + " more needed"
+      : done.status + (reason ? " (" + reason + ")" : "");
   } else {
     const problem = await resp.json().catch(() => ({}));
     text = problem.detail || resp.statusText;
+    if (problem.rule) text += " [" + problem.rule + "]";
     if (resp.status === 409) {
       const now = await getJson("/actions/" + action.id).catch(() => null);
       if (now && now.decided_at) {
@@ -63,7 +67,11 @@ async function card(action, known) {
   item.appendChild(el("div", { class: "meta" },
     el("span", { class: "risk risk-" + risk }, risk), " · agent ",
     link("#/agents/" + action.agent_id, await agentName(action.agent_id)), " · ", source(action),
-    " · ", when(action.created_at)));
+    " · ", when(action.created_at),
+    action.required_approvals > 1
+      ? el("span", { class: "approvals" }, " · approvals " + action.approval_count + " of " + action.required_approvals)
+      : null,
+    action.escalated_at ? el("strong", { class: "escalated" }, " · escalated") : null));
   item.appendChild(el("h3", {}, link("#/actions/" + action.id,
     action.kind === "approval" ? "Approval gate" : action.payload.tool)));
   const text = canonical(action.payload);

@@ -143,6 +143,10 @@ export async function verifyApproval(action, keys) {
     approved_at: rfc3339Micros(action.decided_at),
     expires_at: rfc3339Micros(action.approval_expires_at),
     payload_sha256: action.payload_sha256,
+    // The approval policy it was decided under and the risk are signed too.
+    policy_id: action.policy_id === undefined ? null : action.policy_id,
+    policy_version: action.policy_version === undefined ? null : action.policy_version,
+    risk: action.risk,
   });
   for (const jwk of keys) {
     const key = await crypto.subtle.importKey(
