@@ -334,3 +334,43 @@ def test_sign_in_through_supabase_auth_and_out(browser: Any, console: Console) -
     page.wait_for_function("() => sessionStorage.length === 0")
     assert any(path == "/auth/v1/logout" for path, _, _ in console.auth.calls)
     page.close()
+
+
+def test_the_inbox_shows_what_a_two_person_policy_asks_for(browser: Any, team: Team) -> None:
+    # Given a policy of the team that needs two people for writes
+    policy = team.client().post(
+        "/approval-policies",
+        json={
+            "organization_id": team.organization_id,
+            "tool_pattern": "write_file",
+            "risk": "critical",
+            "required_approvals": 2,
+            "proposer_may_approve": True,
+        },
+    )
+    assert policy.status_code == 201, policy.text
+    action = team.propose({"tool": "write_file", "args": {"path": "two.txt", "content": "2"}})
+    _, member_token = team.add("member")
+    page = browser.new_page()
+    page.goto(team.link())
+    card = page.locator(f'li[data-action-id="{action["id"]}"]')
+    card.wait_for(timeout=WITHIN_A_REFRESH_MS)
+    assert card.locator(".risk").inner_text().lower() == "critical"
+    assert "approvals 0 of 2" in card.locator(".meta").inner_text()
+
+    # When the first person approves, the card says one more is needed
+    card.locator("button.approve").click()
+    card.locator(".outcome", has_text="your approval is recorded: 1 of 2, 1 more needed").wait_for()
+    # and the action page lists that approval under the policy
+    page.goto(team.link(f"actions/{action['id']}"))
+    page.locator("#approvals li").first.wait_for()
+    assert "you (owner)" in page.locator("#approvals").inner_text()
+    assert f"policy {policy.json()['id']} version 1" in page.locator("dl").inner_text()
+
+    # When a second person approves it, it is approved and the page shows it signed
+    done = team.client(member_token).post(f"/actions/{action['id']}/approve", json={})
+    assert done.json()["status"] == "approved"
+    page.locator("#action-status", has_text="approved").wait_for(timeout=10000)
+    page.locator("#signature-check", has_text="verified with key").wait_for()
+    assert page.locator("#approvals li").count() == 2
+    page.close()
