@@ -298,3 +298,43 @@ async def test_a_long_run_continues_in_a_fresh_execution_before_the_history_limi
     for arn in arns:
         events = await sfn.history(arn)
         assert len(events) < 100, (arn, len(events))
+
+
+async def test_a_gate_obeys_the_approval_policy_like_any_action(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    # Given a policy that a workflow's approval gates need two people, never the starter
+    org, agent, project, _ = await setup(client, make_org)
+    policy = await client.post(
+        "/approval-policies",
+        json={"organization_id": str(org.id), "tool_pattern": "workflow.approval",
+              "risk": "high", "required_approvals": 2},
+        headers=org.admin.headers,
+    )  # fmt: skip
+    assert policy.status_code == 201, policy.text
+    wf = await save_workflow(client, org.member, project, {
+        "nodes": [{"id": "gate", "type": "approval",
+                   "config": {"agent_id": agent, "title": "Ship it?"}},
+                  {"id": "after", "type": "transform", "config": {"expression": "`1`"}}],
+        "edges": chain("gate", "after"),
+    })  # fmt: skip
+    run = await start_run(client, org.member, wf["id"], {})
+    run = await wait_for_run(client, org.member, run["id"], until=node_is("gate", "waiting"))
+    gate_id = node(run, "gate")["action_id"]
+    gate = (await client.get(f"/actions/{gate_id}", headers=org.viewer.headers)).json()
+    assert (gate["policy_id"], gate["risk"], gate["required_approvals"]) == (
+        policy.json()["id"], "high", 2,
+    )  # fmt: skip
+
+    # The run's starter may not approve it; one approval leaves the run waiting
+    own = await client.post(f"/actions/{gate_id}/approve", json={}, headers=org.member.headers)
+    assert own.json()["rule"] == "proposer_may_not_approve"
+    first = await client.post(f"/actions/{gate_id}/approve", json={}, headers=org.admin.headers)
+    assert first.json()["status"] == "pending"
+    waiting = await wait_for_run(client, org.member, run["id"], until=node_is("gate", "waiting"))
+    assert waiting["status"] == "waiting"
+    # the second goes on
+    second = await client.post(f"/actions/{gate_id}/approve", json={}, headers=org.owner.headers)
+    assert second.json()["status"] == "approved"
+    run = await wait_for_run(client, org.member, run["id"], until=ENDED)
+    assert run["status"] == "succeeded", run
