@@ -307,16 +307,6 @@ update public.agent_actions a
    and (%(to)s <> 'rejected' or private.may_reject(a.organization_id, a.approver_roles))
 returning a.*
 """
-# What an approval signs, read first (see decide_many): one row by `id = %s`, a batch by
-# `id = any(%b)`, for DECIDE_ONE's reason (the same test pins both).
-SIGNED_FACTS_ONE = (
-    b"select id, agent_id, payload_sha256, risk, policy_id, policy_version"
-    b" from public.agent_actions where id = %s"
-)
-SIGNED_FACTS = (
-    b"select id, agent_id, payload_sha256, risk, policy_id, policy_version"
-    b" from public.agent_actions where id = any(%b)"
-)
 
 
 # An approval is recorded per person (action_approvals), under the action's lock: first
@@ -327,22 +317,31 @@ SIGNED_FACTS = (
 # (test_approval_policies.py::test_two_person_rule_under_contention).
 LOCK_ACTIONS = b"select id from public.agent_actions where id = any(%s) order by id for update"
 RECORD_APPROVALS = b"""
-insert into public.action_approvals
-  (organization_id, action_id, approver_id, approver_role, reason)
-select a.organization_id, a.id, auth.uid(), m.role, %s
-  from public.agent_actions a
-  join public.organization_members m
-    on m.organization_id = a.organization_id and m.user_id = auth.uid()
- where a.id = any(%s)
-   and a.status = 'pending'
-   and a.expires_at > now()
-   and m.role = any (a.approver_roles)
-   and (a.proposer_may_approve or a.proposed_by is distinct from auth.uid())
-   and not exists (
-     select from public.action_approvals x where x.action_id = a.id and x.approver_id = auth.uid()
-   )
- order by a.id
-returning action_id
+with recorded as (
+  insert into public.action_approvals
+    (organization_id, action_id, approver_id, approver_role, reason)
+  select a.organization_id, a.id, auth.uid(), m.role, %s
+    from public.agent_actions a
+    join public.organization_members m
+      on m.organization_id = a.organization_id and m.user_id = auth.uid()
+   where a.id = any(%s)
+     and a.status = 'pending'
+     and a.expires_at > now()
+     and m.role = any (a.approver_roles)
+     and (a.proposer_may_approve or a.proposed_by is distinct from auth.uid())
+     and not exists (
+       select from public.action_approvals x
+        where x.action_id = a.id and x.approver_id = auth.uid()
+     )
+   order by a.id
+  returning action_id
+)
+-- This statement's snapshot holds every approval but its own (one per action): + 1.
+select a.id, a.agent_id, a.payload_sha256, a.risk, a.policy_id, a.policy_version,
+       (select count(*) from public.action_approvals x where x.action_id = a.id) + 1
+         >= a.required_approvals
+  from recorded r
+  join public.agent_actions a on a.id = r.action_id
 """
 # Why an approval was not recorded: the action's state and the caller's standing.
 APPROVAL_STANDING = b"""
@@ -355,10 +354,12 @@ select a.id, a.status, a.expires_at, a.approver_roles, a.proposer_may_approve,
     on m.organization_id = a.organization_id and m.user_id = auth.uid()
  where a.id = any(%s)
 """
-REACHED = b"""
-select id from public.agent_actions
- where id = any(%s) and status = 'pending' and approval_count >= required_approvals
-"""
+# The same for one action, by `id = %s`: `= any(%s)`'s generic plan guesses a batch, so a
+# single approval was planned afresh every time (as DECIDE_ONE for DECIDE; the same test
+# pins both: test_database.py::test_single_decisions_settle_on_one_plan).
+RECORD_APPROVAL_ONE = RECORD_APPROVALS.replace(b"where a.id = any(%s)", b"where a.id = %s")
+LOCK_ACTION_ONE = b"select id from public.agent_actions where id = %s for update"
+RECOUNT = "select * from private.recount_approvals(%s)"
 
 
 def _approval_refusal(action_id: UUID, row: Any, now: datetime) -> ProblemError:
@@ -390,20 +391,36 @@ def _approval_refusal(action_id: UUID, row: Any, now: datetime) -> ProblemError:
     return ForbiddenError(f"your role does not allow approving action {action_id}")
 
 
+class Recorded(NamedTuple):
+    """An approval just recorded: what a signature of its action covers, and whether it
+    was the one that brings the action to its policy's number."""
+
+    action_id: UUID
+    agent_id: UUID
+    payload_sha256: str
+    risk: str
+    policy_id: UUID | None
+    policy_version: int | None
+    reached: bool
+
+
 async def _record_approvals(
     tx: Tx, ids: list[UUID], reason: str | None, now: datetime
-) -> tuple[list[UUID], dict[UUID, ProblemError]]:
-    """Record the caller's approval of each action that takes it; (the ids recorded,
-    the refusals of the rest)."""
-    cur = await tx.execute(RECORD_APPROVALS, (reason, ids))
-    recorded = {row[0] for row in await cur.fetchall()}
+) -> tuple[list[Recorded], dict[UUID, ProblemError]]:
+    """Record the caller's approval of each action that takes it (locked already); (the
+    approvals recorded, the refusals of the rest)."""
+    if len(ids) == 1:
+        cur = await tx.execute(RECORD_APPROVAL_ONE, (reason, ids[0]))
+    else:
+        cur = await tx.execute(RECORD_APPROVALS, (reason, ids))
+    recorded = {row[0]: Recorded(*row) for row in await cur.fetchall()}
     refused: dict[UUID, ProblemError] = {}
     rest = [i for i in ids if i not in recorded]
     if rest:
         cur = await tx.execute(APPROVAL_STANDING, (rest,))
         standing = {row[0]: row for row in await cur.fetchall()}
         refused = {i: _approval_refusal(i, standing.get(i), now) for i in rest}
-    return [i for i in ids if i in recorded], refused
+    return [recorded[i] for i in ids if i in recorded], refused
 
 
 async def decide_many(
@@ -432,24 +449,22 @@ async def decide_many(
     # UPDATE locks), so two decisions over the same actions wait for each other instead
     # of deadlocking whatever order their UPDATEs' plans visit the rows in.
     await tx.execute(LOCK_ACTIONS, (ids,))
+    facts: list[Recorded] | None = None
     if to_status == "approved":
         recorded, early = await _record_approvals(tx, ids, reason, now)
         if not recorded:
             return [], [Refusal(i, early[i]) for i in ids]
-        cur = await tx.execute(REACHED, (recorded,))
-        reached = {row[0] for row in await cur.fetchall()}
-        targets = [i for i in recorded if i in reached]
-        pending_still = [i for i in recorded if i not in reached]
+        facts = [r for r in recorded if r.reached]
+        targets = [r.action_id for r in facts]
+        pending_still = [r.action_id for r in recorded if not r.reached]
     changed: list[Action] = []
     if targets:
         changed = await _transition(
-            tx, targets, to_status, from_states, reason, now, approval_expires, signer
+            tx, targets, to_status, from_states, reason, now, approval_expires, signer, facts
         )
     rows = {a.id: a for a in changed}
     if pending_still:
-        for action in await fetch_all(
-            tx, Action, "select * from public.agent_actions where id = any(%s)", (pending_still,)
-        ):
+        for action in await fetch_all(tx, Action, RECOUNT, (pending_still,)):
             rows[action.id] = action
     decided = [rows[i] for i in ids if i in rows]
     missing = [i for i in targets if i not in rows]
@@ -491,32 +506,29 @@ async def _transition(
     now: datetime,
     approval_expires: datetime,
     signer: ApprovalSigner,
+    facts: list[Recorded] | None = None,
 ) -> list[Action]:
-    """One conditional UPDATE of `ids` to `to_status` (signed when approving); the rows
-    it changed."""
+    """One conditional UPDATE of `ids` to `to_status` (signed when approving, over the
+    `facts` the approvals were recorded with); the rows it changed."""
     signatures: list[str | None] = [None] * len(ids)
     if to_status == "approved":
         # agent_id, payload_sha256 and the policy terms never change (triggers refuse it),
-        # so reading them first races with nothing; the status is decided by the UPDATE
-        # below alone.
-        if len(ids) == 1:
-            cur = await tx.execute(SIGNED_FACTS_ONE, (ids[0],))
-        else:
-            cur = await tx.execute(SIGNED_FACTS, (ids,))
+        # so reading them with the approval races with nothing; the status is decided by
+        # the UPDATE below alone.
         signed = {
-            row[0]: signer.sign(
+            f.action_id: signer.sign(
                 approval_message(
-                    row[0],
-                    row[1],
-                    row[2],
+                    f.action_id,
+                    f.agent_id,
+                    f.payload_sha256,
                     now,
                     approval_expires,
-                    risk=row[3],
-                    policy_id=row[4],
-                    policy_version=row[5],
+                    risk=f.risk,
+                    policy_id=f.policy_id,
+                    policy_version=f.policy_version,
                 )
             )
-            for row in await cur.fetchall()
+            for f in facts or []
         }
         signatures = [signed.get(i) for i in ids]
     # Rows are locked in id order, so two batches over the same actions wait for each

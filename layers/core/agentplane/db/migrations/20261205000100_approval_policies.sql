@@ -372,7 +372,6 @@ begin
   new.organization_id := a.organization_id;
   new.approver_role := member_role;
   new.created_at := now();
-  update public.agent_actions set approval_count = approval_count + 1 where id = a.id;
   return new;
 end
 $$;
@@ -434,10 +433,15 @@ begin
         raise exception 'policy % does not auto-approve action %', new.approved_by_policy, old.id
           using errcode = '42501', hint = 'rule: auto_approve';
       end if;
-    elsif new.approval_count < old.required_approvals then
-      raise exception 'action % has % of % approvals', old.id, new.approval_count,
-        old.required_approvals
-        using errcode = '42501', hint = 'rule: required_approvals';
+    else
+      -- The approvals themselves are counted, never a number someone wrote.
+      new.approval_count := (select count(*) from public.action_approvals
+                              where action_id = old.id);
+      if new.approval_count < old.required_approvals then
+        raise exception 'action % has % of % approvals', old.id, new.approval_count,
+          old.required_approvals
+          using errcode = '42501', hint = 'rule: required_approvals';
+      end if;
     end if;
   end if;
   if role = 'authenticated' then
@@ -460,6 +464,23 @@ end
 $$;
 
 grant update (approved_by_policy) on public.agent_actions to authenticated;
+
+-- An approval that did not yet reach the policy's number: its action's approval_count
+-- follows (what the inbox shows), recounted from the rows. The decision itself counts the
+-- rows again in the transition trigger.
+create function private.recount_approvals(ids uuid[]) returns setof public.agent_actions
+  language sql security definer
+  set search_path = ''
+  as $$
+    update public.agent_actions a
+       set approval_count = (select count(*) from public.action_approvals x
+                              where x.action_id = a.id)
+     where a.id = any (ids) and a.status = 'pending'
+       and a.organization_id = any ((select private.org_ids('member'))::uuid[])
+    returning a.*
+  $$;
+revoke all on function private.recount_approvals(uuid[]) from public;
+grant execute on function private.recount_approvals(uuid[]) to authenticated;
 
 -- Whether the caller may reject an action under these roles (server jobs always may):
 -- the decide path's filter, so a batch refuses one action instead of failing whole; the
