@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 DEADLINE_SECONDS = 20.0
+# The tries per delivery in the events tests' settings (tests/integration/events/conftest.py).
+MAX_ATTEMPTS = 3
 
 
 @dataclass

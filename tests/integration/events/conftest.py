@@ -13,8 +13,7 @@ from agentplane.db.database import Database
 from agentplane.runtime import Runtime
 from agentplane.settings import Settings
 from tests.support.database import TEST_JWT_SECRET
-
-MAX_ATTEMPTS = 3
+from tests.support.webhooks import MAX_ATTEMPTS
 
 
 @pytest.fixture

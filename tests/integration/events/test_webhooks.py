@@ -20,11 +20,10 @@ from agentplane.events.local import LocalEvents
 from agentplane.events.models import Event
 from agentplane.events.publisher import LocalBus
 from agentplane.runtime import Runtime
-from tests.integration.events.conftest import MAX_ATTEMPTS
 from tests.support.api import MakeOrg, Org, User, assert_problem, field_rules
 from tests.support.builders import new_agent, propose
 from tests.support.database import ProvisionedDatabase
-from tests.support.webhooks import Receiver, receiver
+from tests.support.webhooks import MAX_ATTEMPTS, Receiver, receiver
 
 DEADLINE_SECONDS = 20.0
 
