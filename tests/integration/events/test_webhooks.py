@@ -244,3 +244,34 @@ async def test_bad_input_is_a_422_naming_the_field_and_the_rule(
     body = {"organization_id": str(org.id), "url": "https://example.com/hook", "events": ["*"]}
     resp = await client.post("/webhooks", json={**body, **changes}, headers=org.admin.headers)
     assert field_rules(assert_problem(resp, 422)) == expected
+
+
+async def test_emit_event_is_the_servers_and_its_events_are_delivered_like_the_rest(
+    client: httpx.AsyncClient, make_org: MakeOrg, runtime: Runtime, fresh_db: ProvisionedDatabase
+) -> None:
+    org = await make_org("Acme")
+    with receiver() as rec:
+        hook = await create_webhook(client, org, rec.url, ["action.escalated"])
+        # A person may not call it, even for their own organization
+        with psycopg.connect(fresh_db.app_url) as conn:
+            claims = json.dumps({"sub": str(org.owner.id), "role": "authenticated"})
+            conn.execute("set role authenticated")
+            conn.execute("select set_config('request.jwt.claims', %s, false)", (claims,))
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("select private.emit_event(%s, 'action.escalated', '{}')", (org.id,))
+        # The server (service role) may, in its own transaction
+        async with runtime.database.service("test: an escalation") as tx:
+            cur = await tx.execute(
+                "select private.emit_event(%s, 'action.escalated', %s::jsonb)",
+                (org.id, json.dumps({"action_id": "a", "to": "admins"})),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+        await dispatch_until(runtime, lambda: _any(rec))
+        (body,) = verified(hook["secret"], rec)
+    assert body["id"] == str(row[0])
+    assert (body["type"], body["data"]) == ("action.escalated", {"action_id": "a", "to": "admins"})
+
+
+async def _any(rec: Receiver) -> bool:
+    return bool(rec.got())

@@ -265,15 +265,23 @@ async def deliver_webhooks(runtime: Runtime, *, limit: int = BATCH) -> tuple[int
     leased = await _lease(runtime, limit)
     if not leased:
         return 0, 0, 0
+    # Webhooks are sent to side by side; one webhook's deliveries one after another, in
+    # the order their events happened (a retry may still arrive after a later event).
+    by_webhook: dict[UUID, list[_Delivery]] = {}
+    for d in sorted(leased, key=lambda d: (d.event.created_at, str(d.event.id))):
+        by_webhook.setdefault(d.webhook_id, []).append(d)
     gate = asyncio.Semaphore(CONCURRENCY)
     timeout = httpx.Timeout(runtime.settings.webhook_timeout_seconds)
+    sent: dict[UUID, _Outcome] = {}
     async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
 
-        async def one(d: _Delivery) -> _Outcome:
+        async def in_order(deliveries: list[_Delivery]) -> None:
             async with gate:
-                return await _send(runtime, http, d)
+                for d in deliveries:
+                    sent[d.id] = await _send(runtime, http, d)
 
-        outcomes = await asyncio.gather(*(one(d) for d in leased))
+        await asyncio.gather(*(in_order(ds) for ds in by_webhook.values()))
+    outcomes = [sent[d.id] for d in leased]
     max_attempts = runtime.settings.webhook_max_attempts
     counts = [0, 0, 0]
     async with runtime.database.service("events: record webhook deliveries", routine=True) as tx:
