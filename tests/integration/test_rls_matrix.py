@@ -248,6 +248,43 @@ SPEC: dict[str, TableSpec] = {
         actors=RUNNER_ACTORS,
         table="workflow_outbox",
     ),
+    # Events come only from triggers and private.emit_event (service role): people read
+    # their organizations', nobody writes one.
+    "agent_events": org_scoped(
+        "id = %(agent_event_a)s",
+        "insert into public.agent_events (organization_id, type)"
+        " values (%(org_a)s, 'action.forged')",
+        "last_error = 'rls-matrix'",
+        insert_by=NOBODY,
+        update=NOBODY,
+        delete=NOBODY,
+        actors=RUNNER_ACTORS,
+    ),
+    # Admins register and delete webhooks, members read them; nobody edits one (a new
+    # URL is a new webhook with a new secret).
+    "webhooks": org_scoped(
+        "id = %(webhook_a)s",
+        "insert into public.webhooks (organization_id, url, events, secret_ciphertext,"
+        " secret_nonce, wrapped_data_key, kek_id) values (%(org_a)s, 'https://example.com/h',"
+        " array['*'], decode('00', 'hex'), decode('00', 'hex'), decode('00', 'hex'), 'local')",
+        "description = 'rls-matrix'",
+        select=MEMBER_UP,
+        insert_by=ADMIN_UP,
+        update=NOBODY,
+        actors=RUNNER_ACTORS,
+    ),
+    # Deliveries are the dispatcher's (service role) to write; members read them.
+    "webhook_deliveries": org_scoped(
+        "id = %(delivery_a)s",
+        "insert into public.webhook_deliveries (organization_id, webhook_id, event_id,"
+        " event_type) values (%(org_a)s, %(webhook_a)s, %(agent_event_a)s, 'action.forged')",
+        "last_error = 'rls-matrix'",
+        select=MEMBER_UP,
+        insert_by=NOBODY,
+        update=NOBODY,
+        delete=NOBODY,
+        actors=RUNNER_ACTORS,
+    ),
     # The vault: only the key's user, never the organization's other members.
     "user_keys": org_scoped(
         "id = %(key_a)s",

@@ -80,7 +80,8 @@ def _insert(conn: psycopg.Connection[Any], table: str, **values: Any) -> uuid.UU
 
 def _org_rows(conn: psycopg.Connection[Any], org: uuid.UUID, suffix: str) -> dict[str, Any]:
     """A project, agents, config and its prompt version, runner token, session, actions,
-    event, workflow, run, the run's wait and its outbox rows."""
+    event, workflow, run, the run's wait and its outbox rows, a published event, a webhook
+    and a delivery."""
     ids: dict[str, Any] = {}
     ids[f"project_{suffix}"] = _insert(conn, "projects", organization_id=org, name="p")
     common = {"organization_id": org}
@@ -160,6 +161,36 @@ def _org_rows(conn: psycopg.Connection[Any], org: uuid.UUID, suffix: str) -> dic
         ).fetchone()
         assert row is not None
         ids[f"outbox_{kind}_{suffix}"] = row[0]
+    # The audit rows above became events (the trigger on agent_action_events); a webhook
+    # of the organization's admin, and a delivery of one of those events to it.
+    agent_event = conn.execute(
+        "select id from public.agent_events where organization_id = %s order by id limit 1",
+        (org,),
+    ).fetchone()
+    assert agent_event is not None
+    ids[f"agent_event_{suffix}"] = agent_event[0]
+    ids[f"webhook_{suffix}"] = _insert(
+        conn,
+        "webhooks",
+        **common,
+        url="https://example.com/hook",
+        events=["*"],
+        secret_ciphertext=b"ciphertext",
+        secret_nonce=bytes(12),
+        wrapped_data_key=b"wrapped",
+        kek_id="local",
+        created_by=conn.execute(
+            "select created_by from public.organizations where id = %s", (org,)
+        ).fetchone()[0],  # type: ignore[index]
+    )
+    ids[f"delivery_{suffix}"] = _insert(
+        conn,
+        "webhook_deliveries",
+        **common,
+        webhook_id=ids[f"webhook_{suffix}"],
+        event_id=ids[f"agent_event_{suffix}"],
+        event_type="action.proposed",
+    )
     return ids
 
 

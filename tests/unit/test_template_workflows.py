@@ -287,13 +287,13 @@ def test_the_dispatcher_runs_every_minute_on_the_live_alias_with_a_dlq(
         for target in rule["Properties"]["Targets"]
         if target["Arn"] in (alias, {"Fn::GetAtt": ["WorkflowsFunction", "Arn"]})
     ]
-    assert len(targets) == 1, targets
-    rule, target = targets[0]
-    assert target["Arn"] == alias
-    assert rule["ScheduleExpression"] == "rate(1 minute)"
-    assert rule["State"] == "ENABLED"
-    assert json.loads(target["Input"]) == {"op": "dispatch"}
-    assert target["DeadLetterConfig"] == {"Arn": QUEUE}
+    # The callback dispatcher's schedule, and the events dispatcher's beside it.
+    assert sorted(json.loads(t["Input"])["op"] for _, t in targets) == ["dispatch", "events"]
+    for rule, target in targets:
+        assert target["Arn"] == alias
+        assert rule["ScheduleExpression"] == "rate(1 minute)"
+        assert rule["State"] == "ENABLED"
+        assert target["DeadLetterConfig"] == {"Arn": QUEUE}
 
 
 def test_a_failed_dispatch_is_not_retried_and_goes_to_the_dlq(stack: Stack) -> None:

@@ -49,13 +49,14 @@ def api_routers() -> list[APIRouter]:
 
 
 def actions_routers() -> list[APIRouter]:
-    """Routes of the `actions` function (approval and runner protocol)."""
+    """Routes of the `actions` function (approval and runner protocol, webhooks)."""
     from agentplane.actions.routes import router as actions_router
+    from agentplane.events.routes import router as webhooks_router
     from agentplane.policies.routes import router as policies_router
     from agentplane.sessions.routes import router as runner_router
     from agentplane.tools.routes import router as tools_router
 
-    return [actions_router, runner_router, tools_router, policies_router]
+    return [actions_router, runner_router, tools_router, policies_router, webhooks_router]
 
 
 def mirror_routers() -> list[APIRouter]:

@@ -131,12 +131,16 @@ async def _serve_with_cron(
     """Serve, and run the heartbeat cron every `interval` seconds beside it (what the
     EventBridge schedule does in AWS), with workflows on the local Step Functions
     interpreter and its callback dispatcher."""
+    from agentplane.events.local import LocalEvents
     from agentplane.mirror.service import local_runner, run_nightly
     from agentplane.workflows.local import LocalWorkflows
 
     workflows = LocalWorkflows(runtime)
     workflows.start()
     workflows.run_dispatcher()
+    # Events: a log line and the in-process bus, and webhooks delivered from here.
+    events = LocalEvents(runtime)
+    events.start()
     # Mirror reports run as tasks here (an async invoke of the mirror function in AWS);
     # the nightly job runs on its own timer.
     runtime.mirror_runner = local_runner(runtime)
@@ -166,6 +170,7 @@ async def _serve_with_cron(
                 logger.info("heartbeat cron reaped", extra=changed)
                 # Expired or failed actions may be what a workflow node waits for.
                 await runtime.kick_workflows()
+                await runtime.kick_events()
 
     task = asyncio.create_task(cron())
     nightly_task = asyncio.create_task(nightly())
@@ -176,5 +181,6 @@ async def _serve_with_cron(
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await running
+        await events.stop()
         await workflows.stop_dispatcher()
         workflows.stop()

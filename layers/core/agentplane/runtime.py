@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from agentplane.actions.signing import ApprovalSigner
     from agentplane.auth.tokens import TokenVerifier
     from agentplane.brain.provider import ChatClient
+    from agentplane.events.publisher import EventPublisher
     from agentplane.vault.service import Vault
     from agentplane.workflows.sfn import StepFunctions
 
@@ -32,6 +33,10 @@ class SigningKeyNotConfiguredError(RuntimeError):
 
 class VaultNotConfiguredError(RuntimeError):
     """No key-encryption key outside local mode."""
+
+
+class EventsNotConfiguredError(RuntimeError):
+    """No event bus outside local mode."""
 
 
 class WorkflowsNotConfiguredError(RuntimeError):
@@ -46,6 +51,8 @@ class Runtime:
         self._database = database
         # Local mode: what wakes the in-process callback dispatcher (workflows/local.py).
         self.workflow_kicker: Callable[[], None] | None = None
+        # Local mode: what wakes the in-process events dispatcher (events/local.py).
+        self.events_kicker: Callable[[], None] | None = None
         # Local mode: how a queued mirror report is run off the request (a task).
         self.mirror_runner: Callable[[UUID], None] | None = None
 
@@ -129,6 +136,23 @@ class Runtime:
 
         return StepFunctions(boto3.client("stepfunctions"), arn)
 
+    @cached_property
+    def event_publisher(self) -> EventPublisher:
+        """Where events go: the EventBridge bus (`AGENTPLANE_EVENT_BUS_NAME`), else, in
+        local mode, a log line and the in-process bus."""
+        from agentplane.events.publisher import EventBridgePublisher, LocalBus
+
+        s = self.settings
+        if s.event_bus_name:
+            import boto3
+
+            return EventBridgePublisher(boto3.client("events"), s.event_bus_name)
+        if s.is_local:
+            return LocalBus()
+        raise EventsNotConfiguredError(
+            "set AGENTPLANE_EVENT_BUS_NAME to publish events outside local mode"
+        )
+
     def use_step_functions(self, client: StepFunctions) -> None:
         """Run workflows on `client` (local mode's in-process interpreter)."""
         self.__dict__["step_functions"] = client
@@ -165,6 +189,17 @@ class Runtime:
             return
         await self._invoke_live(
             self.settings.workflows_function_name, {"op": "dispatch"}, "workflow dispatcher kick"
+        )
+
+    async def kick_events(self) -> None:
+        """Wake the events dispatcher after a commit that wrote events: in-process
+        locally, an async invoke of the dispatching function in AWS. Best effort: its
+        schedule publishes and delivers whatever a lost kick leaves."""
+        if self.events_kicker is not None:
+            self.events_kicker()
+            return
+        await self._invoke_live(
+            self.settings.events_function_name, {"op": "events"}, "events dispatcher kick"
         )
 
     async def start_mirror_report(self, report_id: UUID) -> None:

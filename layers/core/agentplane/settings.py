@@ -78,6 +78,21 @@ class Settings(BaseSettings):
     workflow_history_budget: int = Field(default=20_000, ge=50, le=24_000)
     workflow_heartbeat_seconds: int = Field(default=900, ge=30, le=86_400)
 
+    # Events and webhooks. The EventBridge bus events are published to (template.yaml
+    # sets it; without it local mode logs them and hands them to the in-process bus), the
+    # function that dispatches them (the actions function kicks it after a commit), how
+    # often a webhook delivery or a publication is tried before it is given up, the
+    # backoff between tries (doubling from the base, with jitter, up to the cap), how long
+    # one POST may take, and whether webhooks may point at loopback, private or
+    # link-local addresses (unset: only in local mode, where http:// is allowed too).
+    event_bus_name: str | None = None
+    events_function_name: str | None = None
+    webhook_max_attempts: int = Field(default=8, ge=1, le=30)
+    webhook_backoff_seconds: float = Field(default=30.0, ge=0, le=3600)
+    webhook_backoff_max_seconds: float = Field(default=6 * 3600.0, ge=0, le=86_400)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+    webhook_allow_private_networks: bool | None = None
+
     # The model provider client (agent turns, server jobs).
     provider_timeout_seconds: float = Field(default=60.0, gt=0, le=900)
     provider_max_retries: int = Field(default=2, ge=0, le=10)

@@ -472,7 +472,19 @@ async def test_escalation_fires_once_at_its_time_and_expiry_still_denies(
     shown = (await client.get(f"/actions/{action['id']}", headers=org.viewer.headers)).json()
     assert (shown["status"], datetime.fromisoformat(shown["escalated_at"])) == ("pending", due)
     [line] = [r for r in caplog.records if r.getMessage() == "action escalated"]
-    assert sorted(line.notify) == sorted([str(org.owner.id), str(org.admin.id)])  # type: ignore[attr-defined]
+    expected = sorted([str(org.owner.id), str(org.admin.id)])
+    assert sorted(line.notify) == expected  # type: ignore[attr-defined]
+    # as one `action.escalated` event, for the organization's webhooks and the bus
+    with psycopg.connect(fresh_db.admin_url) as conn:
+        events = conn.execute(
+            "select organization_id, data from public.agent_events"
+            " where type = 'action.escalated' and data ->> 'action_id' = %s",
+            (action["id"],),
+        ).fetchall()
+    assert len(events) == 1
+    assert events[0][0] == org.id
+    assert sorted(events[0][1]["notify"]) == expected
+    assert events[0][1]["escalate_to_role"] == "admin"
 
     # And when its TTL runs out nobody approved it: it expires, and stays denied
     with psycopg.connect(fresh_db.admin_url) as conn:

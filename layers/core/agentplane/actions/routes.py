@@ -23,7 +23,7 @@ from agentplane.errors import ValidationProblemError
 from agentplane.http.deps import RuntimeDep, UserTx
 from agentplane.http.etag import conditional_json
 from agentplane.http.pagination import OrderedPageDep
-from agentplane.http.workflow_kick import kick_if_workflow
+from agentplane.http.workflow_kick import kick_events, kick_if_workflow
 from agentplane.observability import logger
 
 router = APIRouter(tags=["actions"])
@@ -36,6 +36,7 @@ async def propose_action(
     tx: UserTx,
     response: Response,
     runtime: RuntimeDep,
+    background: BackgroundTasks,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Action:
     """Propose an action for an agent (201); a retry with the same key returns it (200)."""
@@ -63,6 +64,8 @@ async def propose_action(
     )
     if not created:
         response.status_code = 200
+    else:
+        kick_events(background, runtime)  # action.proposed
     return action
 
 

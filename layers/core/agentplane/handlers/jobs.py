@@ -1,4 +1,5 @@
-"""The jobs' handlers: the heartbeat cron and the mirror function's schedule and reports.
+"""The jobs' handlers: the heartbeat cron, the mirror function's schedule and reports, and
+the events dispatcher.
 
 No web stack: a job imports neither FastAPI, Starlette nor Mangum, so its cold start pays
 only for what it runs (tests/integration/test_handlers_on_events.py pins it). Jobs run on
@@ -72,6 +73,25 @@ async def _mirror_job(runtime: Runtime, event: dict[str, Any]) -> dict[str, Any]
 def mirror_job_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The nightly schedule queues reports; an async `{"report_id"}` invocation runs one."""
     return run(_mirror_job(get_runtime(), event))
+
+
+async def _events_job(runtime: Runtime) -> dict[str, Any]:
+    from agentplane.events.dispatcher import dispatch
+
+    return (await dispatch(runtime)).as_dict()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def events_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """`{"op": "events"}` (the schedule, or a kick after a commit): publish due events to
+    EventBridge and deliver due webhooks; returns the counts."""
+    result = run(_events_job(get_runtime()))
+    metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=result["published"])
+    metrics.add_metric(name="WebhooksDelivered", unit=MetricUnit.Count, value=result["delivered"])
+    metrics.add_metric(name="WebhooksFailed", unit=MetricUnit.Count, value=result["failed"])
+    return result
 
 
 def mirror_handler(http: Callable[[], Handler]) -> Handler:

@@ -1,4 +1,5 @@
-"""The workflows function: HTTP routes, Step Functions task events and the dispatcher.
+"""The workflows function: HTTP routes, Step Functions task events, the callback
+dispatcher and the events dispatcher (`{"op": "events"}`, see handlers/jobs.py).
 
 A task event (`{"op": ...}`, from the state machine or the dispatcher's schedule) runs
 on the process's loop with the process runtime, without the web stack; an HTTP event
@@ -44,6 +45,13 @@ def workflow_task_handler(event: dict[str, Any], context: LambdaContext) -> dict
 
 
 def workflows_handler(http: Callable[[], Handler]) -> Handler:
-    """HTTP events to the handler `http()` builds on the first of them, every other
-    event to the task handler."""
-    return http_or_job(http, cast(Handler, workflow_task_handler))
+    """HTTP events to the handler `http()` builds on the first of them, `{"op":
+    "events"}` to the events dispatcher, every other event to the task handler."""
+    from agentplane.handlers.jobs import events_handler
+
+    def job(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        if event.get("op") == "events":
+            return cast(Handler, events_handler)(event, context)
+        return cast(Handler, workflow_task_handler)(event, context)
+
+    return http_or_job(http, job)

@@ -25,6 +25,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 
+from psycopg.types.json import Jsonb
+
 from agentplane.actions.service import (
     Escalation,
     escalate_waiting,
@@ -169,8 +171,27 @@ async def escalate(
 
 
 async def announce_escalation(tx: Tx, escalation: Escalation) -> None:
-    """Tell the escalation's role: a log line for operators (and the event of the
-    notifications outbox, in the same transaction, where that is installed)."""
+    """Tell the escalation's role: an `action.escalated` event in the same transaction
+    (published after commit to EventBridge or the local bus, and to the organization's
+    webhooks), naming the people of that role, and a log line for operators."""
+    await tx.execute(
+        "select private.emit_event(%s, 'action.escalated', %s)",
+        (
+            escalation.organization_id,
+            Jsonb(
+                {
+                    "action_id": str(escalation.action_id),
+                    "agent_id": str(escalation.agent_id),
+                    "organization_id": str(escalation.organization_id),
+                    "risk": escalation.risk,
+                    "policy_id": str(escalation.policy_id) if escalation.policy_id else None,
+                    "escalate_to_role": escalation.escalate_to_role,
+                    "notify": [str(u) for u in escalation.notify],
+                    "expires_at": escalation.expires_at.isoformat(),
+                }
+            ),
+        ),
+    )
     logger.info(
         "action escalated",
         extra={

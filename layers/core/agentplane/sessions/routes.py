@@ -15,7 +15,7 @@ from agentplane.db.pagination import Page
 from agentplane.errors import UnauthorizedError
 from agentplane.http.deps import RunnerDep, RunnerTx, RuntimeDep, UserTx
 from agentplane.http.pagination import PageDep
-from agentplane.http.workflow_kick import kick_if_workflow
+from agentplane.http.workflow_kick import kick_events, kick_if_workflow
 from agentplane.observability import logger
 from agentplane.sessions import service
 from agentplane.sessions.models import (
@@ -61,7 +61,13 @@ async def end_session(session_id: UUID, tx: RunnerTx) -> Response:
 
 
 @router.post("/runner/claim", response_model=ClaimedActions)
-async def claim(body: ClaimRequest, runner: RunnerDep, tx: RunnerTx) -> ClaimedActions:
+async def claim(
+    body: ClaimRequest,
+    runner: RunnerDep,
+    tx: RunnerTx,
+    runtime: RuntimeDep,
+    background: BackgroundTasks,
+) -> ClaimedActions:
     """Lease up to `max` approved actions to an online session of this runner, oldest
     first; each comes with its signed approval and a fencing token."""
     agent_id = _agent_of(runner)
@@ -69,6 +75,7 @@ async def claim(body: ClaimRequest, runner: RunnerDep, tx: RunnerTx) -> ClaimedA
         tx, agent_id, body.session_id, max_items=body.max, lease_seconds=body.lease_seconds
     )
     if items:  # an idle runner polls every few seconds: empty claims are not news
+        kick_events(background, runtime)  # action.claimed
         logger.info(
             "actions claimed",
             extra={

@@ -98,6 +98,16 @@ class KeyUnreadableError(ConflictError):
 
 
 @dataclass(frozen=True)
+class SealedSecret:
+    """A secret as stored: its ciphertext and nonce, the wrapped data key, the KEK id."""
+
+    ciphertext: bytes
+    nonce: bytes
+    wrapped_data_key: bytes
+    kek_id: str
+
+
+@dataclass(frozen=True)
 class RotationReport:
     """What a rotation did."""
 
@@ -125,6 +135,23 @@ class Vault:
             if wrapper.handles(kek_id):
                 return wrapper
         raise UnknownKekError(f"no key wrapper for {kek_id!r} is configured")
+
+    # --- other secrets of the server's ------------------------------------------------
+
+    async def seal(self, context: KeyContext, plaintext: str, aad: bytes) -> SealedSecret:
+        """Envelope-encrypt a secret the server must read back later (a webhook's signing
+        secret), under a fresh data key wrapped with `context`."""
+        data_key, wrapped, kek_id = await asyncio.to_thread(self.current.new_data_key, context)
+        nonce, ciphertext = encrypt_secret(data_key, plaintext, aad)
+        return SealedSecret(ciphertext, nonce, wrapped, kek_id)
+
+    async def open(self, context: KeyContext, sealed: SealedSecret, aad: bytes) -> str:
+        """The plaintext of a sealed secret (VaultDecryptError if anything differs)."""
+        wrapper = self._wrapper_for(sealed.kek_id)
+        data_key = await asyncio.to_thread(
+            wrapper.unwrap, sealed.wrapped_data_key, sealed.kek_id, context
+        )
+        return decrypt_secret(data_key, sealed.nonce, sealed.ciphertext, aad)
 
     # --- people -------------------------------------------------------------------------
 

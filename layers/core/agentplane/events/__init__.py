@@ -1,0 +1,1 @@
+"""Notifications: domain events published after commit, and organizations' webhooks."""
