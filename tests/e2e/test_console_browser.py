@@ -8,10 +8,7 @@ two people racing see one winner, and sign-in through Supabase Auth works and fo
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,13 +16,13 @@ from typing import Any
 import pytest
 
 from tests.support.console import Console, Team
+from tests.support.dev_server import run_runner_once
 
 pytestmark = pytest.mark.e2e
 
 RLO, ZWSP = "\u202e", "\u200b"
 # The inbox polls every 3 s: what is proposed shows up within that, with room to spare.
 WITHIN_A_REFRESH_MS = 3 * 3000
-RUNNER_DEADLINE_S = 90
 
 
 def test_a_person_decides_in_the_inbox(browser: Any, team: Team, tmp_path: Path) -> None:
@@ -96,34 +93,11 @@ def test_a_person_decides_in_the_inbox(browser: Any, team: Team, tmp_path: Path)
     page.close()
 
 
-def _run_runner_once(console: Console, team: Team, workspace: Path) -> str:
-    """A real `agentplane runner --once` for the team's agent; its output."""
+def _run_runner_once(console: Console, team: Team, workspace: Path) -> None:
+    """A real `agentplane runner --once` for the team's agent."""
     token = team.client().post(f"/agents/{team.agent_id}/runner-tokens", json={"name": "e2e"})
     assert token.status_code == 201, token.text
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
-        "AGENTPLANE_RUNNER_TOKEN": token.json()["token"],
-        "AGENTPLANE_DATA_DIR": str(console.data_dir),
-    }
-    runner = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "agentplane.cli",
-            "runner",
-            "--server",
-            console.base_url,
-            "--workspace",
-            str(workspace),
-            "--once",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=RUNNER_DEADLINE_S,
-    )
-    assert runner.returncode == 0, runner.stdout + runner.stderr
-    return runner.stdout + runner.stderr
+    run_runner_once(console.base_url, token.json()["token"], console.data_dir, workspace)
 
 
 def test_the_action_page_verifies_the_decision_and_follows_the_runner(

@@ -4,20 +4,15 @@ through an undo that a person approves like any action."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.dev_server import STARTUP_DEADLINE_S, dev_server, stop
+from tests.support.dev_server import STARTUP_DEADLINE_S, dev_server, run_runner_once, stop
 
 pytestmark = pytest.mark.e2e
-
-RUNNER_DEADLINE_S = 90
 
 
 def test_a_write_by_a_real_runner_is_restored_through_an_approved_undo(tmp_path: Path) -> None:
@@ -32,12 +27,6 @@ def test_a_write_by_a_real_runner_is_restored_through_an_approved_undo(tmp_path:
         )
         runner_token = api.post(f"/agents/{agent_id}/runner-tokens", json={"name": "e2e"})
         assert runner_token.status_code == 201, runner_token.text
-        env = {
-            **os.environ,
-            "AGENTPLANE_RUNNER_TOKEN": runner_token.json()["token"],
-            "AGENTPLANE_DATA_DIR": str(data_dir),
-        }
-        env.pop("DATABASE_URL", None)
 
         def approve(action_id: str) -> None:
             approved = api.post(f"/actions/{action_id}/approve", json={"reason": "e2e"})
@@ -52,24 +41,7 @@ def test_a_write_by_a_real_runner_is_restored_through_an_approved_undo(tmp_path:
 
         def run_queue() -> None:
             """A real runner process works the agent's queue until it is empty."""
-            runner = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "agentplane.cli",
-                    "runner",
-                    "--server",
-                    server.base_url,
-                    "--workspace",
-                    str(workspace),
-                    "--once",
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=RUNNER_DEADLINE_S,
-            )
-            assert runner.returncode == 0, runner.stdout + runner.stderr
+            run_runner_once(server.base_url, runner_token.json()["token"], data_dir, workspace)
 
         plan = workspace / "notes" / "plan.md"
         write = {"tool": "write_file", "args": {"path": "notes/plan.md"}}

@@ -99,3 +99,34 @@ def stop(server: DevServer) -> int:
     """Ctrl-C the server; its exit code."""
     server.proc.send_signal(signal.SIGINT)
     return server.proc.wait(timeout=STOP_DEADLINE_S)
+
+
+RUNNER_DEADLINE_S = 90
+
+
+def run_runner_once(
+    server_url: str, runner_token: str, data_dir: Path, workspace: Path
+) -> subprocess.CompletedProcess[str]:
+    """A real `agentplane runner --once` process working its agent's queue until it is
+    empty; it must exit 0 (the output is in the assertion when it does not)."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update({"AGENTPLANE_RUNNER_TOKEN": runner_token, "AGENTPLANE_DATA_DIR": str(data_dir)})
+    runner = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agentplane.cli",
+            "runner",
+            "--server",
+            server_url,
+            "--workspace",
+            str(workspace),
+            "--once",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUNNER_DEADLINE_S,
+    )
+    assert runner.returncode == 0, runner.stdout + runner.stderr
+    return runner
