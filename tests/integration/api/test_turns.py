@@ -466,3 +466,40 @@ async def test_a_teammates_connection_at_the_public_endpoint_takes_your_own_key(
     async with database.transaction(Caller.user({"sub": str(org.member.id)})) as tx:
         own = await agent_endpoint(tx, uuid.UUID(agent_id))
     assert own.connection_id == uuid.UUID(connection["id"])
+
+
+async def test_a_read_its_policy_approves_by_itself_is_approved_at_once(
+    client: httpx.AsyncClient, world: World, fake: FakeProvider
+) -> None:
+    # Given a low-risk policy that approves reads under reports/ by itself
+    policy = await client.post(
+        "/approval-policies",
+        json={
+            "organization_id": str(world.org.id),
+            "tool_pattern": "read_file",
+            "risk": "low",
+            "auto_approve": True,
+            "auto_approve_constraints": {"path": {"path_within": "reports"}},
+        },
+        headers=world.org.admin.headers,
+    )
+    assert policy.status_code == 201, policy.text
+    # When the model asks to read one file inside and one outside
+    fake.script(
+        Reply(
+            body=FakeProvider.completion(
+                tool_calls=[
+                    FakeProvider.tool_call("in", "read_file", {"path": "reports/q3.txt"}),
+                    FakeProvider.tool_call("out", "read_file", {"path": "secrets/key.txt"}),
+                ]
+            )
+        )
+    )
+    resp = await _turn(client, world, "read the reports")
+
+    # Then the one inside is approved and signed by the policy, the other waits
+    assert resp.status_code == 201, resp.text
+    inside, outside = resp.json()["actions"]
+    assert (inside["status"], inside["approved_by_policy"]) == ("approved", policy.json()["id"])
+    assert inside["approval_signature"]
+    assert (outside["status"], outside["approved_by_policy"]) == ("pending", None)

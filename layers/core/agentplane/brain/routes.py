@@ -30,4 +30,6 @@ async def create_turn(
         agent_id,
         body,
         history_limit=runtime.settings.turn_history_messages,
+        signer=lambda: runtime.signer,
+        approval_ttl_seconds=runtime.settings.approval_ttl_seconds,
     )

@@ -43,6 +43,9 @@ from agentplane.skills import service as skills
 from agentplane.vault.service import Vault
 
 if TYPE_CHECKING:  # the provider client (and httpx) load on the first turn, not at import
+    from collections.abc import Callable
+
+    from agentplane.actions.signing import ApprovalSigner
     from agentplane.brain.provider import ChatClient, Completion
 
 TITLE_LENGTH = 80
@@ -292,7 +295,13 @@ async def _insert_message(
 
 
 async def _record(
-    tx: Tx, agent_id: UUID, body: TurnCreate, context: Context, completion: Completion
+    tx: Tx,
+    agent_id: UUID,
+    body: TurnCreate,
+    context: Context,
+    completion: Completion,
+    signer: Callable[[], ApprovalSigner] | None = None,
+    approval_ttl_seconds: int = 3600,
 ) -> Turn:
     conversation = context.conversation
     if conversation is None:
@@ -353,6 +362,8 @@ async def _record(
             idempotency_key=f"turn:{reply.id}:{call_id}",
             source="brain",
             message_id=reply.id,
+            signer=signer,
+            approval_ttl_seconds=approval_ttl_seconds,
         )
         actions.append(action)
     await tx.execute(
@@ -377,8 +388,11 @@ async def hold_turn(
     body: TurnCreate,
     *,
     history_limit: int,
+    signer: Callable[[], ApprovalSigner] | None = None,
+    approval_ttl_seconds: int = 3600,
 ) -> Turn:
-    """One turn of `caller` with the agent (see the module docstring)."""
+    """One turn of `caller` with the agent (see the module docstring). With a `signer`,
+    a tool call that its low-risk policy approves by itself is approved at once."""
     async with database.transaction(caller) as tx:
         context = await _gather(tx, vault, caller, agent_id, body, history_limit)
     from agentplane.brain.provider import ProviderError
@@ -401,7 +415,7 @@ async def hold_turn(
                 await connections.mark(tx, endpoint.connection_id, "error")
         raise
     async with database.transaction(caller) as tx:
-        turn = await _record(tx, agent_id, body, context, completion)
+        turn = await _record(tx, agent_id, body, context, completion, signer, approval_ttl_seconds)
         if endpoint.connection_id is not None:
             await connections.mark(tx, endpoint.connection_id, "online")
     logger.info(
