@@ -160,6 +160,13 @@ def _org_rows(conn: psycopg.Connection[Any], org: uuid.UUID, suffix: str) -> dic
         ).fetchone()
         assert row is not None
         ids[f"outbox_{kind}_{suffix}"] = row[0]
+    doorbell = conn.execute(
+        "insert into public.runner_doorbells (organization_id, agent_id, action_id)"
+        " values (%s, %s, %s) returning id",
+        (org, agent["agent_id"], ids[f"action_{suffix}"]),
+    ).fetchone()
+    assert doorbell is not None
+    ids[f"doorbell_{suffix}"] = doorbell[0]
     return ids
 
 

@@ -132,8 +132,12 @@ async def _serve_with_cron(
     EventBridge schedule does in AWS), with workflows on the local Step Functions
     interpreter and its callback dispatcher."""
     from agentplane.mirror.service import local_runner, run_nightly
+    from agentplane.sessions.sockets import LocalSockets
     from agentplane.workflows.local import LocalWorkflows
 
+    sockets = LocalSockets(runtime.database, accept=runtime.settings.dev_runner_sockets == "on")
+    await sockets.start()
+    runtime.runner_sockets = sockets
     workflows = LocalWorkflows(runtime)
     workflows.start()
     workflows.run_dispatcher()
@@ -178,3 +182,4 @@ async def _serve_with_cron(
                 await running
         await workflows.stop_dispatcher()
         workflows.stop()
+        await sockets.stop()

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from agentplane.actions.signing import ApprovalSigner
     from agentplane.auth.tokens import TokenVerifier
     from agentplane.brain.provider import ChatClient
+    from agentplane.sessions.sockets import LocalSockets
     from agentplane.vault.service import Vault
     from agentplane.workflows.sfn import StepFunctions
 
@@ -48,6 +49,8 @@ class Runtime:
         self.workflow_kicker: Callable[[], None] | None = None
         # Local mode: how a queued mirror report is run off the request (a task).
         self.mirror_runner: Callable[[UUID], None] | None = None
+        # Local mode: the dev server's runner sockets (/runner/ws) and their listener.
+        self.runner_sockets: LocalSockets | None = None
 
     @property
     def database(self) -> Database:
