@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from agentplane.actions.signing import ApprovalSigner
     from agentplane.auth.tokens import TokenVerifier
     from agentplane.brain.provider import ChatClient
+    from agentplane.sessions.apigw import ApiGatewayConnections
     from agentplane.sessions.sockets import LocalSockets
     from agentplane.vault.service import Vault
     from agentplane.workflows.sfn import StepFunctions
@@ -182,6 +183,30 @@ class Runtime:
             {"report_id": str(report_id)},
             "mirror report start",
         )
+
+    async def ring_doorbells(self) -> None:
+        """After a commit that may have made actions claimable, ring their runners: in
+        AWS through the WebSocket API's management API; locally the listener already
+        heard the NOTIFY. Best effort: the cron rings what a lost kick leaves, and the
+        runners' slow poll finds the rest."""
+        url = self.settings.runner_websocket_url
+        if self.runner_sockets is not None or not url:
+            return
+        from agentplane.sessions.apigw import ring
+
+        try:
+            await ring(self.database, self.socket_connections)
+        except Exception as exc:
+            from agentplane.observability import logger
+
+            logger.warning("runner doorbells not rung", extra={"error": str(exc)})
+
+    @cached_property
+    def socket_connections(self) -> ApiGatewayConnections:
+        """The WebSocket API's management client (`runner_websocket_url` in AWS)."""
+        from agentplane.sessions.apigw import ApiGatewayConnections
+
+        return ApiGatewayConnections.for_url(self.settings.runner_websocket_url or "")
 
     @cached_property
     def verifier(self) -> TokenVerifier:

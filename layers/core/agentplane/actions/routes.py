@@ -21,6 +21,7 @@ from agentplane.actions.models import (
 from agentplane.db.pagination import Page
 from agentplane.errors import ValidationProblemError
 from agentplane.http.deps import RuntimeDep, UserTx
+from agentplane.http.doorbell_kick import ring_if_claimable
 from agentplane.http.etag import conditional_json
 from agentplane.http.pagination import OrderedPageDep
 from agentplane.http.workflow_kick import kick_if_workflow
@@ -36,6 +37,7 @@ async def propose_action(
     tx: UserTx,
     response: Response,
     runtime: RuntimeDep,
+    background: BackgroundTasks,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Action:
     """Propose an action for an agent (201); a retry with the same key returns it (200)."""
@@ -63,6 +65,8 @@ async def propose_action(
     )
     if not created:
         response.status_code = 200
+    # A policy may approve it at once.
+    ring_if_claimable(background, runtime, [action])
     return action
 
 
@@ -123,6 +127,7 @@ async def _decide(
         },
     )
     kick_if_workflow(background, runtime, [action])
+    ring_if_claimable(background, runtime, [action])
     return action
 
 
@@ -216,6 +221,7 @@ async def decide_actions(
         },
     )
     kick_if_workflow(background, runtime, decided)
+    ring_if_claimable(background, runtime, decided)
     return BatchDecisionResult(decided=decided, refused=[r.refused() for r in refused])
 
 

@@ -22,6 +22,7 @@ from agentplane.db.database import Database
 from agentplane.db.pagination import Page
 from agentplane.errors import UnauthorizedError
 from agentplane.http.deps import RunnerDep, RunnerTx, RuntimeDep, UserTx
+from agentplane.http.doorbell_kick import ring_after_commit, ring_if_claimable
 from agentplane.http.pagination import PageDep
 from agentplane.http.workflow_kick import kick_if_workflow
 from agentplane.observability import logger
@@ -80,10 +81,13 @@ async def heartbeat(session_id: UUID, tx: RunnerTx) -> Session:
 
 
 @router.delete("/runner/sessions/{session_id}", status_code=204, response_class=Response)
-async def end_session(session_id: UUID, tx: RunnerTx) -> Response:
+async def end_session(
+    session_id: UUID, tx: RunnerTx, runtime: RuntimeDep, background: BackgroundTasks
+) -> Response:
     """End the session; actions it still holds are requeued (or failed after the last
     attempt), like an expired lease."""
     await service.end_session(tx, session_id)
+    ring_after_commit(background, runtime)
     return Response(status_code=204)
 
 
@@ -174,9 +178,17 @@ def _log_stale(action_id: UUID, fencing_token: int, current_status: str | None) 
 
 
 @router.post("/runner/actions/{action_id}/release", response_model=Action)
-async def release_action(action_id: UUID, body: ActionRelease, tx: RunnerTx) -> Action:
+async def release_action(
+    action_id: UUID,
+    body: ActionRelease,
+    tx: RunnerTx,
+    runtime: RuntimeDep,
+    background: BackgroundTasks,
+) -> Action:
     """Give a claimed action back to the queue without counting the attempt."""
-    return await service.release(tx, action_id, body.fencing_token)
+    action = await service.release(tx, action_id, body.fencing_token)
+    ring_if_claimable(background, runtime, [action])
+    return action
 
 
 @router.get("/agents/{agent_id}/sessions", response_model=Page[Session])
