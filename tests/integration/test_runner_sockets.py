@@ -13,12 +13,22 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
+from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
-from agentplane.sessions import apigw
+from agentplane.seed import seed_demo
+from agentplane.sessions import apigw, doorbells
 from agentplane.sessions.apigw import ApiGatewayConnections, management_endpoint
 from agentplane.sessions.doorbells import CHANNEL, Doorbell
+from agentplane.sessions.reaper import reap_stale_sessions
+from agentplane.sessions.service import SOCKET_STALE_AFTER_SECONDS
 from tests.support.api import MakeOrg, Org
-from tests.support.builders import approved_action, new_agent, propose, runner_for
+from tests.support.builders import (
+    approved_action,
+    new_agent,
+    propose,
+    register_silent_session,
+    runner_for,
+)
 from tests.support.management_api import FakeManagementApi, management_api
 
 
@@ -220,3 +230,37 @@ def test_the_management_endpoint_is_the_stage_url_over_https() -> None:
         management_endpoint("wss://abc.execute-api.eu-west-1.amazonaws.com/live")
         == "https://abc.execute-api.eu-west-1.amazonaws.com/live"
     )
+
+
+async def test_a_session_holding_a_socket_is_stale_only_past_the_socket_threshold(
+    database: Database,
+) -> None:
+    # Given two sessions silent for two minutes, one of them holding a socket
+    seed = await seed_demo(database)
+    plain = await register_silent_session(database, seed.agent_id, 120)
+    held = await register_silent_session(database, seed.agent_id, 120)
+    async with database.transaction(Caller.runner(seed.agent_id)) as tx:
+        assert await doorbells.bind_socket(tx, held, "c-held") is not None
+    await _silence(database, held, 120)
+
+    # When the cron runs, only the socketless one goes offline (the socket pings every
+    # five minutes, and its close would have taken the session offline)
+    assert (await reap_stale_sessions(database)).sessions_offline == 1
+    assert [(await _session(database, str(s)))["status"] for s in (plain, held)] == [
+        "offline",
+        "online",
+    ]
+
+    # And past the socket threshold it goes too
+    await _silence(database, held, SOCKET_STALE_AFTER_SECONDS + 10)
+    assert (await reap_stale_sessions(database)).sessions_offline == 1
+    assert (await _session(database, str(held)))["status"] == "offline"
+
+
+async def _silence(database: Database, session_id: UUID, seconds: int) -> None:
+    async with database.service("test: let time pass") as tx:
+        await tx.execute(
+            "update public.agent_sessions"
+            " set last_heartbeat = now() - make_interval(secs => %s) where id = %s",
+            (seconds, session_id),
+        )

@@ -36,17 +36,18 @@ Run approved actions of one agent on this machine. The runner claims actions the
 has approved, checks each one before running it (the payload's SHA-256, the server's
 Ed25519 approval signature, the approval's expiry, the agent) and runs only allowlisted
 tools: read_file, write_file and http_get inside --workspace, and shell when
---allow-shell is given.
+--allow-shell is given. http_get reaches only public addresses (checked after DNS and on
+each redirect) unless --allow-private-network is given. SIGINT/SIGTERM: finish the
+action in flight, hand back the claimed ones not started, close the session (a second
+signal aborts).
 
 Transport (--transport): claims always go over HTTP. With `auto` (the default) the
 runner opens the WebSocket doorbell the server names at registration, claims the moment
 an action is approved and polls only every --slow-poll-interval seconds in case a
 doorbell was lost; when the socket fails it polls every --poll-interval seconds and
 retries the socket with jittered backoff. `ws` keeps to the socket (slow polling only),
-`poll` never opens one. http_get reaches only public addresses (checked after DNS and on
-each redirect) unless --allow-private-network is given. SIGINT/SIGTERM: finish the
-action in flight, hand back the claimed ones not started, close the session (a second
-signal aborts).
+`poll` never opens one. The socket is renewed before API Gateway's 2 hour limit; a
+socket that closes takes the session offline on the server at once.
 """
 
 
@@ -138,7 +139,9 @@ def add_runner_parser(subparsers: Any) -> None:
         "--heartbeat-interval",
         type=_bounded(float, 0.1, 3600),
         default=20.0,
-        help="seconds between session heartbeats (20)",
+        help="seconds between HTTP heartbeats while no doorbell socket is open; with one"
+        " open, its pings (every 5 minutes, inside API Gateway's idle timeout) are the"
+        " heartbeat (20)",
     )
     parser.add_argument(
         "--once", action="store_true", help="exit 0 as soon as a claim comes back empty"

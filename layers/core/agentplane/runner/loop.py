@@ -129,6 +129,11 @@ class Runner:
         return self._stopping
 
     @property
+    def socket(self) -> DoorbellSocket | None:
+        """The doorbell socket's thread, once started (None: polling only)."""
+        return self._socket
+
+    @property
     def session(self) -> RunnerSession | None:
         """The current session, if registered."""
         return self._session
@@ -371,6 +376,8 @@ class Runner:
                 self._socket.reconnect()  # the socket belongs to the session it opened with
 
     def _beat(self) -> None:
+        if self._socket is not None and self._socket.connected:
+            return  # the socket's pings are the heartbeat, and its close says we left
         session = self._current_session()
         try:
             self._client.heartbeat(session.id)

@@ -212,7 +212,8 @@ async def ring(database: Database, connections: Connections, *, limit: int = BAT
             await doorbells.mark_delivered(tx, [d.id for d in due])
         result.doorbells += len(due)
         result.gone += len(gone)
-        if len(due) < limit:
+        # A gone socket's requeued claims wrote doorbells of their own: ring those too.
+        if len(due) < limit and not gone:
             return result
 
 

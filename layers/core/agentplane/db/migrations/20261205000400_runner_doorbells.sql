@@ -8,9 +8,12 @@
 -- When the session's socket was opened (null: none, or it was closed); `socket_id` is
 -- then the connection id.
 alter table public.agent_sessions add column socket_connected_at timestamptz;
--- Who to ring: the live sessions of an agent that hold a socket.
+-- Who to ring: the live sessions of an agent that hold a socket; and a socket's session,
+-- by its connection id (an AWS ping or $disconnect names nothing else).
 create index agent_sessions_socket_idx on public.agent_sessions (agent_id)
   where socket_connected_at is not null and status <> 'offline';
+create index agent_sessions_socket_id_idx on public.agent_sessions (socket_id)
+  where socket_connected_at is not null;
 
 create table public.runner_doorbells (
   id bigint generated always as identity primary key,
