@@ -18,6 +18,7 @@ from fastapi import APIRouter, BackgroundTasks, Request, Response, WebSocket, We
 
 from agentplane.actions.models import Action
 from agentplane.agents.tokens import RUNNER_TOKEN_PREFIX
+from agentplane.auth.caller import Caller
 from agentplane.db.database import Database
 from agentplane.db.pagination import Page
 from agentplane.errors import UnauthorizedError
@@ -245,7 +246,7 @@ async def runner_socket(websocket: WebSocket) -> None:
             "runner socket open",
             extra={"session_id": str(session_id), "agent_id": str(agent_id)},
         )
-        await _serve(websocket, queue, lambda: _ping(hub.database, socket_id))
+        await _serve(websocket, queue, lambda: _ping(hub.database, runner, socket_id))
     finally:
         hub.remove(agent_id, socket_id)
         async with hub.database.service("runner socket closed: take its session offline") as tx:
@@ -254,8 +255,10 @@ async def runner_socket(websocket: WebSocket) -> None:
             logger.info("runner socket closed", extra={"session_id": str(session_id)})
 
 
-async def _ping(database: Database, socket_id: str) -> bool:
-    async with database.service("runner socket ping", routine=True) as tx:
+async def _ping(database: Database, runner: Caller, socket_id: str) -> bool:
+    """A heartbeat in the runner's own transaction (in AWS a ping carries no token, so
+    sessions/apigw.py finds the session by its connection as the server)."""
+    async with database.transaction(runner) as tx:
         return await doorbells.ping(tx, socket_id) is not None
 
 
