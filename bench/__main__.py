@@ -17,6 +17,7 @@ from bench import (
     mirror_heuristic,
     queue_throughput,
     reaper_cost,
+    runner_transport,
     transition_cost,
     workflow_cost,
 )
@@ -75,6 +76,14 @@ BENCHMARKS = {
     "reaper_cost": Benchmark(
         reaper_cost.main,
         (Option("sessions", reaper_cost.DEFAULT_SESSIONS, "live sessions in the table"),),
+    ),
+    "runner_transport": Benchmark(
+        runner_transport.main,
+        (
+            Option("actions", runner_transport.DEFAULT_ACTIONS, "approvals timed per transport"),
+            Option("runners", runner_transport.DEFAULT_RUNNERS, "idle runners per transport"),
+            Option("window", runner_transport.DEFAULT_WINDOW, "seconds of idle CPU measured"),
+        ),
     ),
     "transition_cost": Benchmark(
         transition_cost.main,

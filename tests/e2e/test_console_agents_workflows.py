@@ -17,7 +17,7 @@ from tests.support.console import Console
 
 pytestmark = pytest.mark.e2e
 
-# Longer than the pages' polling (sessions every 3 s, a run every 2.5 s).
+# Longer than the pages' polling (sessions every second, a run every 2.5 s).
 SEEN_MS = 15_000
 
 

@@ -33,6 +33,8 @@ EXPECTED: dict[str, tuple[str, dict[str, Any]]] = {
     # and mints a runner token and registers a session for the claim (an empty queue).
     "actions_post_runner_claim.json": ("actions", {"statusCode": 200}),
     "actions_get_signing_key.json": ("actions", {"statusCode": 200}),
+    # The runner doorbell's WebSocket API: a $connect with a token that is not live.
+    "actions_runner_socket_connect.json": ("actions", {"statusCode": 401}),
     "mirror_async.json": ("mirror", {"status": "not_found"}),
     # invoke writes a run of a demo workflow (approval gate -> llm node) for these:
     "workflows_get_workflows.json": ("workflows", {"statusCode": 200}),

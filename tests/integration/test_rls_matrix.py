@@ -285,6 +285,19 @@ SPEC: dict[str, TableSpec] = {
         delete=NOBODY,
         actors=RUNNER_ACTORS,
     ),
+    # Doorbells are the server's to ring: no person or runner reads or writes one (a
+    # runner hears of its own agent's over its socket).
+    "runner_doorbells": org_scoped(
+        "id = %(doorbell_a)s",
+        "insert into public.runner_doorbells (organization_id, agent_id, action_id)"
+        " values (%(org_a)s, %(agent_a)s, %(action_a)s)",
+        "delivered_at = now()",
+        select=NOBODY,
+        insert_by=NOBODY,
+        update=NOBODY,
+        delete=NOBODY,
+        actors=RUNNER_ACTORS,
+    ),
     # The vault: only the key's user, never the organization's other members.
     "user_keys": org_scoped(
         "id = %(key_a)s",

@@ -256,7 +256,7 @@ async def test_each_step_reads_its_partial_index(database: Database) -> None:
     # predicate matches: the partial index of exactly the rows the step may change.
     some = [uuid4()]
     statements = [
-        (service.OFFLINE_STALE_SESSIONS, (90, 1000), "agent_sessions_live_heartbeat_idx"),
+        (service.OFFLINE_STALE_SESSIONS, (90, 660, 1000), "agent_sessions_live_heartbeat_idx"),
         (service.REQUEUE_BY_SESSION, (some, None), "agent_actions_claimed_session_idx"),
         (service.REQUEUE_BY_SESSION_WAITING, (some, None), "agent_actions_claimed_session_idx"),
         (service.REQUEUE_EXPIRED_LEASES, (1000,), "agent_actions_claimed_lease_idx"),

@@ -191,6 +191,13 @@ def _org_rows(conn: psycopg.Connection[Any], org: uuid.UUID, suffix: str) -> dic
         event_id=ids[f"agent_event_{suffix}"],
         event_type="action.proposed",
     )
+    doorbell = conn.execute(
+        "insert into public.runner_doorbells (organization_id, agent_id, action_id)"
+        " values (%s, %s, %s) returning id",
+        (org, agent["agent_id"], ids[f"action_{suffix}"]),
+    ).fetchone()
+    assert doorbell is not None
+    ids[f"doorbell_{suffix}"] = doorbell[0]
     return ids
 
 

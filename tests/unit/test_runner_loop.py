@@ -53,6 +53,7 @@ class FakeServer:
         self.heartbeat_answers: list[int] = []  # for the next heartbeats of any session
         self.unauthorized: list[str] = []
         self.tokens_on_signing_key: list[str | None] = []
+        self.websocket_url: str | None = None  # what registration names
 
     # -- scripting -------------------------------------------------------------------
 
@@ -166,13 +167,13 @@ class FakeServer:
             return httpx.Response(200, json={"id": parts[2], "status": "approved"})
         return self._problem(404, f"no route {method} {path}")
 
-    @staticmethod
-    def _session(session_id: str) -> dict[str, Any]:
+    def _session(self, session_id: str) -> dict[str, Any]:
         return {
             "id": session_id,
             "agent_id": str(AGENT),
             "status": "online",
             "last_heartbeat": rfc3339(datetime.now(UTC)),
+            "websocket_url": self.websocket_url,
         }
 
 
@@ -570,3 +571,102 @@ def test_the_runner_logs_each_line_once_as_plain_text(
     assert err.count("server answered 503") == 1
     assert "WARNING agentplane.runner.client: server answered 503" in err
     assert "server answered 503" not in out
+
+
+# -- the doorbell socket --------------------------------------------------------------
+
+
+class FakeSocket:
+    """Stands in for DoorbellSocket (no sockets in unit tests): the test rings it."""
+
+    def __init__(self, url: str, session_id: Callable[[], uuid.UUID], ring: Any) -> None:
+        self.url, self.session_id, self.ring = url, session_id, ring
+        self.connected = False
+        self.halted = False
+
+    def start(self) -> None:
+        self.connected = True
+
+    def reconnect(self) -> None:
+        pass
+
+    def halt(self) -> None:
+        self.halted = True
+
+
+def test_a_doorbell_ends_the_slow_poll_at_once_and_the_socket_is_the_heartbeat(
+    server: FakeServer, workspace: Path
+) -> None:
+    # Given a ws runner whose socket is open, and whose polls are a minute apart
+    server.websocket_url = "wss://agentplane.test/runner/ws"
+    sockets: list[FakeSocket] = []
+
+    def open_socket(url: str, session_id: Callable[[], uuid.UUID], ring: Any) -> Any:
+        sockets.append(FakeSocket(url, session_id, ring))
+        return sockets[-1]
+
+    runner = Runner(
+        server.client(),
+        Toolbox(workspace),
+        RunnerOptions(
+            transport="ws",
+            poll_interval_s=60,
+            slow_poll_interval_s=60,
+            heartbeat_interval_s=0.05,
+        ),
+        metadata=METADATA,
+        open_socket=open_socket,
+    )
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: len(server.claim_sessions) == 1 and bool(sockets))
+        [socket] = sockets
+        assert socket.url == server.websocket_url
+        assert str(socket.session_id()) == server.sessions[0]
+
+        # When an action is queued and the doorbell rings
+        action = server.action(write("rung.txt", "ding"))
+        server.queue(action)
+        socket.ring(action["id"])
+
+        # Then it is claimed and run at once (not a minute later), with no HTTP heartbeat
+        wait_for(lambda: action["id"] in server.results)
+        assert server.results[action["id"]]["status"] == "succeeded"
+        assert server.heartbeats == []
+
+        # And once the socket is down the HTTP heartbeat takes over
+        socket.connected = False
+        wait_for(lambda: bool(server.heartbeats))
+    finally:
+        runner.stop()
+        thread.join(timeout=5)
+    assert socket.halted
+    # startup, the doorbell, and the claim that found the queue empty again
+    assert len(server.claim_sessions) == 3
+
+
+def test_poll_never_opens_a_socket(server: FakeServer, workspace: Path) -> None:
+    server.websocket_url = "wss://agentplane.test/runner/ws"
+    opened: list[str] = []
+
+    def open_socket(url: str, session_id: Any, ring: Any) -> Any:
+        opened.append(url)
+        return FakeSocket(url, session_id, ring)
+
+    runner = Runner(
+        server.client(),
+        Toolbox(workspace),
+        RunnerOptions(transport="poll", once=True, poll_interval_s=0),
+        metadata=METADATA,
+        open_socket=open_socket,
+    )
+    assert runner.run() == 0
+    assert opened == []
+
+
+def test_the_transport_flags() -> None:
+    args = parse(["--server", "https://agentplane.test"])
+    assert (args.transport, args.slow_poll_interval) == ("auto", 30.0)
+    forced = parse(["--server", "https://agentplane.test", "--transport", "poll"])
+    assert forced.transport == "poll"

@@ -126,11 +126,20 @@ def test_each_function_grants_api_gateway_once(transformed: dict[str, Any]) -> N
             "components"
         ]["x-amazon-apigateway-integrations"]
     }
+    # The runner doorbell's WebSocket API calls the function of its integration.
+    sockets = {
+        r["Properties"]["IntegrationUri"]["Fn::Sub"][1]["Alias"]["Ref"].split(".")[0]
+        for r in sam_template.template()["Resources"].values()
+        if r["Type"] == "AWS::ApiGatewayV2::Integration"
+    }
+    assert sockets == {"ActionsFunction"}
     grants = {
         function: sum(s["Principal"]["Service"] == "apigateway.amazonaws.com" for s in statements)
         for function, statements in resource_policies(transformed).items()
     }
-    assert grants == {function: int(function in routed) for function in grants}
+    assert grants == {
+        function: int(function in routed) + int(function in sockets) for function in grants
+    }
 
 
 def test_api_gateway_may_invoke_every_route_of_the_api(transformed: dict[str, Any]) -> None:

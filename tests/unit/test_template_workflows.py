@@ -74,6 +74,8 @@ def _names(stack: Stack) -> dict[str, str]:
     names["WorkflowsFunction.Arn"] = function_arn
     for logical_id, resource in resources.items():
         props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::ApiGatewayV2::Api":
+            names[logical_id] = f"api-{logical_id}"
         if resource["Type"] == "AWS::Lambda::Alias" and props["FunctionName"] == {
             "Ref": "WorkflowsFunction"
         }:

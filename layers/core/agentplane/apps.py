@@ -95,5 +95,13 @@ def build_workflows_app(runtime: Runtime | None = None) -> FastAPI:
 
 def build_local_app(runtime: Runtime | None = None) -> FastAPI:
     """Every function's routes in one app, for `agentplane dev`."""
-    routers = [*api_routers(), *actions_routers(), *mirror_routers(), *workflows_routers()]
+    from agentplane.sessions.routes import socket_router as runner_socket_router
+
+    routers = [
+        *api_routers(),
+        *actions_routers(),
+        *mirror_routers(),
+        *workflows_routers(),
+        runner_socket_router,
+    ]
     return create_app(routers, runtime=runtime, title="agentplane")

@@ -133,8 +133,12 @@ async def _serve_with_cron(
     interpreter and its callback dispatcher."""
     from agentplane.events.local import LocalEvents
     from agentplane.mirror.service import local_runner, run_nightly
+    from agentplane.sessions.sockets import LocalSockets
     from agentplane.workflows.local import LocalWorkflows
 
+    sockets = LocalSockets(runtime.database, accept=runtime.settings.dev_runner_sockets == "on")
+    await sockets.start()
+    runtime.runner_sockets = sockets
     workflows = LocalWorkflows(runtime)
     workflows.start()
     workflows.run_dispatcher()
@@ -184,3 +188,4 @@ async def _serve_with_cron(
         await events.stop()
         await workflows.stop_dispatcher()
         workflows.stop()
+        await sockets.stop()

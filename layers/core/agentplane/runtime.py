@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from agentplane.auth.tokens import TokenVerifier
     from agentplane.brain.provider import ChatClient
     from agentplane.events.publisher import EventPublisher
+    from agentplane.sessions.apigw import ApiGatewayConnections
+    from agentplane.sessions.sockets import LocalSockets
     from agentplane.vault.service import Vault
     from agentplane.workflows.sfn import StepFunctions
 
@@ -55,6 +57,8 @@ class Runtime:
         self.events_kicker: Callable[[], None] | None = None
         # Local mode: how a queued mirror report is run off the request (a task).
         self.mirror_runner: Callable[[UUID], None] | None = None
+        # Local mode: the dev server's runner sockets (/runner/ws) and their listener.
+        self.runner_sockets: LocalSockets | None = None
 
     @property
     def database(self) -> Database:
@@ -214,6 +218,30 @@ class Runtime:
             {"report_id": str(report_id)},
             "mirror report start",
         )
+
+    async def ring_doorbells(self) -> None:
+        """After a commit that may have made actions claimable, ring their runners: in
+        AWS through the WebSocket API's management API; locally the listener already
+        heard the NOTIFY. Best effort: the cron rings what a lost kick leaves, and the
+        runners' slow poll finds the rest."""
+        url = self.settings.runner_websocket_url
+        if self.runner_sockets is not None or not url:
+            return
+        from agentplane.sessions.apigw import ring
+
+        try:
+            await ring(self.database, self.socket_connections)
+        except Exception as exc:
+            from agentplane.observability import logger
+
+            logger.warning("runner doorbells not rung", extra={"error": str(exc)})
+
+    @cached_property
+    def socket_connections(self) -> ApiGatewayConnections:
+        """The WebSocket API's management client (`runner_websocket_url` in AWS)."""
+        from agentplane.sessions.apigw import ApiGatewayConnections
+
+        return ApiGatewayConnections.for_url(self.settings.runner_websocket_url or "")
 
     @cached_property
     def verifier(self) -> TokenVerifier:

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     # as often).
     workflow_state_machine_arn: str | None = None
     workflows_function_name: str | None = None
+    # The runner doorbell (DESIGN.md §4.2): the WebSocket URL runners are told at
+    # registration (template.yaml: the WebSocket API stage's wss:// URL; its https://
+    # twin is the management API doorbells are posted to). Local mode serves /runner/ws.
+    runner_websocket_url: str | None = None
     # The mirror function, which runs each queued report in an async invocation of its own.
     mirror_function_name: str | None = None
     workflow_history_budget: int = Field(default=20_000, ge=50, le=24_000)
@@ -104,6 +108,8 @@ class Settings(BaseSettings):
     dev_provider_url: str | None = None
     dev_provider_model: str = "hermes-3"
     dev_provider_key: SecretStr | None = None
+    # `agentplane dev` only, a test hook: "off" drops every runner socket at once.
+    dev_runner_sockets: Literal["on", "off"] = "on"
 
     @property
     def vault_keyring_path(self) -> Path:

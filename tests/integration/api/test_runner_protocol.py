@@ -55,6 +55,8 @@ async def test_register_heartbeat_claim_and_report_success(
         {"version": "0.1", "os": "x"},
     )
     assert (session["status"], session["ended_at"]) == ("online", None)
+    # This app serves no doorbell socket: the runner is told to poll.
+    assert session.pop("websocket_url") is None
 
     # When it heartbeats, the heartbeat moves and nothing else does
     beat = await runner.heartbeat(session["id"])

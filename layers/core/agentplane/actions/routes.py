@@ -21,6 +21,7 @@ from agentplane.actions.models import (
 from agentplane.db.pagination import Page
 from agentplane.errors import ValidationProblemError
 from agentplane.http.deps import RuntimeDep, UserTx
+from agentplane.http.doorbell_kick import ring_if_claimable
 from agentplane.http.etag import conditional_json
 from agentplane.http.pagination import OrderedPageDep
 from agentplane.http.workflow_kick import kick_events, kick_if_workflow
@@ -66,6 +67,8 @@ async def propose_action(
         response.status_code = 200
     else:
         kick_events(background, runtime)  # action.proposed
+    # A policy may approve it at once.
+    ring_if_claimable(background, runtime, [action])
     return action
 
 
@@ -126,6 +129,7 @@ async def _decide(
         },
     )
     kick_if_workflow(background, runtime, [action])
+    ring_if_claimable(background, runtime, [action])
     return action
 
 
@@ -219,6 +223,7 @@ async def decide_actions(
         },
     )
     kick_if_workflow(background, runtime, decided)
+    ring_if_claimable(background, runtime, decided)
     return BatchDecisionResult(decided=decided, refused=[r.refused() for r in refused])
 
 

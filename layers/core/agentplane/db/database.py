@@ -126,6 +126,7 @@ class Database:
         connect_timeout: float = 5.0,
         check_login_role: bool = False,
     ) -> None:
+        self._conninfo = conninfo
         self._pool = AsyncConnectionPool(
             conninfo,
             min_size=min_size,
@@ -215,6 +216,22 @@ class Database:
         """A service-role transaction for a server job; `reason` is logged (at debug when
         `routine`: a scheduled job's every run)."""
         return self.transaction(Caller.service(reason), routine=routine)
+
+    @asynccontextmanager
+    async def listen(self, channel: str) -> AsyncIterator[AsyncIterator[str]]:
+        """The payloads NOTIFYd on `channel`, on a connection of its own (a NOTIFY is
+        delivered only when its transaction commits); closed on the way out."""
+        conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        try:
+            await conn.execute(sql.SQL("listen {}").format(sql.Identifier(channel)))
+
+            async def payloads() -> AsyncIterator[str]:
+                async for notice in conn.notifies():
+                    yield notice.payload
+
+            yield payloads()
+        finally:
+            await conn.close()
 
     async def ping(self) -> bool:
         """True when a connection answers `select 1`."""

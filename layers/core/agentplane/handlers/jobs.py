@@ -41,7 +41,10 @@ REAPER_METRICS = {
 def heartbeat_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """EventBridge schedule: take silent sessions offline, requeue (or fail) lost leases,
     expire undecided proposals and unclaimed approvals; returns the counts."""
-    result = run(reap(get_runtime().database))
+    runtime = get_runtime()
+    result = run(reap(runtime.database))
+    # The backstop of the doorbell kicks: what a lost kick or a requeue above left.
+    run(runtime.ring_doorbells())
     counts = result.as_counts()
     for name, key in REAPER_METRICS.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts[key])

@@ -25,6 +25,7 @@ from agentplane.runner.client import (
     ServerUnavailableError,
 )
 from agentplane.runner.loop import Runner, RunnerOptions
+from agentplane.runner.socket import DoorbellSocket
 from agentplane.runner.tools import SHELL_MAX_TIMEOUT_S, TOKEN_ENV_VAR, Toolbox
 from agentplane.settings import Settings
 
@@ -39,6 +40,14 @@ tools: read_file, write_file and http_get inside --workspace, and shell when
 each redirect) unless --allow-private-network is given. SIGINT/SIGTERM: finish the
 action in flight, hand back the claimed ones not started, close the session (a second
 signal aborts).
+
+Transport (--transport): claims always go over HTTP. With `auto` (the default) the
+runner opens the WebSocket doorbell the server names at registration, claims the moment
+an action is approved and polls only every --slow-poll-interval seconds in case a
+doorbell was lost; when the socket fails it polls every --poll-interval seconds and
+retries the socket with jittered backoff. `ws` keeps to the socket (slow polling only),
+`poll` never opens one. The socket is renewed before API Gateway's 2 hour limit; a
+socket that closes takes the session offline on the server at once.
 """
 
 
@@ -114,10 +123,25 @@ def add_runner_parser(subparsers: Any) -> None:
         help="seconds to wait when the queue is empty (2)",
     )
     parser.add_argument(
+        "--transport",
+        choices=["auto", "ws", "poll"],
+        default="auto",
+        help="how the runner learns of approved work: auto (WebSocket doorbell, polling"
+        " while it is down), ws (doorbell and slow polling only), poll (no socket) (auto)",
+    )
+    parser.add_argument(
+        "--slow-poll-interval",
+        type=_bounded(float, 1, 3600),
+        default=30.0,
+        help="seconds between claims while the doorbell socket is open (30)",
+    )
+    parser.add_argument(
         "--heartbeat-interval",
         type=_bounded(float, 0.1, 3600),
         default=20.0,
-        help="seconds between session heartbeats (20)",
+        help="seconds between HTTP heartbeats while no doorbell socket is open; with one"
+        " open, its pings (every 5 minutes, inside API Gateway's idle timeout) are the"
+        " heartbeat (20)",
     )
     parser.add_argument(
         "--once", action="store_true", help="exit 0 as soon as a claim comes back empty"
@@ -210,6 +234,8 @@ def execute(
         poll_interval_s=args.poll_interval,
         heartbeat_interval_s=args.heartbeat_interval,
         once=args.once,
+        transport=args.transport,
+        slow_poll_interval_s=args.slow_poll_interval,
     )
     if args.allow_shell and args.lease_seconds < SHELL_MAX_TIMEOUT_S:
         logger.info(
@@ -221,6 +247,9 @@ def execute(
         toolbox,
         options,
         metadata=metadata if metadata is not None else session_metadata(args.server),
+        open_socket=lambda url, session_id, ring: DoorbellSocket(
+            url, token, session_id, ring, user_agent=f"agentplane-runner/{__version__}"
+        ),
     )
     logger.info(
         "runner %s: server %s, workspace %s, tools %s",
@@ -266,7 +295,7 @@ def configure_logging(level: str) -> None:
     logger.setLevel(level)
     logger.propagate = False
     # httpx logs every request at INFO; the runner logs what matters itself.
-    for noisy in ("httpx", "httpcore"):
+    for noisy in ("httpx", "httpcore", "websockets"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -9,6 +9,11 @@ Safety properties, in the order the code keeps them:
   has expired another runner may hold the action, so running on would run it twice.
 - A stop request (SIGINT/SIGTERM, `stop()`) lets the action in flight finish, releases
   the claimed ones not started, and closes the session.
+
+Transport: claims always go over HTTP. With a doorbell socket open (`ws`, or `auto` when
+the server offers one) the loop claims at once on a doorbell and otherwise polls only
+slowly, in case a doorbell was lost; `auto` polls at the normal interval while the socket
+is down (runner/socket.py retries it).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
@@ -34,6 +39,7 @@ from agentplane.runner.client import (
     StaleFencingTokenError,
 )
 from agentplane.runner.models import ActionRefusedError, ClaimedAction, RunnerSession, ToolResult
+from agentplane.runner.socket import DoorbellSocket
 from agentplane.runner.verify import VerificationKey, load_signing_keys, verify_claim
 
 logger = logging.getLogger(__name__)
@@ -45,6 +51,12 @@ LEASE_MARGIN_S = 2.0
 # rotation), at most this often.
 KEY_REFRESH_INTERVAL_S = 300.0
 _PAUSE_SLICE_S = 0.2
+
+Transport = Literal["auto", "ws", "poll"]
+# Opens the doorbell socket: (url, the current session's id, ring) -> its thread.
+SocketFactory = Callable[
+    [str, Callable[[], uuid.UUID], Callable[[str | None], None]], DoorbellSocket
+]
 
 
 class ToolRunner(Protocol):
@@ -64,6 +76,9 @@ class RunnerOptions:
     poll_interval_s: float = 2.0
     heartbeat_interval_s: float = 20.0
     once: bool = False
+    transport: Transport = "poll"
+    # While the doorbell socket is open: a claim this often anyway.
+    slow_poll_interval_s: float = 30.0
 
 
 class Runner:
@@ -77,6 +92,7 @@ class Runner:
         *,
         metadata: Mapping[str, Any],
         socket_id: str | None = None,
+        open_socket: SocketFactory | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -94,6 +110,11 @@ class Runner:
         self._closing = False
         self._stopping = False
         self._fatal: RunnerAuthError | None = None
+        self._open_socket = open_socket
+        self._socket: DoorbellSocket | None = None
+        # Set by a doorbell (from the socket's thread); the loop's pause ends at once.
+        self._wake = threading.Event()
+        self._claim_reason = "startup"
 
     # -- control -------------------------------------------------------------------
 
@@ -106,6 +127,11 @@ class Runner:
     def stopping(self) -> bool:
         """True once a stop was asked for."""
         return self._stopping
+
+    @property
+    def socket(self) -> DoorbellSocket | None:
+        """The doorbell socket's thread, once started (None: polling only)."""
+        return self._socket
 
     @property
     def session(self) -> RunnerSession | None:
@@ -123,14 +149,46 @@ class Runner:
         logger.info("session %s registered for agent %s", self._session.id, self._session.agent_id)
         heartbeat = _Heartbeat(self._beat, self._options.heartbeat_interval_s)
         heartbeat.start()
+        self._start_socket(self._session.websocket_url)
         try:
             self._loop()
         finally:
             heartbeat.halt()
             self._close_session()
+            if self._socket is not None:
+                self._socket.halt()
         if self._fatal is not None:
             raise self._fatal
         return 0
+
+    # -- transport -----------------------------------------------------------------
+
+    def _start_socket(self, url: str | None) -> None:
+        transport = self._options.transport
+        if transport == "poll" or self._options.once:
+            logger.info("transport: polling every %.1f s", self._options.poll_interval_s)
+            return
+        if url is None or self._open_socket is None:
+            logger.warning(
+                "transport: the server offers no doorbell socket; polling every %.1f s",
+                self._options.poll_interval_s,
+            )
+            return
+        self._socket = self._open_socket(url, lambda: self._current_session().id, self._ring)
+        self._socket.start()
+
+    def _ring(self, action_id: str | None) -> None:
+        """A doorbell (or a fresh socket): claim now."""
+        self._claim_reason = "doorbell" if action_id else "socket opened"
+        self._wake.set()
+
+    def _idle_interval(self) -> float:
+        """How long to wait before the next claim when the queue is empty."""
+        if self._socket is None:
+            return self._options.poll_interval_s
+        if self._socket.connected or self._options.transport == "ws":
+            return self._options.slow_poll_interval_s
+        return self._options.poll_interval_s
 
     # -- the loop ------------------------------------------------------------------
 
@@ -145,8 +203,9 @@ class Runner:
                 if self._options.once:
                     logger.info("queue empty; exiting (--once)")
                     return
-                self._pause(self._options.poll_interval_s)
+                self._pause(self._idle_interval())
                 continue
+            self._claim_reason = "drain"
             for index, action in enumerate(actions):
                 if self._stopping:
                     self._release(actions[index:])
@@ -158,6 +217,9 @@ class Runner:
     def _claim(self) -> tuple[list[ClaimedAction], float] | None:
         """The claimed actions and their lease deadline (monotonic); None on a failure."""
         session = self._current_session()
+        self._wake.clear()
+        logger.debug("claim (%s)", self._claim_reason)
+        self._claim_reason = "poll"
         sent_at = self._clock()
         try:
             items = self._client.claim(
@@ -264,9 +326,11 @@ class Runner:
     def _pause(self, seconds: float) -> None:
         # Short slices rather than an Event: stop() may run in a signal handler, where
         # taking the Event's lock could deadlock.
+        # A doorbell ends the pause at once (the Event is set from another thread only).
         deadline = time.monotonic() + seconds
         while not self._stopping and (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, _PAUSE_SLICE_S))
+            if self._wake.wait(min(left, _PAUSE_SLICE_S)):
+                return
 
     # -- keys ----------------------------------------------------------------------
 
@@ -308,8 +372,12 @@ class Runner:
                 logger.error("could not register a new session: %s", exc)
                 return
             logger.info("session %s registered (replacing %s)", self._session.id, stale.id)
+            if self._socket is not None:
+                self._socket.reconnect()  # the socket belongs to the session it opened with
 
     def _beat(self) -> None:
+        if self._socket is not None and self._socket.connected:
+            return  # the socket's pings are the heartbeat, and its close says we left
         session = self._current_session()
         try:
             self._client.heartbeat(session.id)

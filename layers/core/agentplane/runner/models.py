@@ -30,6 +30,8 @@ class RunnerSession(_ServerModel):
     id: UUID
     agent_id: UUID
     status: str = "online"
+    # Where to open the doorbell socket (registration only; None: poll).
+    websocket_url: str | None = None
 
 
 class ClaimedAction(_ServerModel):

@@ -36,12 +36,21 @@ class Session(OutputModel):
     organization_id: UUID
     runner_token_id: UUID | None
     socket_id: str
+    # When its doorbell socket opened (null: none open); `socket_id` is then its id.
+    socket_connected_at: datetime | None = None
     status: SessionStatus
     last_heartbeat: datetime
     metadata: JsonObject
     created_at: datetime
     updated_at: datetime
     ended_at: datetime | None
+
+
+class RegisteredSession(Session):
+    """A new session, and where its runner opens the doorbell socket (null: the server
+    has none; poll)."""
+
+    websocket_url: str | None
 
 
 class ClaimRequest(InputModel):

@@ -9,7 +9,9 @@ One `reap` runs four steps, each in batches of its own service-role transactions
 (d) approved actions past their approval expiry expire;
 (e) mirror reports still running past their deadline fail (their connection is free);
 (f) pending actions past their approval policy's escalation time are marked escalated,
-    once each, and the role it names is told (an `action.escalated` event).
+    once each, and the role it names is told (an `action.escalated` event);
+(g) runner doorbells older than an hour are dropped (rung or not, the runners' slow
+    poll has long found their actions).
 
 Each batch reads one partial index (live sessions by heartbeat, claimed actions by lease
 or by session, pending by TTL, approved by approval expiry), so the work follows what is
@@ -37,6 +39,7 @@ from agentplane.db.database import Database
 from agentplane.db.rows import Tx
 from agentplane.mirror.deadline import fail_overdue_reports
 from agentplane.observability import logger
+from agentplane.sessions.doorbells import prune
 from agentplane.sessions.service import (
     offline_stale_sessions,
     requeue_expired_leases,
@@ -45,6 +48,7 @@ from agentplane.sessions.service import (
 
 DEFAULT_STALE_AFTER_SECONDS = 90
 DEFAULT_BATCH = 1000
+DOORBELL_RETENTION_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class ReapResult:
     reports_failed: int = 0
     # Pending actions escalated by their approval policy.
     actions_escalated: int = 0
+    # Runner doorbells dropped from the outbox.
+    doorbells_pruned: int = 0
 
     def __add__(self, other: ReapResult) -> ReapResult:
         return ReapResult(
@@ -170,6 +176,16 @@ async def escalate(
     return await _drain(db, "heartbeat: escalate waiting actions", batch, step)
 
 
+async def prune_doorbells(db: Database, *, batch: int = DEFAULT_BATCH) -> ReapResult:
+    """(g) Drop runner doorbells older than DOORBELL_RETENTION_SECONDS."""
+
+    async def step(tx: Tx) -> tuple[int, ReapResult]:
+        pruned = await prune(tx, DOORBELL_RETENTION_SECONDS, limit=batch)
+        return pruned, ReapResult(doorbells_pruned=pruned)
+
+    return await _drain(db, "heartbeat: prune runner doorbells", batch, step)
+
+
 async def announce_escalation(tx: Tx, escalation: Escalation) -> None:
     """Tell the escalation's role: an `action.escalated` event in the same transaction
     (published after commit to EventBridge or the local bus, and to the organization's
@@ -210,7 +226,7 @@ async def reap(
     stale_after_seconds: int = DEFAULT_STALE_AFTER_SECONDS,
     batch: int = DEFAULT_BATCH,
 ) -> ReapResult:
-    """One cron run: (a) to (f) in order, so an action requeued in (a) or (b) past its
+    """One cron run: (a) to (g) in order, so an action requeued in (a) or (b) past its
     approval's expiry is expired by (d) in the same run, and one that expired in (c) is
     not escalated after."""
     return (
@@ -220,4 +236,5 @@ async def reap(
         + await expire_approvals(db, batch=batch)
         + await fail_overdue(db, batch=batch)
         + await escalate(db, batch=batch)
+        + await prune_doorbells(db, batch=batch)
     )

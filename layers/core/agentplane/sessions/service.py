@@ -365,14 +365,20 @@ async def requeue_expired_leases(tx: Tx, *, limit: int) -> tuple[int, int]:
 
 # Locks a batch of live sessions, oldest heartbeat first, reading
 # agent_sessions_live_heartbeat_idx; the lock re-checks last_heartbeat, so a heartbeat
-# that committed meanwhile spares its session. Parameters: (stale_after_seconds, limit).
+# that committed meanwhile spares its session. A session holding a doorbell socket pings
+# only inside API Gateway's 10 minute idle timeout (its socket's close takes it offline
+# at once), so it is stale only after SOCKET_STALE_AFTER_SECONDS. Parameters:
+# (stale_after_seconds, socket_stale_after_seconds, limit).
+SOCKET_STALE_AFTER_SECONDS = 660
 OFFLINE_STALE_SESSIONS = """
 update public.agent_sessions s
-   set status = 'offline', ended_at = now()
+   set status = 'offline', ended_at = now(), socket_connected_at = null
   from (
     select id from public.agent_sessions
      where status <> 'offline'
        and last_heartbeat < now() - make_interval(secs => %s)
+       and (socket_connected_at is null
+            or last_heartbeat < now() - make_interval(secs => %s))
      order by last_heartbeat
      limit %s
        for update skip locked
@@ -384,5 +390,6 @@ returning s.id
 
 async def offline_stale_sessions(tx: Tx, stale_after_seconds: int, *, limit: int) -> list[UUID]:
     """Take up to `limit` sessions silent past the threshold offline; their ids."""
-    rows = await tx.execute(OFFLINE_STALE_SESSIONS, (stale_after_seconds, limit))
+    socket_stale = max(stale_after_seconds, SOCKET_STALE_AFTER_SECONDS)
+    rows = await tx.execute(OFFLINE_STALE_SESSIONS, (stale_after_seconds, socket_stale, limit))
     return [r[0] for r in await rows.fetchall()]

@@ -3,7 +3,9 @@
 // Every value from the API is text (el() and textContent), never HTML.
 import { el, getJson, link, poller, say, short, when } from "./lib.js";
 
-const SESSIONS_MS = 3000;
+// Every second: a runner's socket opening or closing changes its presence at once on the
+// server (DESIGN.md §4.2), and the page should show it within a second too.
+const SESSIONS_MS = 1000;
 const ACTIONS_MS = 5000;
 const PAGE_LIMIT = 50;
 
