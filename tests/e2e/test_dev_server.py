@@ -4,6 +4,7 @@ and reuses its data on the next start."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -55,7 +56,8 @@ def test_dev_serves_health_and_a_working_token_then_stops_and_restarts(tmp_path:
         server.wait_healthy(STARTUP_DEADLINE_S)
         me = httpx.get(f"{server.base_url}/me", headers={"Authorization": f"Bearer {token}"})
         assert me.json()["organizations"] == organizations
-        assert stop(server) == 0
+        # And a SIGTERM (a supervisor's stop) stops both as cleanly as Ctrl-C
+        assert stop(server, signal.SIGTERM) == 0
     assert not _postgres_running(data_dir / "pgdata")
 
 

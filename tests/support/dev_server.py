@@ -95,9 +95,9 @@ def dev_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Itera
             proc.wait(timeout=STOP_DEADLINE_S)
 
 
-def stop(server: DevServer) -> int:
-    """Ctrl-C the server; its exit code."""
-    server.proc.send_signal(signal.SIGINT)
+def stop(server: DevServer, how: signal.Signals = signal.SIGINT) -> int:
+    """Ctrl-C the server (or send it `how`); its exit code."""
+    server.proc.send_signal(how)
     return server.proc.wait(timeout=STOP_DEADLINE_S)
 
 

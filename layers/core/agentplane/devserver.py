@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import errno
 import shlex
+import signal
 import socket
 from typing import Any
 
@@ -119,10 +120,21 @@ def serve(
     config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")
     server = uvicorn.Server(config)
     print(_banner(settings, demo, f"http://{host}:{port}"), flush=True)
-    # uvicorn shuts down gracefully, then re-raises the Ctrl-C it captured: that is the
-    # normal way to stop a dev server, not an error.
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_with_cron(server, runtime, cron_interval))
+    # uvicorn shuts down gracefully, then re-raises the signal it captured through the
+    # handler that was there before it: a SIGTERM (a supervisor, `kill`) becomes the same
+    # KeyboardInterrupt as Ctrl-C, so the caller's cleanup stops the embedded PostgreSQL
+    # too (the default handler would end the process before it). Either is the normal
+    # way to stop a dev server, not an error.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve_with_cron(server, runtime, cron_interval))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 async def _serve_with_cron(
