@@ -151,13 +151,16 @@ class Console:
     def organization(self) -> str:
         return str(self.client().get("/me").json()["organizations"][0]["organization_id"])
 
-    def add_member(self, role: str) -> tuple[uuid.UUID, str]:
-        """A new person with `role` in the demo organization: their id and token."""
+    def add_member(
+        self, role: str, organization_id: str | None = None, admin_token: str | None = None
+    ) -> tuple[uuid.UUID, str]:
+        """A new person with `role` in an organization (the demo one unless named, added
+        by the holder of `admin_token`, the demo owner unless given): their id and token."""
         user_id = uuid.uuid4()
         token = self.token_for(user_id)
         assert self.client(token).get("/me").status_code == 200  # now they are known
-        added = self.client().post(
-            f"/organizations/{self.organization()}/members",
+        added = self.client(admin_token).post(
+            f"/organizations/{organization_id or self.organization()}/members",
             json={"user_id": str(user_id), "role": role},
         )
         assert added.status_code == 201, added.text
@@ -192,15 +195,7 @@ class Team:
 
     def add(self, role: str) -> tuple[uuid.UUID, str]:
         """A new person with `role` in the team: their id and token."""
-        user_id = uuid.uuid4()
-        token = self.console.token_for(user_id)
-        assert self.console.client(token).get("/me").status_code == 200
-        added = self.client().post(
-            f"/organizations/{self.organization_id}/members",
-            json={"user_id": str(user_id), "role": role},
-        )
-        assert added.status_code == 201, added.text
-        return user_id, token
+        return self.console.add_member(role, self.organization_id, self.owner_token)
 
 
 def new_team(console: Console, name: str = "team") -> Team:

@@ -21,10 +21,9 @@ from agentplane.actions.models import (
 from agentplane.db.pagination import Page
 from agentplane.errors import ValidationProblemError
 from agentplane.http.deps import RuntimeDep, UserTx
-from agentplane.http.doorbell_kick import ring_if_claimable
 from agentplane.http.etag import conditional_json
+from agentplane.http.kicks import after_transitions
 from agentplane.http.pagination import OrderedPageDep
-from agentplane.http.workflow_kick import kick_events, kick_if_workflow
 from agentplane.observability import logger
 
 router = APIRouter(tags=["actions"])
@@ -66,9 +65,8 @@ async def propose_action(
     if not created:
         response.status_code = 200
     else:
-        kick_events(background, runtime)  # action.proposed
-    # A policy may approve it at once.
-    ring_if_claimable(background, runtime, [action])
+        # action.proposed, and a doorbell if its policy approved it at once
+        after_transitions(background, runtime, [action])
     return action
 
 
@@ -128,8 +126,7 @@ async def _decide(
             "decided_by": str(action.decided_by) if action.decided_by else None,
         },
     )
-    kick_if_workflow(background, runtime, [action])
-    ring_if_claimable(background, runtime, [action])
+    after_transitions(background, runtime, [action])
     return action
 
 
@@ -174,6 +171,8 @@ async def undo_action(
     action_id: UUID,
     tx: UserTx,
     response: Response,
+    runtime: RuntimeDep,
+    background: BackgroundTasks,
     body: UndoRequest | None = None,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Action:
@@ -189,6 +188,8 @@ async def undo_action(
         reason=request.reason,
         ttl_seconds=request.ttl_seconds,
         idempotency_key=idempotency_key,
+        signer=lambda: runtime.signer,
+        approval_ttl_seconds=runtime.settings.approval_ttl_seconds,
     )
     logger.info(
         "undo proposed",
@@ -196,6 +197,8 @@ async def undo_action(
     )
     if not created:
         response.status_code = 200
+    else:
+        after_transitions(background, runtime, [action])
     return action
 
 
@@ -222,8 +225,7 @@ async def decide_actions(
             "refused": [{"action_id": str(r.action_id), "status": r.error.status} for r in refused],
         },
     )
-    kick_if_workflow(background, runtime, decided)
-    ring_if_claimable(background, runtime, decided)
+    after_transitions(background, runtime, decided)
     return BatchDecisionResult(decided=decided, refused=[r.refused() for r in refused])
 
 

@@ -608,17 +608,19 @@ async def expire_unclaimed_approvals(tx: Tx, *, limit: int) -> int:
 
 # Pending actions past their policy's escalation time, once each (escalated_at is set in
 # the same statement), soonest first, with the people of the role to tell (that role and
-# the ones above it). Reads agent_actions_escalation_idx. Parameters: (now, limit).
+# the ones above it). Reads agent_actions_escalation_idx. Parameters: now (null: the
+# database clock) and limit.
 ESCALATE = b"""
 with due as (
   select id from public.agent_actions
-   where status = 'pending' and escalated_at is null and escalate_at <= %(now)s
+   where status = 'pending' and escalated_at is null
+     and escalate_at <= coalesce(%(now)s::timestamptz, now())
    order by escalate_at
    limit %(limit)s
      for update skip locked
 ), escalated as (
   update public.agent_actions a
-     set escalated_at = %(now)s
+     set escalated_at = coalesce(%(now)s::timestamptz, now())
     from due
    where a.id = due.id
   returning a.id, a.organization_id, a.agent_id, a.escalate_to_role, a.risk, a.policy_id,
@@ -650,10 +652,5 @@ class Escalation(NamedTuple):
 async def escalate_waiting(tx: Tx, *, limit: int, now: datetime | None = None) -> list[Escalation]:
     """Mark up to `limit` pending actions due for escalation (at `now`, the database's
     clock by default) as escalated, once each; who to tell about each."""
-    if now is None:
-        cur = await tx.execute("select now()")
-        row = await cur.fetchone()
-        assert row is not None
-        now = row[0]
     cur = await tx.execute(ESCALATE, {"now": now, "limit": limit})
     return [Escalation(*row) for row in await cur.fetchall()]

@@ -4,7 +4,8 @@ same agent through the ordinary propose path (so the same approval applies to it
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from agentplane.actions import service
@@ -13,6 +14,9 @@ from agentplane.db.rows import Tx, fetch_one
 from agentplane.errors import ConflictError, ForbiddenError, NotFoundError
 from agentplane.tools.catalog import CATALOG
 from agentplane.tools.models import UNDO_CONTENT_LIMIT_BYTES
+
+if TYPE_CHECKING:
+    from agentplane.actions.signing import ApprovalSigner
 
 # The action, and whether the caller may propose for its organization (members and up),
 # so a viewer gets 403 before any 409.
@@ -39,6 +43,8 @@ async def undo(
     reason: str | None,
     ttl_seconds: int,
     idempotency_key: str | None = None,
+    signer: Callable[[], ApprovalSigner] | None = None,
+    approval_ttl_seconds: int = 3600,
 ) -> tuple[Action, bool]:
     """Propose the inverse of `action_id`; returns (the undo action, created). 404 when the
     caller cannot see it, 403 for a viewer, 409 when it cannot be undone (the detail says
@@ -68,6 +74,8 @@ async def undo(
         max_attempts=original.max_attempts,
         undo_of=action_id,
         undo_reason=reason,
+        signer=signer,
+        approval_ttl_seconds=approval_ttl_seconds,
     )
     if action.undo_of != action_id:  # the key named another proposal of the same payload
         raise ConflictError(

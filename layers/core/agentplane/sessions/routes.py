@@ -23,9 +23,8 @@ from agentplane.db.database import Database
 from agentplane.db.pagination import Page
 from agentplane.errors import UnauthorizedError
 from agentplane.http.deps import RunnerDep, RunnerTx, RuntimeDep, UserTx
-from agentplane.http.doorbell_kick import ring_after_commit, ring_if_claimable
+from agentplane.http.kicks import after_transitions, kick_events, ring_after_commit
 from agentplane.http.pagination import PageDep
-from agentplane.http.workflow_kick import kick_events, kick_if_workflow
 from agentplane.observability import logger
 from agentplane.sessions import doorbells, service
 from agentplane.sessions.models import (
@@ -138,7 +137,7 @@ async def report_result(
         _log_stale(action_id, body.fencing_token, exc.extra.get("current_status"))
         raise
     logger.info("action finished", extra={"action_id": str(action_id), "status": action.status})
-    kick_if_workflow(background, runtime, [action])
+    after_transitions(background, runtime, [action])
     return action
 
 
@@ -168,7 +167,7 @@ async def report_results(
             "succeeded": sum(1 for a in finished if a.status == "succeeded"),
         },
     )
-    kick_if_workflow(background, runtime, finished)
+    after_transitions(background, runtime, finished)
     return outcome
 
 
@@ -195,7 +194,7 @@ async def release_action(
 ) -> Action:
     """Give a claimed action back to the queue without counting the attempt."""
     action = await service.release(tx, action_id, body.fencing_token)
-    ring_if_claimable(background, runtime, [action])
+    after_transitions(background, runtime, [action])
     return action
 
 

@@ -104,6 +104,7 @@ CATALOG: dict[str, Tool] = {
 TOOL_NAMES = tuple(CATALOG)
 
 
+# The payload tool of a workflow's approval gate: decided like any action, never run.
 GATE_TOOL = "workflow.approval"
 
 

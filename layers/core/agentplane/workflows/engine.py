@@ -29,6 +29,7 @@ from agentplane.db.rows import Tx
 from agentplane.errors import ProblemError
 from agentplane.observability import logger
 from agentplane.runtime import Runtime
+from agentplane.tools.catalog import GATE_TOOL
 from agentplane.workflows import state as st
 from agentplane.workflows.definition import (
     ActionConfig,
@@ -41,7 +42,6 @@ from agentplane.workflows.definition import (
     render,
 )
 
-GATE_TOOL = "workflow.approval"
 # Seconds a wait may outlast its action's TTL (decision, claim, run, callback delivery).
 WAIT_MARGIN_SECONDS = 900
 # Estimated history events per wave: the step task and its choice, plus per node a
@@ -557,6 +557,8 @@ async def wait_node(
                 workflow_node_id=node_id,
                 gate=gate,
                 proposed_by=run["started_by"],
+                signer=lambda: runtime.signer,
+                approval_ttl_seconds=runtime.settings.approval_ttl_seconds,
             )
         except ProblemError as exc:
             raise NodeError("Action.NotProposed", f"node {node_id}: {exc.detail}") from None

@@ -2,8 +2,8 @@
 // first and newest first within a risk, refreshed every few seconds (304 while nothing
 // changed). Each card shows the exact payload, its hash, its TTL and the buttons.
 import {
-  RISK_ORDER, agentName, canonical, countdown, el, getJson, link, me, poller, postJson, riskOf, say,
-  sha256Hex, short, tools, visible, when,
+  RISK_ORDER, agentName, canonical, countdown, el, getJson, link, me, poller, postJson, say,
+  sha256Hex, short, visible, when,
 } from "./lib.js";
 
 const POLL_MS = 3000;
@@ -61,9 +61,9 @@ export async function decide(action, decision, card) {
   return text;
 }
 
-async function card(action, known) {
+async function card(action) {
   const item = el("li", { class: "item", "data-action-id": action.id });
-  const risk = riskOf(action, known);
+  const risk = action.risk;
   item.appendChild(el("div", { class: "meta" },
     el("span", { class: "risk risk-" + risk }, risk), " · agent ",
     link("#/agents/" + action.agent_id, await agentName(action.agent_id)), " · ", source(action),
@@ -103,10 +103,10 @@ async function card(action, known) {
   return item;
 }
 
-function ordered(page, known) {
+function ordered(page) {
   // Riskiest first; within a risk, newest first (the list comes newest first).
   return page.items.map((a, i) => [a, i])
-    .sort(([a, i], [b, j]) => (RISK_ORDER[riskOf(a, known)] - RISK_ORDER[riskOf(b, known)]) || i - j)
+    .sort(([a, i], [b, j]) => (RISK_ORDER[a.risk] - RISK_ORDER[b.risk]) || i - j)
     .map(([a]) => a);
 }
 
@@ -129,12 +129,11 @@ export async function render(root, _params, query) {
     el("ol", { id: "items" }),
     el("p", { id: "empty", hidden: "" }, "Nothing waits for a decision."));
   root.replaceChildren(section);
-  const known = await tools();
   const list = section.querySelector("#items");
   const watch = poller("/actions?status=pending&order=newest&limit=200", POLL_MS, async (page) => {
-    const items = ordered(page, known);
+    const items = ordered(page);
     const cards = [];
-    for (const action of items) cards.push(await card(action, known));
+    for (const action of items) cards.push(await card(action));
     const current = list.children[selected];
     const keep = current ? current.getAttribute("data-action-id") : null;
     list.replaceChildren(...cards);

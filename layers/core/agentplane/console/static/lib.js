@@ -181,22 +181,9 @@ export function countdown(expiresAt) {
   return (h ? h + "h " : "") + m + "m " + String(s).padStart(2, "0") + "s left";
 }
 
-// The tool catalog's risk of each tool (GET /tools), most dangerous first when sorting.
+// Most dangerous first when sorting by an action's risk (its approval policy's, or the
+// tool catalog's when no policy matched: the server writes it at proposal).
 export const RISK_ORDER = { critical: 0, high: 1, medium: 2, low: 3 };
-let catalog = null;
-export async function tools() {
-  if (!catalog) {
-    const page = await getJson("/tools");
-    catalog = Object.fromEntries(page.items.map((tool) => [tool.name, tool]));
-  }
-  return catalog;
-}
-export function riskOf(action, known) {
-  if (action.risk) return action.risk;
-  if (action.kind === "approval") return "medium";
-  const tool = known[action.payload && action.payload.tool];
-  return tool ? tool.risk : "high";
-}
 
 // Everything a page needs to know about the person: their id and role per organization.
 export const me = { user_id: null, email: null, roles: {} };

@@ -333,6 +333,18 @@ create policy "Server jobs can manage approvals"
   on public.action_approvals for all to service_role
   using (true) with check (true);
 
+-- A person's role in an organization (null: not a member). The approval rules below ask
+-- it of the approver; security definer, since it answers for the rule, not for RLS.
+create function private.member_role(org uuid, person uuid) returns text
+  language sql stable security definer
+  set search_path = ''
+  as $$
+    select m.role from public.organization_members m
+     where m.organization_id = org and m.user_id = person
+  $$;
+revoke all on function private.member_role(uuid, uuid) from public;
+grant execute on function private.member_role(uuid, uuid) to authenticated, service_role;
+
 -- An approval's rules (the API checks them first to refuse politely; this is the rule):
 -- the action is pending and unexpired, the approver's role is one its policy allows, a
 -- proposer approves only where allowed. The approver is the caller; their role and the
@@ -357,9 +369,7 @@ begin
   if coalesce(nullif(auth.role(), ''), 'service_role') = 'authenticated' then
     new.approver_id := auth.uid();
   end if;
-  select m.role into member_role
-    from public.organization_members m
-   where m.organization_id = a.organization_id and m.user_id = new.approver_id;
+  member_role := private.member_role(a.organization_id, new.approver_id);
   if member_role is null or not member_role = any (a.approver_roles) then
     raise exception 'a % may not approve action % (its policy allows %)',
       coalesce(member_role, 'non-member'), a.id, array_to_string(a.approver_roles, ', ')
@@ -446,9 +456,7 @@ begin
   end if;
   if role = 'authenticated' then
     if edge = 'pending>rejected' then
-      select m.role into member_role
-        from public.organization_members m
-       where m.organization_id = old.organization_id and m.user_id = auth.uid();
+      member_role := private.member_role(old.organization_id, auth.uid());
       if member_role is null or not member_role = any (old.approver_roles) then
         raise exception 'a % may not reject action % (its policy allows %)',
           coalesce(member_role, 'non-member'), old.id, array_to_string(old.approver_roles, ', ')
@@ -490,9 +498,7 @@ create function private.may_reject(org uuid, roles text[]) returns boolean
   set search_path = ''
   as $$
     select coalesce(nullif(auth.role(), ''), 'service_role') <> 'authenticated'
-        or exists (select from public.organization_members m
-                    where m.organization_id = org and m.user_id = auth.uid()
-                      and m.role = any (roles))
+        or coalesce(private.member_role(org, auth.uid()) = any (roles), false)
   $$;
 revoke all on function private.may_reject(uuid, text[]) from public;
 grant execute on function private.may_reject(uuid, text[]) to authenticated, service_role;
