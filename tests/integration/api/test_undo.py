@@ -366,3 +366,35 @@ async def test_concurrent_undos_of_one_action_make_one_undo(
     assert sorted(a.status_code for a in answers) == [201] + [409] * (len(people) - 1)
     (made,) = [a.json()["id"] for a in answers if a.status_code == 201]
     assert {a.json()["undo_action_id"] for a in answers if a.status_code == 409} == {made}
+
+
+async def test_an_undo_its_policy_approves_by_itself_is_approved_at_once(
+    client: httpx.AsyncClient, make_org: MakeOrg, toolbox: Toolbox
+) -> None:
+    # Given a write a runner ran, then a low-risk policy that approves writes under
+    # notes/ by itself
+    org = await make_org()
+    agent_id = await new_agent(client, org)
+    runner = await runner_for(client, agent_id, org.member)
+    (toolbox.workspace / "notes").mkdir()
+    (toolbox.workspace / "notes" / "plan.md").write_text("v1\n")
+    v2 = await _run(runner, org, _write("notes/plan.md", "v2"), toolbox)
+    policy = await client.post(
+        "/approval-policies",
+        json={
+            "organization_id": str(org.id),
+            "tool_pattern": "write_file",
+            "risk": "low",
+            "auto_approve": True,
+            "auto_approve_constraints": {"path": {"path_within": "notes"}},
+        },
+        headers=org.admin.headers,
+    )
+    assert policy.status_code == 201, policy.text
+
+    # When it is undone, the undo goes through the same policy: approved and signed
+    resp = await client.post(f"/actions/{v2}/undo", json={}, headers=org.member.headers)
+    assert resp.status_code == 201, resp.text
+    undo = resp.json()
+    assert (undo["status"], undo["approved_by_policy"]) == ("approved", policy.json()["id"])
+    assert undo["approval_signature"]

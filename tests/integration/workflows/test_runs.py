@@ -338,3 +338,32 @@ async def test_a_gate_obeys_the_approval_policy_like_any_action(
     assert second.json()["status"] == "approved"
     run = await wait_for_run(client, org.member, run["id"], until=ENDED)
     assert run["status"] == "succeeded", run
+
+
+async def test_an_action_node_its_policy_approves_by_itself_runs_without_a_person(
+    client: httpx.AsyncClient, make_org: MakeOrg
+) -> None:
+    # Given a low-risk policy that approves reads by itself, and a workflow that reads
+    org, agent, project, _ = await setup(client, make_org)
+    policy = await client.post(
+        "/approval-policies",
+        json={"organization_id": str(org.id), "tool_pattern": "read_file", "risk": "low",
+              "auto_approve": True, "auto_approve_constraints": {"path": {"path_within": "."}}},
+        headers=org.admin.headers,
+    )  # fmt: skip
+    assert policy.status_code == 201, policy.text
+    wf = await save_workflow(client, org.member, project, {
+        "nodes": [{"id": "read", "type": "action",
+                   "config": {"agent_id": agent, "tool": "read_file",
+                              "args": {"path": "notes.txt"}}}],
+        "edges": [],
+    })  # fmt: skip
+    run = await start_run(client, org.member, wf["id"], {})
+    run = await wait_for_run(client, org.member, run["id"], until=node_is("read", "waiting"))
+
+    # Then its action is approved by the policy as soon as it is proposed
+    action = (
+        await client.get(f"/actions/{node(run, 'read')['action_id']}", headers=org.viewer.headers)
+    ).json()
+    assert (action["status"], action["approved_by_policy"]) == ("approved", policy.json()["id"])
+    assert action["approval_signature"]
