@@ -14,8 +14,15 @@ import pytest
 from agentplane.runtime import Runtime
 from agentplane.workflows.dispatcher import heartbeat
 from agentplane.workflows.local import LocalWorkflows
-from tests.support.api import MakeOrg
-from tests.support.builders import create_connection, create_project, new_agent, store_key
+from agentplane.workflows.sfn import StepFunctionsError
+from tests.support.api import MakeOrg, Org
+from tests.support.builders import (
+    create_connection,
+    create_project,
+    new_agent,
+    runner_for,
+    store_key,
+)
 from tests.support.fake_provider import FakeProvider, Reply
 from tests.support.workflows import node, node_is, save_workflow, start_run, wait_for_run
 
@@ -123,17 +130,34 @@ async def test_wait_nodes_are_timers_alone_and_in_a_wave(
     assert not [op for op, _ in workflows.calls if op in ("run_node", "wait_node")]
 
 
-async def test_the_dispatcher_heartbeats_the_waits_of_action_nodes(
-    client: httpx.AsyncClient, make_org: MakeOrg, runtime: Runtime, workflows: LocalWorkflows
-) -> None:
-    org = await make_org()
-    agent = await new_agent(client, org)
+async def write_node_waiting(client: httpx.AsyncClient, org: Org, agent: str) -> dict[str, Any]:
+    """A run of one `write_file` action node, once the node waits for its action."""
     wf = await save_workflow(client, org.member, await create_project(client, org), {
         "nodes": [{"id": "write", "type": "action",
                    "config": {"agent_id": agent, "tool": "write_file",
                               "args": {"path": "a.txt", "content": "x"}}}],
         "edges": [],
     })  # fmt: skip
+    run = await start_run(client, org.member, wf["id"])
+    return await wait_for_run(client, org.member, run["id"], until=node_is("write", "waiting"))
+
+
+async def age_waits(runtime: Runtime, run_id: str) -> None:
+    """Make the run's waits a heartbeat interval old, as if the task had run that long."""
+    interval = runtime.settings.workflow_heartbeat_seconds // 3
+    async with runtime.database.service("test: an older wait") as tx:
+        await tx.execute(
+            "update public.workflow_waits set created_at = created_at - make_interval(secs => %s)"
+            " where run_id = %s",
+            (interval, run_id),
+        )
+
+
+async def test_the_dispatcher_heartbeats_the_waits_of_action_nodes(
+    client: httpx.AsyncClient, make_org: MakeOrg, runtime: Runtime, workflows: LocalWorkflows
+) -> None:
+    org = await make_org()
+    agent = await new_agent(client, org)
     await workflows.stop_dispatcher()
     sent: Counter[str] = Counter()
     original = runtime.step_functions.heartbeat
@@ -143,10 +167,71 @@ async def test_the_dispatcher_heartbeats_the_waits_of_action_nodes(
         await original(token)
 
     runtime.step_functions.heartbeat = counted  # type: ignore[method-assign]
-    run = await start_run(client, org.member, wf["id"])
-    await wait_for_run(client, org.member, run["id"], until=node_is("write", "waiting"))
-
+    run = await write_node_waiting(client, org, agent)
+    # A task that has just started needs no heartbeat.
+    assert await heartbeat(runtime) == 0
+    assert not sent
+    await age_waits(runtime, run["id"])
     assert await heartbeat(runtime) == 1
     # Not again within a third of HeartbeatSeconds.
     assert await heartbeat(runtime) == 0
     assert list(sent.values()) == [1]
+
+
+async def test_a_heartbeat_answered_invalid_token_leaves_the_wait_open_for_the_result(
+    client: httpx.AsyncClient, make_org: MakeOrg, runtime: Runtime, workflows: LocalWorkflows
+) -> None:
+    # Step Functions does not know the token at that moment (moto's interpreter arms a
+    # task's heartbeat only after its Lambda returns): the action's result must still
+    # reach the run.
+    org = await make_org()
+    agent = await new_agent(client, org)
+    runner = await runner_for(client, agent, org.owner)
+    session = await runner.register()
+    answers: list[str] = []
+
+    async def unknown(token: str) -> None:
+        answers.append(token)
+        raise StepFunctionsError("InvalidToken", "Invalid Token: not found")
+
+    runtime.step_functions.heartbeat = unknown  # type: ignore[method-assign]
+    run = await write_node_waiting(client, org, agent)
+    await age_waits(runtime, run["id"])
+    assert await heartbeat(runtime) == 0
+    assert len(answers) == 1
+    resp = await client.post(
+        f"/actions/{node(run, 'write')['action_id']}/approve", headers=org.admin.headers
+    )
+    assert resp.status_code == 200, resp.text
+    [item] = await runner.claimed(session["id"], max=1, lease_seconds=60)
+    resp = await runner.result(item["id"], item["fencing_token"], "succeeded", {"ok": True})
+    assert resp.status_code == 200, resp.text
+
+    run = await wait_for_run(client, org.member, run["id"], until=ENDED)
+    assert run["status"] == "succeeded", run
+    assert node(run, "write")["output"] == {"ok": True}
+    # And a failed heartbeat is not sent again at once
+    assert await heartbeat(runtime) == 0
+    assert len(answers) == 1
+
+
+async def test_a_heartbeat_answered_task_timed_out_closes_the_wait(
+    client: httpx.AsyncClient, make_org: MakeOrg, runtime: Runtime, workflows: LocalWorkflows
+) -> None:
+    org = await make_org()
+    agent = await new_agent(client, org)
+    await workflows.stop_dispatcher()
+
+    async def timed_out(token: str) -> None:
+        raise StepFunctionsError("TaskTimedOut", "Task Timed Out")
+
+    runtime.step_functions.heartbeat = timed_out  # type: ignore[method-assign]
+    run = await write_node_waiting(client, org, agent)
+    await age_waits(runtime, run["id"])
+    assert await heartbeat(runtime) == 0
+    async with runtime.database.service("test: the wait") as tx:
+        cur = await tx.execute(
+            "select resolved_at is not null from public.workflow_waits where run_id = %s",
+            (run["id"],),
+        )
+        assert [row[0] for row in await cur.fetchall()] == [True]

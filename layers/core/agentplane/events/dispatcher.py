@@ -33,6 +33,7 @@ from agentplane.events.service import open_secret
 from agentplane.events.urls import allows_private, public_address
 from agentplane.observability import logger
 from agentplane.runtime import Runtime
+from agentplane.settings import Settings
 from agentplane.vault.crypto import VaultDecryptError, VaultUnavailableError
 from agentplane.vault.service import SealedSecret
 
@@ -134,10 +135,11 @@ class _Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def backoff_seconds(runtime: Runtime, attempts: int) -> float:
+def backoff_seconds(s: Settings, attempts: int) -> float:
     """The wait before the next try after `attempts` tries: doubling from the base, capped,
-    with equal jitter (half fixed, half random) so a burst of failures spreads out."""
-    s = runtime.settings
+    with equal jitter (half fixed, half random) so a burst of failures spreads out. The
+    wait after try n is in [f / 2, f] for f = min(cap, base * 2^(n-1)): below the cap,
+    never shorter than the wait before it."""
     full = min(s.webhook_backoff_max_seconds, s.webhook_backoff_seconds * 2 ** (attempts - 1))
     # Jitter, not a secret: the standard generator will do.
     return float(full / 2 + random.uniform(0, full / 2))  # noqa: S311
@@ -173,7 +175,8 @@ async def publish_events(runtime: Runtime, *, limit: int = BATCH) -> tuple[int, 
                 continue
             retried += 1
             await tx.execute(
-                EVENT_RETRY, (error, backoff_seconds(runtime, attempts[event_id]), event_id)
+                EVENT_RETRY,
+                (error, backoff_seconds(runtime.settings, attempts[event_id]), event_id),
             )
             logger.warning(
                 "event not published; will retry", extra={"event_id": str(event_id), "error": error}
@@ -307,7 +310,7 @@ async def deliver_webhooks(runtime: Runtime, *, limit: int = BATCH) -> tuple[int
                     "webhook delivery failed for good", extra={**log, "error": outcome.error}
                 )
             else:
-                wait = backoff_seconds(runtime, d.attempts)
+                wait = backoff_seconds(runtime.settings, d.attempts)
                 await tx.execute(
                     DELIVERY_RETRY, (outcome.status_code, outcome.error, wait, d.id, d.attempts)
                 )

@@ -65,9 +65,9 @@ select w.id, w.task_token
   from public.workflow_waits w
   join public.agent_actions a on a.id = w.action_id
  where w.resolved_at is null and w.kind = 'action'
-   and (w.heartbeat_at is null or w.heartbeat_at <= now() - make_interval(secs => %s))
+   and coalesce(w.heartbeat_at, w.created_at) <= now() - make_interval(secs => %s)
    and a.status in ('pending', 'approved', 'claimed')
- order by w.heartbeat_at nulls first
+ order by coalesce(w.heartbeat_at, w.created_at)
  limit %s
    for update of w skip locked
 """
@@ -197,7 +197,13 @@ async def dispatch(
 
 async def heartbeat(runtime: Runtime, *, limit: int = BATCH) -> int:
     """SendTaskHeartbeat for open `action` waits not heartbeaten for a third of their
-    HeartbeatSeconds; how many were sent."""
+    HeartbeatSeconds (counted from the wait's start); how many were sent.
+
+    Only `TaskTimedOut` closes a wait: the task is over and its execution has moved on.
+    A token that is not found (yet, or any more) leaves the wait open, so the action's
+    result still becomes its callback, whose delivery records how it settled. (moto's
+    interpreter, for one, knows a token's heartbeat only once the task's Lambda has
+    returned, a moment after the wait is stored.)"""
     interval = max(1, runtime.settings.workflow_heartbeat_seconds // 3)
     sent = 0
     async with runtime.database.service("workflow heartbeats", routine=True) as tx:
@@ -206,14 +212,15 @@ async def heartbeat(runtime: Runtime, *, limit: int = BATCH) -> int:
             try:
                 await runtime.step_functions.heartbeat(token)
             except StepFunctionsError as exc:
-                if exc.code in SETTLED:
-                    await tx.execute(
-                        "update public.workflow_waits set resolved_at = now() where id = %s",
-                        (wait_id,),
-                    )
+                timed_out = exc.code == "TaskTimedOut"
+                await tx.execute(
+                    "update public.workflow_waits set heartbeat_at = now(),"
+                    " resolved_at = case when %s then now() end where id = %s",
+                    (timed_out, wait_id),
+                )
                 logger.warning(
                     "workflow heartbeat not delivered",
-                    extra={"wait_id": str(wait_id), "error": str(exc)},
+                    extra={"wait_id": str(wait_id), "error": str(exc), "closed": timed_out},
                 )
                 continue
             await tx.execute(
