@@ -72,7 +72,9 @@ def wait_until(what: str, check: Callable[[], Any], deadline_s: float = DEADLINE
 class RunnerProcess:
     """`agentplane runner` as a process, its stderr collected line by line."""
 
-    def __init__(self, plane: Plane, token: str, workspace: Path, *args: str) -> None:
+    def __init__(
+        self, plane: Plane, token: str, workspace: Path, *args: str, server: DevServer | None = None
+    ) -> None:
         env = {**os.environ, "AGENTPLANE_RUNNER_TOKEN": token}
         env.pop("DATABASE_URL", None)
         self.proc = subprocess.Popen(
@@ -82,7 +84,7 @@ class RunnerProcess:
                 "agentplane.cli",
                 "runner",
                 "--server",
-                plane.server.base_url,
+                (server or plane.server).base_url,
                 "--workspace",
                 str(workspace),
                 "--log-level",
@@ -158,6 +160,39 @@ def test_a_ws_runner_claims_on_the_doorbell_not_by_polling(plane: Plane, tmp_pat
     assert "poll" not in claims, claims
     assert claims.count("doorbell") == 1, claims
     assert len(claims) <= 4, claims
+
+
+def test_a_doorbell_rung_by_one_dev_process_reaches_a_socket_of_another(
+    plane: Plane, tmp_path: Path
+) -> None:
+    # Given a second `agentplane dev` on the same database (it attaches to the first's
+    # embedded PostgreSQL) and a ws runner whose socket is open to that second process
+    with dev_server(plane.data_dir) as other:
+        other.wait_healthy(STARTUP_DEADLINE_S)
+        token = plane.runner_token()["token"]
+        runner = RunnerProcess(plane, token, tmp_path, "--transport", "ws", server=other)
+        try:
+            runner.wait_for(r"doorbell socket connected")
+            session_id = runner.wait_for(r"session (\S+) registered").group(1)
+            # When a person approves an action through the first process
+            action_id = plane.approve(
+                {"tool": "write_file", "args": {"path": "across.txt", "content": "both"}}
+            )
+            # Then the second process heard the NOTIFY and rang its socket: the runner
+            # claimed on the doorbell and ran it, with no poll in between
+            wait_until("the action succeeded", lambda: plane.status(action_id) == "succeeded")
+            runner.wait_for(rf"action {action_id} tool=write_file status=succeeded")
+            assert (tmp_path / "across.txt").read_text() == "both"
+        finally:
+            runner.stop()
+        assert stop(other) == 0
+    claims = runner.claims()
+    assert "poll" not in claims, claims
+    assert claims.count("doorbell") == 1, claims
+    ran = plane.api.get(f"/actions/{action_id}").json()
+    assert ran["session_id"] == session_id
+    # And the first process still serves (the second's exit left the database running)
+    assert plane.api.get("/health").status_code == 200
 
 
 @pytest.fixture
