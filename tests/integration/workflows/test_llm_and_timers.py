@@ -153,6 +153,19 @@ async def age_waits(runtime: Runtime, run_id: str) -> None:
         )
 
 
+def heartbeats_answered(runtime: Runtime, code: str) -> list[str]:
+    """Step Functions answers every SendTaskHeartbeat with the error `code`; the tokens
+    it was sent, in order."""
+    tokens: list[str] = []
+
+    async def refused(token: str) -> None:
+        tokens.append(token)
+        raise StepFunctionsError(code, f"{code} (the test's answer)")
+
+    runtime.step_functions.heartbeat = refused  # type: ignore[method-assign]
+    return tokens
+
+
 async def test_the_dispatcher_heartbeats_the_waits_of_action_nodes(
     client: httpx.AsyncClient, make_org: MakeOrg, runtime: Runtime, workflows: LocalWorkflows
 ) -> None:
@@ -188,13 +201,7 @@ async def test_a_heartbeat_answered_invalid_token_leaves_the_wait_open_for_the_r
     agent = await new_agent(client, org)
     runner = await runner_for(client, agent, org.owner)
     session = await runner.register()
-    answers: list[str] = []
-
-    async def unknown(token: str) -> None:
-        answers.append(token)
-        raise StepFunctionsError("InvalidToken", "Invalid Token: not found")
-
-    runtime.step_functions.heartbeat = unknown  # type: ignore[method-assign]
+    answers = heartbeats_answered(runtime, "InvalidToken")
     run = await write_node_waiting(client, org, agent)
     await age_waits(runtime, run["id"])
     assert await heartbeat(runtime) == 0
@@ -222,10 +229,7 @@ async def test_a_heartbeat_answered_task_timed_out_closes_the_wait(
     agent = await new_agent(client, org)
     await workflows.stop_dispatcher()
 
-    async def timed_out(token: str) -> None:
-        raise StepFunctionsError("TaskTimedOut", "Task Timed Out")
-
-    runtime.step_functions.heartbeat = timed_out  # type: ignore[method-assign]
+    heartbeats_answered(runtime, "TaskTimedOut")
     run = await write_node_waiting(client, org, agent)
     await age_waits(runtime, run["id"])
     assert await heartbeat(runtime) == 0
