@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -306,7 +307,11 @@ def test_sign_in_through_supabase_auth_and_out(browser: Any, console: Console) -
     page.locator("#sign-out").click()
     page.locator("#sign-in").wait_for()
     page.wait_for_function("() => sessionStorage.length === 0")
-    assert any(path == "/auth/v1/logout" for path, _, _ in console.auth.calls)
+    # (the page forgets at once and tells the provider without waiting for its answer)
+    deadline = time.monotonic() + 10
+    while not any(path == "/auth/v1/logout" for path, _, _ in console.auth.calls):
+        assert time.monotonic() < deadline, f"no logout call: {console.auth.calls}"
+        time.sleep(0.05)
     page.close()
 
 
