@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.support.console import Console, Team
-from tests.support.dev_server import run_runner_once
+from tests.support.dev_server import run_runner_once, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -308,10 +307,11 @@ def test_sign_in_through_supabase_auth_and_out(browser: Any, console: Console) -
     page.locator("#sign-in").wait_for()
     page.wait_for_function("() => sessionStorage.length === 0")
     # (the page forgets at once and tells the provider without waiting for its answer)
-    deadline = time.monotonic() + 10
-    while not any(path == "/auth/v1/logout" for path, _, _ in console.auth.calls):
-        assert time.monotonic() < deadline, f"no logout call: {console.auth.calls}"
-        time.sleep(0.05)
+    wait_until(
+        "a logout call to the stand-in Supabase Auth",
+        lambda: any(path == "/auth/v1/logout" for path, _, _ in console.auth.calls),
+        deadline_s=10,
+    )
     page.close()
 
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,7 +22,13 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.support.dev_server import STARTUP_DEADLINE_S, DevServer, dev_server, stop
+from tests.support.dev_server import (
+    STARTUP_DEADLINE_S,
+    DevServer,
+    dev_server,
+    stop,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -58,15 +64,6 @@ class Plane:
 
     def status(self, action_id: str) -> str:
         return str(self.api.get(f"/actions/{action_id}").json()["status"])
-
-
-def wait_until(what: str, check: Callable[[], Any], deadline_s: float = DEADLINE_S) -> Any:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if value := check():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not within {deadline_s} s: {what}")
 
 
 class RunnerProcess:

@@ -11,9 +11,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -130,3 +131,14 @@ def run_runner_once(
     )
     assert runner.returncode == 0, runner.stdout + runner.stderr
     return runner
+
+
+def wait_until(what: str, check: Callable[[], Any], deadline_s: float = 30.0) -> Any:
+    """`check()`'s first truthy value, asked every 50 ms; fails naming `what` after
+    `deadline_s` seconds."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if value := check():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not within {deadline_s} s: {what}")

@@ -13,7 +13,8 @@ import httpx
 
 from agentplane.runtime import Runtime
 from agentplane.workflows.local import LocalWorkflows
-from tests.support.api import User
+from tests.support.api import Org, User
+from tests.support.builders import Runner
 
 # A run that is not where the test expects it within this long has hung: fail, saying
 # where it is.
@@ -114,3 +115,21 @@ async def execution_status(
         if status in wanted or time.monotonic() > end:
             return status
         await asyncio.sleep(0.05)
+
+
+async def work(runner: Runner, session_id: str, status: str = "succeeded") -> dict[str, Any]:
+    """Claim the one approved action and report `status` for it, as a runner would."""
+    items = await runner.claimed(session_id, max=1, lease_seconds=60)
+    assert len(items) == 1, items
+    item = items[0]
+    resp = await runner.result(item["id"], item["fencing_token"], status, {"done": status})
+    assert resp.status_code == 200, resp.text
+    return item
+
+
+async def approve(client: httpx.AsyncClient, org: Org, action_id: str, reason: str = "ok") -> None:
+    """The organization's admin approves the action (200)."""
+    resp = await client.post(
+        f"/actions/{action_id}/approve", json={"reason": reason}, headers=org.admin.headers
+    )
+    assert resp.status_code == 200, resp.text

@@ -18,13 +18,14 @@ from tests.support.webhooks import MAX_ATTEMPTS
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Test settings with three tries per delivery, a few milliseconds apart."""
+    """Test settings with three tries per delivery, a quarter second apart at first: longer
+    than a try itself, so a retry that did not wait shows."""
     return Settings(
         stage="test",
         jwt_secret=TEST_JWT_SECRET,
         data_dir=tmp_path / ".agentplane",
         webhook_max_attempts=MAX_ATTEMPTS,
-        webhook_backoff_seconds=0.02,
+        webhook_backoff_seconds=0.25,
         webhook_timeout_seconds=5,
     )
 

@@ -147,10 +147,10 @@ async def test_a_failing_receiver_is_retried_with_backoff_then_marked_failed(
     assert seen[-1]["status"] == "failed"
     assert seen[-1]["delivered_at"] is None
     assert "500" in seen[-1]["last_error"]
-    # Each retry waits at least its backoff's floor, which doubles (base 20 ms: 10 ms after
-    # the first try, 20 ms after the second), counted from when the try ended; a try's
-    # own time comes on top, so only the floor is exact (test_webhook_backoff.py has
-    # the bounds).
+    # Each retry waits at least its backoff's floor, which doubles (base 250 ms: 125 ms
+    # after the first try, 250 ms after the second, each more than a try takes here, so
+    # no backoff would show), counted from when the try ended; the try's own time comes
+    # on top, so only the floor is exact (test_webhook_backoff.py has the bounds).
     waits = [
         datetime.fromisoformat(s["next_attempt_at"]) - datetime.fromisoformat(s["last_attempt_at"])
         for s in seen[:-1]

@@ -24,7 +24,15 @@ from tests.support.builders import (
     store_key,
 )
 from tests.support.fake_provider import FakeProvider, Reply
-from tests.support.workflows import node, node_is, save_workflow, start_run, wait_for_run
+from tests.support.workflows import (
+    approve,
+    node,
+    node_is,
+    save_workflow,
+    start_run,
+    wait_for_run,
+    work,
+)
 
 ENDED = lambda run: run["status"] in ("succeeded", "failed", "cancelled")  # noqa: E731
 
@@ -206,17 +214,12 @@ async def test_a_heartbeat_answered_invalid_token_leaves_the_wait_open_for_the_r
     await age_waits(runtime, run["id"])
     assert await heartbeat(runtime) == 0
     assert len(answers) == 1
-    resp = await client.post(
-        f"/actions/{node(run, 'write')['action_id']}/approve", headers=org.admin.headers
-    )
-    assert resp.status_code == 200, resp.text
-    [item] = await runner.claimed(session["id"], max=1, lease_seconds=60)
-    resp = await runner.result(item["id"], item["fencing_token"], "succeeded", {"ok": True})
-    assert resp.status_code == 200, resp.text
+    await approve(client, org, node(run, "write")["action_id"])
+    await work(runner, session["id"])
 
     run = await wait_for_run(client, org.member, run["id"], until=ENDED)
     assert run["status"] == "succeeded", run
-    assert node(run, "write")["output"] == {"ok": True}
+    assert node(run, "write")["output"] == {"done": "succeeded"}
     # And a failed heartbeat is not sent again at once
     assert await heartbeat(runtime) == 0
     assert len(answers) == 1

@@ -15,6 +15,7 @@ from agentplane.workflows.local import LocalWorkflows
 from tests.support.api import MakeOrg, Org
 from tests.support.builders import Runner, create_project, new_agent, runner_for
 from tests.support.workflows import (
+    approve,
     execution_status,
     get_run,
     node,
@@ -23,6 +24,7 @@ from tests.support.workflows import (
     start_run,
     status_is,
     wait_for_run,
+    work,
 )
 
 ENDED = status_is("succeeded", "failed", "cancelled")
@@ -54,23 +56,6 @@ async def setup(client: httpx.AsyncClient, make_org: MakeOrg) -> tuple[Org, str,
     project = await create_project(client, org, "flows")
     runner = await runner_for(client, agent, org.owner)
     return org, agent, project, runner
-
-
-async def work(runner: Runner, session_id: str, status: str = "succeeded") -> dict[str, Any]:
-    """Claim the one approved action and report `status` for it, as a runner would."""
-    items = await runner.claimed(session_id, max=1, lease_seconds=60)
-    assert len(items) == 1, items
-    item = items[0]
-    resp = await runner.result(item["id"], item["fencing_token"], status, {"done": status})
-    assert resp.status_code == 200, resp.text
-    return item
-
-
-async def approve(client: httpx.AsyncClient, org: Org, action_id: str, reason: str = "ok") -> None:
-    resp = await client.post(
-        f"/actions/{action_id}/approve", json={"reason": reason}, headers=org.admin.headers
-    )
-    assert resp.status_code == 200, resp.text
 
 
 async def test_an_action_node_runs_when_approved_and_its_output_is_the_runners_result(
